@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class NewsletterConfig(AppConfig):
+    name = "newsletter"
+    verbose_name = "Site"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401

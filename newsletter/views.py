@@ -1,0 +1,80 @@
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .celery import app as celery_app
+from .models import Heartbeat
+from .services import WORKER_HEARTBEAT
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Show the front page."""
+    return render(request, "home.html")
+
+
+def _check_database() -> tuple[bool, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not fine"
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, connection.vendor
+
+
+def _check_broker() -> tuple[bool, str]:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".healthz"
+        try:
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            return False, f"broker folder {folder} is not writable: {exc}"
+        return True, "filesystem"
+    try:
+        with celery_app.connection_for_write(url) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            transport = conn.transport_cls
+    except Exception as exc:  # noqa: BLE001
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, str(transport)
+
+
+def _check_worker() -> tuple[bool, str]:
+    try:
+        heartbeat = Heartbeat.objects.filter(name=WORKER_HEARTBEAT).first()
+    except Exception as exc:  # noqa: BLE001
+        return False, f"cannot read heartbeat: {exc}"
+    if heartbeat is None:
+        return False, "no worker has reported yet"
+    age = timezone.now() - heartbeat.beat_at
+    if age > timedelta(seconds=settings.QUIRE_HEARTBEAT_MAX_AGE):
+        return False, f"last heartbeat {int(age.total_seconds())}s ago"
+    return True, f"last heartbeat {int(age.total_seconds())}s ago"
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Report whether the database, the broker and a worker are alive."""
+    checks = {}
+    for name, check in (
+        ("database", _check_database),
+        ("broker", _check_broker),
+        ("worker", _check_worker),
+    ):
+        ok, detail = check()
+        checks[name] = {"ok": ok, "detail": detail}
+    failing = [name for name, result in checks.items() if not result["ok"]]
+    body = {"status": "ok" if not failing else "failing", "failing": failing, **checks}
+    return JsonResponse(body, status=200 if not failing else 503)

@@ -1,0 +1,183 @@
+"""Fixtures shared by every test: real SMTP server, real Celery worker."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.support.smtp import SMTPSink
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _outbox_in_tmp(settings, tmp_path):
+    """Keep each test's outbox emails in its own folder."""
+    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPSink]:
+    """Start a real SMTP server (aiosmtpd) on a free port; Django sends to it."""
+    sink = SMTPSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings, smtp_server):
+    """Point Django's SMTP backend at the test SMTP server."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = smtp_server.host
+    settings.EMAIL_PORT = smtp_server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    return smtp_server
+
+
+def database_url() -> str:
+    """Return a DATABASE_URL naming the test database this process uses."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    user = params.get("USER") or ""
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = params.get("HOST") or "localhost"
+    port = f":{params['PORT']}" if params.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{params['NAME']}"
+
+
+def _purge_broker() -> None:
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        shutil.rmtree(settings.CELERY_BROKER_FOLDER, ignore_errors=True)
+        for key in ("data_folder_in", "control_folder"):
+            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(
+                parents=True, exist_ok=True
+            )
+    else:
+        from newsletter.celery import app
+
+        with app.connection_for_write() as conn:
+            app.control.purge(connection=conn)
+
+
+class WorkerProcess:
+    """A real `celery worker` process sharing this test's database and broker."""
+
+    def __init__(self, *, concurrency: int = 2, extra_env: dict | None = None):
+        self.concurrency = concurrency
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = settings.VAR_DIR / f"worker-{os.getpid()}-{time.time_ns()}.log"
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": database_url(),
+                "DEBUG": "true",
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+                "QUIRE_VAR_DIR": str(settings.VAR_DIR),
+                "SITE_URL": settings.SITE_URL,
+            }
+        )
+        env.update({key: str(value) for key, value in self.extra_env.items()})
+        return env
+
+    def start(self) -> "WorkerProcess":
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "newsletter", "worker",
+                "--loglevel=INFO", f"--concurrency={self.concurrency}",
+                "--pool=prefork", "--without-gossip", "--without-mingle",
+                f"--hostname=test-{time.time_ns()}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=self.env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and all its children at once, as a crash would."""
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db, settings) -> Iterator:
+    """Start real Celery worker processes; the test must use committed data."""
+    from newsletter.celery import app
+
+    _purge_broker()
+    workers: list[WorkerProcess] = []
+    previous_eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+    def start(**kwargs) -> WorkerProcess:
+        worker = WorkerProcess(**kwargs).start()
+        workers.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in workers:
+            worker.stop()
+        app.conf.task_always_eager = previous_eager
+        _purge_broker()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_factory) -> WorkerProcess:
+    """One real Celery worker process."""
+    return celery_worker_factory()
+
+
+def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, message=""):
+    """Poll until predicate() is truthy and return its value; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"timed out after {timeout}s waiting for {message or predicate}"
+            )
+        time.sleep(interval)

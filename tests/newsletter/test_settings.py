@@ -1,0 +1,100 @@
+import email
+import email.policy
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def _django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}
+    }
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"ALLOWED_HOSTS": "news.example.org"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "x" * 50}, "ALLOWED_HOSTS"),
+    ],
+)
+def test_debug_off_without_a_required_variable_stops_naming_it(given, missing):
+    result = _django({"DEBUG": "false", **given}, "check")
+
+    assert result.returncode != 0
+    assert f"Set the environment variable {missing}" in result.stderr
+
+
+# The deploy warnings that remain by choice; the README explains each.
+EXPLAINED_DEPLOY_WARNINGS = {"security.W005", "security.W021"}
+
+
+def test_check_deploy_warns_only_about_what_the_readme_explains():
+    result = _django(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "k3y-" + "a8Zq" * 16,
+            "ALLOWED_HOSTS": "news.example.org",
+        },
+        "check",
+        "--deploy",
+    )
+
+    output = result.stdout + result.stderr
+    warnings = {
+        word.rstrip(":").strip("()")
+        for word in output.split()
+        if word.startswith("(security.") or word.startswith("?: (security.")
+    }
+    assert warnings <= EXPLAINED_DEPLOY_WARNINGS, output
+    readme = (settings.BASE_DIR / "README.md").read_text()
+    for warning in EXPLAINED_DEPLOY_WARNINGS:
+        assert warning in readme
+
+
+def test_outbox_backend_writes_one_eml_file_per_message(settings, tmp_path):
+    settings.EMAIL_BACKEND = "newsletter.mail.OutboxBackend"
+    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+
+    mail.send_mail("Hello", "Body text", "from@example.org", ["a@example.org"])
+    mail.send_mail("Again", "More", "from@example.org", ["b@example.org"])
+
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 2
+    parsed = {
+        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)["To"]
+        for f in files
+    }
+    assert parsed == {"a@example.org", "b@example.org"}
+
+
+def test_ensure_admin_creates_one_admin_and_prints_its_login(monkeypatch, capsys):
+    from django.contrib.auth import get_user_model
+
+    monkeypatch.setenv("QUIRE_ADMIN_PASSWORD", "correct-horse-battery")
+    call_command("ensure_admin")
+    call_command("ensure_admin")
+
+    out = capsys.readouterr().out
+    assert out.count("password correct-horse-battery") == 2
+    admins = get_user_model().objects.filter(is_superuser=True)
+    assert admins.count() == 1
+    assert admins.get().check_password("correct-horse-battery")
