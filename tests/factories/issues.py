@@ -1,0 +1,40 @@
+import factory
+from django.utils import timezone
+
+from issues.models import Issue, Paper, Tag
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tag
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Tag {n}")
+    slug = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class PaperFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Paper
+
+    title = factory.Sequence(lambda n: f"A Paper About Things {n}")
+    slug = factory.Sequence(lambda n: f"paper-{n}")
+    authors = factory.LazyFunction(lambda: ["Ada Lovelace", "Alan Turing"])
+    year = 2022
+    arxiv_id = factory.Sequence(lambda n: f"2201.{n:05d}")
+
+
+class IssueFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Issue
+
+    title = factory.Sequence(lambda n: f"Issue {n}")
+    slug = factory.Sequence(lambda n: f"issue-{n}")
+    body = "Hello **readers**."
+    status = Issue.Status.DRAFT
+
+    class Params:
+        published = factory.Trait(
+            status=Issue.Status.PUBLISHED,
+            published_at=factory.LazyFunction(timezone.now),
+        )
