@@ -20,7 +20,23 @@ class Publication(models.Model):
     sender_name = models.CharField(max_length=200, blank=True)
     sender_email = models.EmailField(default="newsletter@localhost")
     postal_address = models.TextField(blank=True)
-    welcome_email = models.TextField(blank=True)
+    welcome_email = models.TextField(
+        blank=True,
+        help_text="Sent once a subscriber confirms. Plain text; blank lines separate "
+        "paragraphs. Leave empty for a short default greeting.",
+    )
+    consent_text = models.TextField(
+        blank=True,
+        default="By subscribing you agree to receive this newsletter by email. "
+        "Every email has a link to unsubscribe at once.",
+        help_text="Shown under every subscribe form. Each subscriber's consent "
+        "record keeps the version they saw.",
+    )
+    consent_text_version = models.PositiveIntegerField(
+        default=1,
+        help_text="Goes up by one each time the consent text is changed in the "
+        "admin.",
+    )
 
     def __str__(self) -> str:
         return self.name

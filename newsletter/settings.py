@@ -214,6 +214,27 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # How often beat records that a worker is alive; /healthz calls a worker dead when its
+# --- Cache -----------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/cache/
+# Shared by every process (rate limits must hold across gunicorn workers): files in
+# var/cache/ in the embedded default, Redis when CACHE_URL or REDIS_URL is set.
+if "CACHE_URL" in env:
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+elif "REDIS_URL" in env:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("REDIS_URL"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # last heartbeat is older than QUIRE_HEARTBEAT_MAX_AGE seconds.
 QUIRE_HEARTBEAT_INTERVAL = env.int("QUIRE_HEARTBEAT_INTERVAL", default=30)
 QUIRE_HEARTBEAT_MAX_AGE = env.int("QUIRE_HEARTBEAT_MAX_AGE", default=120)

@@ -1,17 +1,31 @@
+import hashlib
 import secrets
 
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 
 
 def new_token() -> str:
+    """Return a random opaque token for links in emails."""
     return secrets.token_urlsafe(24)
+
+
+def hash_email(email: str) -> str:
+    """Return the hex SHA-256 of a normalised address (the suppression key)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 class SubscriberQuerySet(models.QuerySet):
     def receiving(self) -> "SubscriberQuerySet":
-        """Return who gets the next issue: active and not suppressed."""
-        return self.filter(status=Subscriber.Status.ACTIVE)
+        """Return who gets the next issue: active, not paused and not suppressed.
+
+        A plain set-based filter (no evaluation), cheap enough to freeze an audience
+        from with one INSERT ... SELECT.
+        """
+        return self.filter(status=Subscriber.Status.ACTIVE, paused=False).exclude(
+            Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash")))
+        )
 
 
 class Subscriber(models.Model):
@@ -27,19 +41,64 @@ class Subscriber(models.Model):
         IMPORT = "import", "Import"
         ADMIN = "admin", "Admin"
 
-    # Stored lower-cased, so uniqueness ignores case.
-    email = models.EmailField(max_length=254, unique=True)
+    # Stored normalised (lower-cased), so uniqueness ignores case.
+    email = models.EmailField(
+        max_length=254, unique=True, help_text="Stored in lower case."
+    )
+    email_hash = models.CharField(
+        max_length=64,
+        db_index=True,
+        editable=False,
+        default="",
+        help_text="SHA-256 of the address, matched against the suppression list.",
+    )
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
     )
+    paused = models.BooleanField(
+        default=False,
+        help_text="The subscriber paused their emails from their account page; "
+        "they stay subscribed but receive nothing until they resume.",
+    )
     source = models.CharField(
         max_length=10, choices=Source.choices, default=Source.FORM
     )
-    token = models.CharField(max_length=64, unique=True, default=new_token)
+    token = models.CharField(
+        max_length=64,
+        unique=True,
+        default=new_token,
+        help_text="Opaque token in unsubscribe links. Never shown to others.",
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
-    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    # The consent record: when, from where and under which wording they agreed.
+    consent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person asked to subscribe."
+    )
+    consent_ip = models.GenericIPAddressField(
+        null=True, blank=True, help_text="IP address of that request."
+    )
+    consent_user_agent = models.CharField(max_length=500, blank=True)
+    consent_source = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The form (e.g. 'form:/subscribe/') or import "
+        "(e.g. 'import:substack:export.csv') the consent came from.",
+    )
+    consent_text_version = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="Version of the publication's consent text they saw.",
+    )
+
+    # Double opt-in bookkeeping: the nonce in the pending confirmation link (cleared
+    # once used, so the link works once) and when the last such email went out.
+    confirmation_nonce = models.CharField(max_length=32, blank=True, editable=False)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_login_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = SubscriberQuerySet.as_manager()
 
@@ -50,3 +109,24 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = self.email.strip().lower()
+        self.email_hash = hash_email(self.email)
+        super().save(*args, **kwargs)
+
+
+class Suppression(models.Model):
+    """An address that must never be mailed or imported again, kept only as a hash."""
+
+    class Reason(models.TextChoices):
+        BOUNCED = "bounced", "Hard bounce"
+        COMPLAINED = "complained", "Spam complaint"
+        DELETED = "deleted", "Deleted at the person's request"
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.email_hash[:12]}… ({self.get_reason_display()})"

@@ -1,3 +1,20 @@
+from django.urls import path
+
+from . import views
+
 app_name = "subscribers"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("subscribe/", views.subscribe, name="subscribe"),
+    path("subscribe/confirm/<str:token>/", views.confirm, name="confirm"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("account/", views.account, name="account"),
+    path("account/login/", views.login, name="login"),
+    path("account/login/<str:token>/", views.login_link, name="login_link"),
+    path("account/logout/", views.logout, name="logout"),
+    path("account/pause/", views.pause, name="pause"),
+    path("account/unsubscribe/", views.account_unsubscribe, name="account_unsubscribe"),
+    path("account/resubscribe/", views.resubscribe, name="resubscribe"),
+    path("account/export/", views.export_data, name="export"),
+    path("account/delete/", views.delete, name="delete"),
+]

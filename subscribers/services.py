@@ -1,0 +1,333 @@
+"""Every write on the audience side: subscribe, confirm, leave, suppress, erase."""
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from newsletter.models import Publication
+
+from . import tasks
+from .addresses import normalise_email
+from .models import Subscriber, Suppression, hash_email
+from .tokens import make_confirmation_token, make_login_token
+
+# At most one confirmation email per address in this window.
+CONFIRMATION_RESEND_AFTER = timedelta(hours=24)
+
+
+def is_suppressed(email: str) -> bool:
+    """Return whether the address is on the suppression list."""
+    return Suppression.objects.filter(email_hash=hash_email(email)).exists()
+
+
+@transaction.atomic
+def subscribe(
+    *,
+    email: str,
+    name: str = "",
+    ip: str | None = None,
+    user_agent: str = "",
+    form: str = "form:/subscribe/",
+    now: datetime | None = None,
+) -> Subscriber | None:
+    """Ask an address to confirm its subscription (double opt-in).
+
+    Raises InvalidAddress for a malformed address. Returns None for a suppressed
+    one. New, pending and unsubscribed addresses become pending and get a
+    confirmation email, at most one per 24 hours; active ones are left as they are.
+    """
+    now = now or timezone.now()
+    email = normalise_email(email)
+    if is_suppressed(email):
+        return None
+    try:
+        with transaction.atomic():
+            subscriber, created = Subscriber.objects.select_for_update().get_or_create(
+                email=email,
+                defaults={"name": name.strip()[:200], "source": Subscriber.Source.FORM},
+            )
+    except IntegrityError:  # created by a concurrent request
+        subscriber = Subscriber.objects.select_for_update().get(email=email)
+    if subscriber.status not in (
+        Subscriber.Status.PENDING,
+        Subscriber.Status.UNSUBSCRIBED,
+    ):
+        return subscriber
+    publication = Publication.load()
+    subscriber.status = Subscriber.Status.PENDING
+    if name.strip() and not subscriber.name:
+        subscriber.name = name.strip()[:200]
+    subscriber.consent_at = now
+    subscriber.consent_ip = ip or None
+    subscriber.consent_user_agent = (user_agent or "")[:500]
+    subscriber.consent_source = form[:200]
+    subscriber.consent_text_version = str(publication.consent_text_version)
+    send = (
+        subscriber.confirmation_sent_at is None
+        or now - subscriber.confirmation_sent_at >= CONFIRMATION_RESEND_AFTER
+    )
+    if send:
+        subscriber.confirmation_sent_at = now
+        if not subscriber.confirmation_nonce:
+            subscriber.confirmation_nonce = secrets.token_hex(16)
+    subscriber.save()
+    if send:
+        tasks.send_confirmation_email.delay_on_commit(subscriber.pk)
+    return subscriber
+
+
+@transaction.atomic
+def resend_confirmation(*, queryset, now: datetime | None = None) -> int:
+    """Send the pending subscribers in queryset a confirmation email.
+
+    Keeps the limit of one per address per 24 hours. Returns how many were queued.
+    """
+    now = now or timezone.now()
+    due = list(
+        queryset.select_for_update()
+        .filter(status=Subscriber.Status.PENDING)
+        .filter(
+            Q(confirmation_sent_at__isnull=True)
+            | Q(confirmation_sent_at__lte=now - CONFIRMATION_RESEND_AFTER)
+        )
+        .only("pk", "confirmation_nonce")
+    )
+    for subscriber in due:
+        subscriber.confirmation_sent_at = now
+        subscriber.confirmation_nonce = (
+            subscriber.confirmation_nonce or secrets.token_hex(16)
+        )
+    Subscriber.objects.bulk_update(
+        due, ["confirmation_sent_at", "confirmation_nonce"], batch_size=1000
+    )
+    for subscriber in due:
+        tasks.send_confirmation_email.delay_on_commit(subscriber.pk)
+    return len(due)
+
+
+@transaction.atomic
+def confirm_subscription(
+    *, subscriber: Subscriber, now: datetime | None = None
+) -> Subscriber:
+    """Make a pending subscriber active, void their link and send the welcome email."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+    if subscriber.status != Subscriber.Status.PENDING:
+        return subscriber
+    subscriber.status = Subscriber.Status.ACTIVE
+    subscriber.confirmed_at = now or timezone.now()
+    subscriber.unsubscribed_at = None
+    subscriber.confirmation_nonce = ""
+    subscriber.save(
+        update_fields=[
+            "status",
+            "confirmed_at",
+            "unsubscribed_at",
+            "confirmation_nonce",
+        ]
+    )
+    tasks.send_welcome_email.delay_on_commit(subscriber.pk)
+    return subscriber
+
+
+@transaction.atomic
+def unsubscribe_subscriber(
+    *, subscriber: Subscriber, now: datetime | None = None
+) -> Subscriber:
+    """Stop all email to the subscriber at once; harmless when repeated."""
+    updated = Subscriber.objects.filter(
+        pk=subscriber.pk,
+        status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING],
+    ).update(
+        status=Subscriber.Status.UNSUBSCRIBED,
+        unsubscribed_at=now or timezone.now(),
+        confirmation_nonce="",
+    )
+    if updated:
+        subscriber.refresh_from_db()
+    return subscriber
+
+
+@transaction.atomic
+def unsubscribe_subscribers(*, queryset, now: datetime | None = None) -> int:
+    """Unsubscribe every active or pending subscriber in the queryset at once."""
+    return queryset.filter(
+        status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING]
+    ).update(
+        status=Subscriber.Status.UNSUBSCRIBED,
+        unsubscribed_at=now or timezone.now(),
+        confirmation_nonce="",
+    )
+
+
+@transaction.atomic
+def suppress_address(*, email: str, reason: str) -> Suppression:
+    """Put the address on the suppression list so nothing mails or imports it again.
+
+    reason is a Suppression.Reason: "bounced" or "complained" also set the matching
+    subscriber's status; "deleted" erases the matching subscriber altogether, keeping
+    only the hash.
+    """
+    reason = Suppression.Reason(reason)
+    email_hash = hash_email(email)
+    suppression, created = Suppression.objects.get_or_create(
+        email_hash=email_hash, defaults={"reason": reason}
+    )
+    if not created and reason == Suppression.Reason.DELETED:
+        suppression.reason = reason
+        suppression.save(update_fields=["reason"])
+    matching = Subscriber.objects.filter(email_hash=email_hash)
+    if reason == Suppression.Reason.DELETED:
+        matching.delete()
+    else:
+        matching.update(status=reason.value, confirmation_nonce="")
+    return suppression
+
+
+def delete_subscriber(*, subscriber: Subscriber) -> Suppression:
+    """Erase everything stored about the subscriber, keeping only a hash suppression."""
+    return suppress_address(email=subscriber.email, reason=Suppression.Reason.DELETED)
+
+
+@transaction.atomic
+def set_paused(*, subscriber: Subscriber, paused: bool) -> Subscriber:
+    """Pause or resume the subscriber's emails."""
+    subscriber.paused = paused
+    subscriber.save(update_fields=["paused"])
+    return subscriber
+
+
+@transaction.atomic
+def update_profile(*, subscriber: Subscriber, name: str) -> Subscriber:
+    """Change the name the subscriber is greeted by."""
+    subscriber.name = name.strip()[:200]
+    subscriber.save(update_fields=["name"])
+    return subscriber
+
+
+@transaction.atomic
+def request_login_link(*, email: str) -> Subscriber | None:
+    """Email a sign-in link to the address if it belongs to a subscriber."""
+    subscriber = Subscriber.objects.filter(email=email.strip().lower()).first()
+    if subscriber is not None:
+        tasks.send_login_email.delay_on_commit(subscriber.pk)
+    return subscriber
+
+
+def record_login(*, subscriber: Subscriber, now: datetime | None = None) -> None:
+    """Note the sign-in, which voids every earlier sign-in link."""
+    subscriber.last_login_at = now or timezone.now()
+    subscriber.save(update_fields=["last_login_at"])
+
+
+def export_subscriber_data(*, subscriber: Subscriber) -> dict:
+    """Return everything stored about the subscriber, for "export my data"."""
+
+    def when(value):
+        return value.isoformat() if value else None
+
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "status": subscriber.status,
+        "paused": subscriber.paused,
+        "source": subscriber.source,
+        "created": when(subscriber.created),
+        "confirmed_at": when(subscriber.confirmed_at),
+        "unsubscribed_at": when(subscriber.unsubscribed_at),
+        "last_login_at": when(subscriber.last_login_at),
+        "consent": {
+            "at": when(subscriber.consent_at),
+            "ip": subscriber.consent_ip,
+            "user_agent": subscriber.consent_user_agent,
+            "source": subscriber.consent_source,
+            "consent_text_version": subscriber.consent_text_version,
+        },
+    }
+
+
+# --- Emails (called by tasks) ----------------------------------------------------
+
+
+def _absolute(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+def _send(
+    *, subscriber: Subscriber, template: str, subject: str, context: dict
+) -> None:
+    publication = Publication.load()
+    context = {"subscriber": subscriber, "publication": publication, **context}
+    text = render_to_string(f"email/subscribers/{template}.txt", context)
+    html = render_to_string(f"email/subscribers/{template}.html", context)
+    message = EmailMultiAlternatives(
+        subject=subject.format(publication=publication.name),
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[subscriber.email],
+    )
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def send_confirmation_email(*, subscriber_id: int) -> bool:
+    """Send the double opt-in email with its confirmation link, if still pending."""
+    subscriber = Subscriber.objects.filter(
+        pk=subscriber_id, status=Subscriber.Status.PENDING
+    ).first()
+    if subscriber is None or not subscriber.confirmation_nonce:
+        return False
+    token = make_confirmation_token(subscriber)
+    _send(
+        subscriber=subscriber,
+        template="confirm",
+        subject="Confirm your subscription to {publication}",
+        context={
+            "confirm_url": _absolute(reverse("subscribers:confirm", args=[token]))
+        },
+    )
+    return True
+
+
+def send_welcome_email(*, subscriber_id: int) -> bool:
+    """Send the publication's welcome email to a subscriber who just confirmed."""
+    subscriber = Subscriber.objects.filter(
+        pk=subscriber_id, status=Subscriber.Status.ACTIVE
+    ).first()
+    if subscriber is None:
+        return False
+    _send(
+        subscriber=subscriber,
+        template="welcome",
+        subject="Welcome to {publication}",
+        context={
+            "account_url": _absolute(reverse("subscribers:account")),
+            "unsubscribe_url": _absolute(
+                reverse("subscribers:unsubscribe", args=[subscriber.token])
+            ),
+        },
+    )
+    return True
+
+
+def send_login_email(*, subscriber_id: int) -> bool:
+    """Send a one-hour sign-in link."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return False
+    token = make_login_token(subscriber)
+    _send(
+        subscriber=subscriber,
+        template="login",
+        subject="Your sign-in link for {publication}",
+        context={
+            "login_url": _absolute(reverse("subscribers:login_link", args=[token]))
+        },
+    )
+    return True

@@ -1,0 +1,32 @@
+"""Thin tasks: each takes an id and calls one service."""
+
+from celery import shared_task
+
+from . import services
+
+# Account emails are retried on any error (SMTP down, a timeout): a lost
+# confirmation email means a lost subscriber.
+_RETRY = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 600,
+    "max_retries": 8,
+}
+
+
+@shared_task(ignore_result=True, **_RETRY)
+def send_confirmation_email(subscriber_id: int) -> None:
+    """Send the double opt-in email."""
+    services.send_confirmation_email(subscriber_id=subscriber_id)
+
+
+@shared_task(ignore_result=True, **_RETRY)
+def send_welcome_email(subscriber_id: int) -> None:
+    """Send the welcome email."""
+    services.send_welcome_email(subscriber_id=subscriber_id)
+
+
+@shared_task(ignore_result=True, **_RETRY)
+def send_login_email(subscriber_id: int) -> None:
+    """Send a magic sign-in link."""
+    services.send_login_email(subscriber_id=subscriber_id)

@@ -1,0 +1,62 @@
+"""Signed link tokens: confirmation (7 days, single use) and sign-in (1 hour)."""
+
+from datetime import timedelta
+
+from django.core import signing
+
+from .models import Subscriber
+
+CONFIRMATION_MAX_AGE = timedelta(days=7)
+LOGIN_MAX_AGE = timedelta(hours=1)
+_CONFIRM_SALT = "subscribers.confirm"
+_LOGIN_SALT = "subscribers.login"
+
+
+def make_confirmation_token(subscriber: Subscriber) -> str:
+    """Return the signed token for the subscriber's pending confirmation link."""
+    return signing.dumps(
+        [subscriber.pk, subscriber.confirmation_nonce],
+        salt=_CONFIRM_SALT,
+        compress=True,
+    )
+
+
+def read_confirmation_token(token: str) -> Subscriber | None:
+    """Return the pending subscriber a confirmation token names, or None.
+
+    None for a forged, expired (7 days) or already used token: confirming clears the
+    nonce the token carries.
+    """
+    try:
+        pk, nonce = signing.loads(
+            token, salt=_CONFIRM_SALT, max_age=CONFIRMATION_MAX_AGE
+        )
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if not nonce:
+        return None
+    return Subscriber.objects.filter(pk=pk, confirmation_nonce=nonce).first()
+
+
+def _login_marker(subscriber: Subscriber) -> int:
+    last = subscriber.last_login_at
+    return int(last.timestamp() * 1000) if last else 0
+
+
+def make_login_token(subscriber: Subscriber) -> str:
+    """Return a signed sign-in token, void once the subscriber has signed in again."""
+    return signing.dumps(
+        [subscriber.pk, _login_marker(subscriber)], salt=_LOGIN_SALT, compress=True
+    )
+
+
+def read_login_token(token: str) -> Subscriber | None:
+    """Return the subscriber a sign-in token names, or None if invalid or used."""
+    try:
+        pk, marker = signing.loads(token, salt=_LOGIN_SALT, max_age=LOGIN_MAX_AGE)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    subscriber = Subscriber.objects.filter(pk=pk).first()
+    if subscriber is None or _login_marker(subscriber) != marker:
+        return None
+    return subscriber

@@ -1,0 +1,244 @@
+"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page."""
+
+import json
+from functools import wraps
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from newsletter.models import Publication
+
+from . import services
+from .forms import LoginForm, ProfileForm, SubscribeForm
+from .models import Subscriber
+from .ratelimit import client_ip, over_limit
+from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
+from .tokens import read_confirmation_token, read_login_token
+
+# Per client IP and per address, in attempts per hour.
+SUBSCRIBE_LIMIT_PER_IP = 20
+SUBSCRIBE_LIMIT_PER_ADDRESS = 5
+LOGIN_LIMIT_PER_IP = 20
+LOGIN_LIMIT_PER_ADDRESS = 3
+HOUR = 60 * 60
+
+
+def _too_many(request: HttpRequest) -> HttpResponse:
+    response = render(request, "subscribers/too_many.html", status=429)
+    response["Retry-After"] = str(HOUR)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def subscribe(request: HttpRequest) -> HttpResponse:
+    """Show the subscribe form; on POST, send a confirmation email.
+
+    The answer to a valid POST is the same page whatever the address's state, so
+    the form cannot be used to learn who subscribes.
+    """
+    publication = Publication.load()
+    if request.method == "GET":
+        form = SubscribeForm(initial={"email": request.GET.get("email", "")})
+        return render(
+            request,
+            "subscribers/subscribe.html",
+            {"form": form, "subscribe_form": form, "publication": publication},
+        )
+    ip = client_ip(request)
+    if over_limit(f"subscribe:ip:{ip}", limit=SUBSCRIBE_LIMIT_PER_IP, window=HOUR):
+        return _too_many(request)
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "subscribers/subscribe.html",
+            {"form": form, "subscribe_form": form, "publication": publication},
+            status=400,
+        )
+    email = form.cleaned_data["email"]
+    bot = bool(form.cleaned_data["website"])
+    flooded = over_limit(
+        f"subscribe:address:{email}", limit=SUBSCRIBE_LIMIT_PER_ADDRESS, window=HOUR
+    )
+    if not bot and not flooded:
+        page = (request.POST.get("page") or "/subscribe/")[:150]
+        services.subscribe(
+            email=email,
+            name=form.cleaned_data["name"],
+            ip=ip or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            form=f"form:{page}",
+        )
+    return render(
+        request,
+        "subscribers/check_inbox.html",
+        {"email": email, "publication": publication},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a Confirm button (link scanners change nothing); POST confirms."""
+    subscriber = read_confirmation_token(token)
+    if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+        return render(request, "subscribers/confirm_invalid.html", status=404)
+    if request.method == "GET":
+        return render(request, "subscribers/confirm.html", {"token": token})
+    subscriber = services.confirm_subscription(subscriber=subscriber)
+    # Following the link proves the address is theirs, as a sign-in link would.
+    sign_in_subscriber(request, subscriber)
+    return render(
+        request,
+        "subscribers/confirmed.html",
+        {"subscriber": subscriber, "publication": Publication.load()},
+    )
+
+
+@csrf_exempt  # RFC 8058 one-click: mail providers POST with no cookie, no token
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows an Unsubscribe button; POST unsubscribes at once.
+
+    The one-click POST (body ``List-Unsubscribe=One-Click``) lands here too. An
+    unknown token and a repeated POST get the same 200 answer.
+    """
+    if request.method == "GET":
+        return render(request, "subscribers/unsubscribe.html", {"token": token})
+    subscriber = Subscriber.objects.filter(token=token).first()
+    if subscriber is not None:
+        services.unsubscribe_subscriber(subscriber=subscriber)
+    return render(
+        request, "subscribers/unsubscribed.html", {"publication": Publication.load()}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    """Ask for an address and email it a sign-in link (same answer for unknown ones)."""
+    if request.method == "GET":
+        if current_subscriber(request):
+            return redirect("subscribers:account")
+        return render(request, "subscribers/login.html", {"form": LoginForm()})
+    ip = client_ip(request)
+    if over_limit(f"login:ip:{ip}", limit=LOGIN_LIMIT_PER_IP, window=HOUR):
+        return _too_many(request)
+    form = LoginForm(request.POST)
+    if not form.is_valid():
+        return render(request, "subscribers/login.html", {"form": form}, status=400)
+    email = form.cleaned_data["email"]
+    if not over_limit(
+        f"login:address:{email}", limit=LOGIN_LIMIT_PER_ADDRESS, window=HOUR
+    ):
+        services.request_login_link(email=email)
+    return render(request, "subscribers/login_sent.html", {"email": email})
+
+
+@require_http_methods(["GET", "POST"])
+def login_link(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a Sign in button; POST starts the session."""
+    subscriber = read_login_token(token)
+    if subscriber is None:
+        return render(request, "subscribers/login_invalid.html", status=404)
+    if request.method == "GET":
+        return render(request, "subscribers/login_confirm.html", {"token": token})
+    services.record_login(subscriber=subscriber)
+    sign_in_subscriber(request, subscriber)
+    return redirect("subscribers:account")
+
+
+def _signed_in(view):
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        subscriber = current_subscriber(request)
+        if subscriber is None:
+            return redirect("subscribers:login")
+        return view(request, subscriber, *args, **kwargs)
+
+    return wrapper
+
+
+@require_http_methods(["GET", "POST"])
+@_signed_in
+def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Show the subscriber's status and settings; POST changes their name."""
+    form = ProfileForm(initial={"name": subscriber.name})
+    if request.method == "POST":
+        form = ProfileForm(request.POST)
+        if form.is_valid():
+            services.update_profile(
+                subscriber=subscriber, name=form.cleaned_data["name"]
+            )
+            messages.success(request, "Your name is saved.")
+            return redirect("subscribers:account")
+    return render(
+        request,
+        "subscribers/account.html",
+        {"subscriber": subscriber, "form": form, "publication": Publication.load()},
+    )
+
+
+@require_POST
+@_signed_in
+def pause(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Pause or resume emails."""
+    paused = request.POST.get("paused") == "1"
+    services.set_paused(subscriber=subscriber, paused=paused)
+    messages.success(
+        request, "Emails are paused." if paused else "Emails are on again."
+    )
+    return redirect("subscribers:account")
+
+
+@require_POST
+@_signed_in
+def account_unsubscribe(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Unsubscribe from the account page."""
+    services.unsubscribe_subscriber(subscriber=subscriber)
+    messages.success(request, "You are unsubscribed. No more emails will be sent.")
+    return redirect("subscribers:account")
+
+
+@require_POST
+@_signed_in
+def resubscribe(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Subscribe again: a new confirmation email, as for anyone new."""
+    services.subscribe(
+        email=subscriber.email,
+        ip=client_ip(request) or None,
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        form="form:/account/",
+    )
+    messages.success(request, "Check your inbox: we sent a link to confirm.")
+    return redirect("subscribers:account")
+
+
+@require_http_methods(["GET"])
+@_signed_in
+def export_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Download everything stored about the subscriber as JSON."""
+    data = services.export_subscriber_data(subscriber=subscriber)
+    response = HttpResponse(json.dumps(data, indent=2), content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="my-subscription.json"'
+    return response
+
+
+@require_POST
+@_signed_in
+def delete(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Erase the subscriber, keeping only a hash of the address as a suppression."""
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the box to confirm that you want to be deleted.")
+        return redirect("subscribers:account")
+    services.delete_subscriber(subscriber=subscriber)
+    sign_out_subscriber(request)
+    return render(request, "subscribers/deleted.html")
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """Sign out."""
+    sign_out_subscriber(request)
+    return redirect("home")
