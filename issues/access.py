@@ -6,11 +6,35 @@ from django.http import HttpRequest
 
 
 def request_has_paid_access(request: HttpRequest) -> bool:
-    """Return whether this reader may see paid-only issues and paid sections."""
+    """Return whether this reader may see paid-only issues and paid sections.
+
+    Staff always may; a signed-in subscriber may while their membership gives paid
+    access (active, trialing, past due within the grace period, or complimentary).
+    The answer is cached on the request.
+    """
+    cached = getattr(request, "_quire_paid_access", None)
+    if cached is not None:
+        return cached
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and user.is_staff)
+    if user is not None and user.is_authenticated and user.is_staff:
+        allowed = True
+    else:
+        from subscribers.billing.models import Membership
+        from subscribers.sessions import current_subscriber
+
+        subscriber = current_subscriber(request)
+        allowed = (
+            subscriber is not None
+            and Membership.objects.with_paid_access()
+            .filter(subscriber_id=subscriber.pk)
+            .exists()
+        )
+    request._quire_paid_access = allowed
+    return allowed
 
 
 def paid_subscribers_q() -> Q:
     """Return a filter on Subscriber selecting those who get the paid email."""
-    return Q(pk__in=[])
+    from subscribers.billing.models import paid_access_q
+
+    return paid_access_q(prefix="membership__")

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "newsletter",
     "issues",
     "subscribers",
+    "subscribers.billing",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,26 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": QUIRE_HEARTBEAT_INTERVAL,
     },
 }
+
+# --- Stripe (paid tiers) ----------------------------------------------------------
+# Paid subscriptions are on when all three keys are set (dashboard.stripe.com ->
+# Developers -> API keys, and the signing secret of the webhook endpoint that points
+# at SITE_URL/stripe/webhook/). STRIPE_API_BASE points the stripe library at another
+# address of Stripe's API (the tests' local server); leave it unset in production.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# Days a member whose payment failed keeps paid access while Stripe retries.
+BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
+
+# --- Content ---------------------------------------------------------------------
+# One Markdown renderer for the editor's preview, the web, feeds and email.
+MARKDOWNX_MARKDOWNIFY_FUNCTION = "issues.rendering.markdownify"
+MARKDOWNX_SERVER_CALL_LATENCY = 400  # ms of typing pause before the preview updates
+# Largest image an author may upload into an issue (bytes).
+QUIRE_UPLOAD_MAX_BYTES = env.int("QUIRE_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
+MARKDOWNX_UPLOAD_MAX_SIZE = QUIRE_UPLOAD_MAX_BYTES
 
 # --- Security (DEBUG off) ----------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

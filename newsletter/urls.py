@@ -11,6 +11,7 @@ urlpatterns = [
     path("markdownx/", include("markdownx.urls")),
     path("", include("issues.urls")),
     path("", include("subscribers.urls")),
+    path("", include("subscribers.billing.urls")),
 ]
 
 if settings.DEBUG:

@@ -1,0 +1,226 @@
+from collections import defaultdict
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from . import services
+from .models import Membership, StripeEvent, Tier
+from .money import format_amount
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "monthly_price",
+        "yearly_price",
+        "active",
+        "is_founding",
+        "trial_days",
+        "member_count",
+        "stripe_product_id",
+    ]
+    list_filter = ["active", "is_founding"]
+    prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "benefits", "position"]}),
+        (
+            "Price",
+            {
+                "fields": [
+                    "currency",
+                    "monthly_amount",
+                    "yearly_amount",
+                    "trial_days",
+                    "is_founding",
+                    "active",
+                ]
+            },
+        ),
+        (
+            "Stripe",
+            {
+                "description": "Run <code>python manage.py sync_stripe_tiers</code> "
+                "after saving to create or update the product and prices in Stripe.",
+                "fields": [
+                    "stripe_product_id",
+                    "stripe_monthly_price_id",
+                    "stripe_yearly_price_id",
+                ],
+            },
+        ),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_members=Count("members"))
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, tier):
+        return tier._members
+
+    @admin.display(description="monthly")
+    def monthly_price(self, tier):
+        return format_amount(tier.monthly_amount, tier.currency) or "—"
+
+    @admin.display(description="yearly")
+    def yearly_price(self, tier):
+        return format_amount(tier.yearly_amount, tier.currency) or "—"
+
+
+class ComplimentaryForm(forms.Form):
+    until = forms.DateTimeField(
+        required=False,
+        help_text="Leave empty for no end. Format: 2027-01-31 or 2027-01-31 12:00.",
+        widget=forms.DateTimeInput(attrs={"placeholder": "2027-01-31"}),
+    )
+    tier = forms.ModelChoiceField(
+        queryset=Tier.objects.all(), required=False, help_text="Optional."
+    )
+
+
+def billing_summary(now=None) -> dict:
+    """Return the admin's headline figures: paying members, MRR, cancellations."""
+    now = now or timezone.now()
+    paying = Membership.objects.paying()
+    mrr: dict[str, int] = defaultdict(int)
+    for amount, interval, currency in paying.values_list(
+        "amount", "interval", "currency"
+    ):
+        if amount:
+            mrr[currency] += amount if interval == Tier.Interval.MONTH else amount // 12
+    return {
+        "paying_members": paying.count(),
+        "trialing_members": Membership.objects.filter(
+            status=Membership.Status.TRIALING
+        ).count(),
+        "mrr": [
+            format_amount(total, currency) for currency, total in sorted(mrr.items())
+        ]
+        or [format_amount(0, "usd")],
+        "cancellations_30d": Membership.objects.filter(
+            canceled_at__gte=now - timedelta(days=30)
+        ).count(),
+    }
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    change_list_template = "admin/billing/membership/change_list.html"
+    list_display = [
+        "subscriber",
+        "tier",
+        "status",
+        "price",
+        "current_period_end",
+        "cancel_at_period_end",
+        "complimentary",
+        "complimentary_until",
+        "paid_access",
+    ]
+    list_filter = ["status", "tier", "complimentary", "cancel_at_period_end"]
+    search_fields = [
+        "subscriber__email",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+    ]
+    list_select_related = ["subscriber", "tier"]
+    raw_id_fields = ["subscriber"]
+    actions = ["grant_complimentary", "end_complimentary"]
+    readonly_fields = [
+        "stripe_synced_at",
+        "past_due_since",
+        "canceled_at",
+        "welcome_sent_at",
+        "ended_sent_at",
+        "last_failed_invoice_attempt",
+        "created",
+        "updated",
+    ]
+
+    @admin.display(description="price")
+    def price(self, membership):
+        if not membership.amount:
+            return "—"
+        return (
+            f"{format_amount(membership.amount, membership.currency)}"
+            f"/{membership.interval or '?'}"
+        )
+
+    @admin.display(boolean=True, description="paid access")
+    def paid_access(self, membership):
+        return membership.has_paid_access()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "billing_summary": billing_summary()}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.action(description="Grant complimentary membership")
+    def grant_complimentary(self, request, queryset):
+        from subscribers.models import Subscriber
+
+        if "apply" in request.POST:
+            form = ComplimentaryForm(request.POST)
+            if form.is_valid():
+                count = services.grant_complimentary_membership(
+                    subscribers=Subscriber.objects.filter(
+                        pk__in=queryset.values("subscriber_id")
+                    ),
+                    until=form.cleaned_data["until"],
+                    tier=form.cleaned_data["tier"],
+                )
+                self.message_user(
+                    request,
+                    f"Granted complimentary membership to {count} member(s).",
+                    messages.SUCCESS,
+                )
+                return None
+        else:
+            form = ComplimentaryForm()
+        return TemplateResponse(
+            request,
+            "admin/billing/membership/grant_complimentary.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Grant complimentary membership",
+                "queryset": queryset,
+                "form": form,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(description="End complimentary membership")
+    def end_complimentary(self, request, queryset):
+        count = services.end_complimentary_membership(memberships=queryset)
+        self.message_user(request, f"Ended {count} complimentary membership(s).")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ["event_id", "type", "status", "created_at", "received_at"]
+    list_filter = ["status", "type"]
+    search_fields = ["event_id", "object_id"]
+    actions = ["process_again"]
+    readonly_fields = [
+        "event_id",
+        "type",
+        "object_id",
+        "created_at",
+        "payload",
+        "status",
+        "error",
+        "received_at",
+        "processed_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Process failed events again")
+    def process_again(self, request, queryset):
+        count = services.requeue_stripe_events(events=queryset)
+        self.message_user(request, f"Queued {count} event(s) again.")

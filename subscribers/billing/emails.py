@@ -1,0 +1,59 @@
+"""The three emails paid tiers send; receipts are Stripe's."""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from .models import Membership
+
+SUBJECTS = {
+    "welcome": "Welcome to {tier}: thank you for your support",
+    "payment_failed": "Your payment for {tier} did not go through",
+    "ended": "Your {tier} membership has ended",
+}
+
+
+def publication_name() -> str:
+    from newsletter.models import Publication
+
+    return Publication.load().name or "Quire"
+
+
+def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
+    """Render and send one billing email to the member."""
+    if kind not in SUBJECTS:
+        raise ValueError(f"Unknown billing email {kind!r}")
+    membership = Membership.objects.select_related("subscriber", "tier").get(
+        pk=membership_pk
+    )
+    tier_name = membership.tier.name if membership.tier else "the paid tier"
+    context = {
+        "membership": membership,
+        "subscriber": membership.subscriber,
+        "tier_name": tier_name,
+        "publication_name": publication_name(),
+        "account_url": settings.SITE_URL + _account_path(),
+        "pricing_url": settings.SITE_URL + reverse("billing:pricing"),
+        "grace_days": getattr(settings, "BILLING_GRACE_PERIOD_DAYS", 7),
+        **extra,
+    }
+    text = render_to_string(f"email/billing/{kind}.txt", context)
+    html = render_to_string(f"email/billing/{kind}.html", context)
+    message = EmailMultiAlternatives(
+        subject=SUBJECTS[kind].format(tier=tier_name),
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[membership.subscriber.email],
+    )
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def _account_path() -> str:
+    from django.urls import NoReverseMatch
+
+    try:
+        return reverse("subscribers:account")
+    except NoReverseMatch:
+        return "/account/"

@@ -1,0 +1,40 @@
+"""Thin Celery tasks for paid tiers: apply a Stripe event, send a billing email."""
+
+import stripe
+from celery import shared_task
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=10)
+def process_stripe_event(self, event_pk: int) -> None:
+    """Apply one stored Stripe event (once, whatever the deliveries)."""
+    from . import services
+
+    try:
+        services.process_stripe_event(event_pk=event_pk)
+    except stripe.StripeError as exc:
+        services.record_stripe_event_failure(event_pk=event_pk, error=str(exc))
+        if not _retryable(exc) or self.request.retries >= self.max_retries:
+            services.mark_stripe_event_failed(event_pk=event_pk, error=str(exc))
+            return
+        raise self.retry(
+            exc=exc, countdown=min(600, 5 * 2**self.request.retries)
+        ) from exc
+
+
+def _retryable(exc: stripe.StripeError) -> bool:
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
+        return True
+    return (exc.http_status or 500) >= 500
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=10,
+    max_retries=5,
+)
+def send_billing_email(membership_pk: int, kind: str, extra: dict) -> None:
+    """Send one billing email (welcome, payment_failed, ended) to a member."""
+    from . import emails
+
+    emails.send_billing_email(membership_pk=membership_pk, kind=kind, extra=extra)

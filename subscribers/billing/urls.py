@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("pricing/", views.pricing, name="pricing"),
+    path("pricing/subscribe/", views.subscribe, name="subscribe"),
+    path("billing/success/", views.success, name="success"),
+    path("billing/cancel/", views.cancel, name="cancel"),
+    path("billing/portal/", views.manage_billing, name="portal"),
+    path("stripe/webhook/", views.stripe_webhook, name="webhook"),
+]

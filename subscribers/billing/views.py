@@ -1,0 +1,212 @@
+"""Pricing, Checkout, the customer portal and Stripe's webhook."""
+
+import json
+import logging
+
+import stripe
+from django.conf import settings
+from django.contrib import messages
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from subscribers.sessions import current_subscriber, sign_in_subscriber
+
+from . import services, stripe_api
+from .forms import CheckoutForm
+from .models import Membership, StripeEvent, Tier
+
+logger = logging.getLogger(__name__)
+
+CHECKOUT_SESSION_KEY = "billing_checkout"
+
+
+def _membership(request: HttpRequest) -> Membership | None:
+    subscriber = current_subscriber(request)
+    if subscriber is None:
+        return None
+    return (
+        Membership.objects.select_related("tier").filter(subscriber=subscriber).first()
+    )
+
+
+@require_GET
+def pricing(request: HttpRequest, form: CheckoutForm | None = None) -> HttpResponse:
+    """Show the tiers, monthly or yearly, with a Subscribe button for each."""
+    interval = request.GET.get("interval", Tier.Interval.MONTH)
+    if interval not in Tier.Interval.values:
+        interval = Tier.Interval.MONTH
+    tiers = list(Tier.objects.active())
+    subscriber = current_subscriber(request)
+    membership = _membership(request)
+    context = {
+        "tiers": tiers,
+        "interval": interval,
+        "intervals": Tier.Interval.choices,
+        "configured": stripe_api.is_configured(),
+        "missing_settings": stripe_api.missing_settings(),
+        "subscriber": subscriber,
+        "membership": membership,
+        "is_member": bool(membership and membership.has_paid_access()),
+        "form": form,
+        "has_yearly": any(Tier.Interval.YEAR in tier.intervals for tier in tiers),
+        "has_monthly": any(Tier.Interval.MONTH in tier.intervals for tier in tiers),
+    }
+    status = 400 if form is not None and form.errors else 200
+    return render(request, "subscribers/billing/pricing.html", context, status=status)
+
+
+@require_POST
+def subscribe(request: HttpRequest) -> HttpResponse:
+    """Create a Checkout Session for the chosen tier and send the reader to Stripe."""
+    if not stripe_api.is_configured():
+        messages.error(request, "Paid subscriptions are not set up yet.")
+        return redirect("billing:pricing")
+    subscriber = current_subscriber(request)
+    form = CheckoutForm(request.POST, signed_in=subscriber is not None)
+    if not form.is_valid():
+        request.method = "GET"
+        return pricing(request, form=form)
+    new_subscriber = False
+    if subscriber is None:
+        subscriber, new_subscriber = services.subscriber_for_checkout(
+            email=form.cleaned_data["email"]
+        )
+    base = request.build_absolute_uri("/").rstrip("/")
+    try:
+        session = services.create_checkout_session(
+            tier=form.cleaned_data["tier"],
+            interval=form.cleaned_data["interval"],
+            subscriber=subscriber,
+            amount=form.cleaned_data.get("amount_cents"),
+            success_url=base
+            + reverse("billing:success")
+            + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=base + reverse("billing:cancel"),
+        )
+    except (stripe.StripeError, ValueError) as exc:
+        logger.exception("Could not create a Checkout Session")
+        messages.error(
+            request,
+            "We could not start the payment just now; nothing was charged. "
+            f"Please try again in a moment. ({exc.__class__.__name__})",
+        )
+        return redirect("billing:pricing")
+    # Remember who started this checkout in this browser, so the success page may
+    # sign a brand-new reader in once Stripe confirms the payment.
+    request.session[CHECKOUT_SESSION_KEY] = {
+        "id": session["id"],
+        "subscriber": subscriber.pk,
+        "new": new_subscriber,
+    }
+    return HttpResponseRedirect(session["url"], status=303)
+
+
+@require_GET
+def success(request: HttpRequest) -> HttpResponse:
+    """Thank the reader; show "processing" until Stripe's webhook has arrived."""
+    session_id = request.GET.get("session_id", "")
+    event = (
+        StripeEvent.objects.filter(
+            type="checkout.session.completed",
+            object_id=session_id,
+            status=StripeEvent.Status.PROCESSED,
+        ).first()
+        if session_id
+        else None
+    )
+    processing = event is None
+    pending = request.session.get(CHECKOUT_SESSION_KEY) or {}
+    signed_in = current_subscriber(request)
+    if event is not None and pending.get("id") == session_id:
+        subscriber_pk = pending.get("subscriber")
+        if signed_in is None and pending.get("new"):
+            from subscribers.models import Subscriber
+
+            subscriber = Subscriber.objects.filter(pk=subscriber_pk).first()
+            if subscriber is not None:
+                sign_in_subscriber(request, subscriber)
+                signed_in = subscriber
+        request.session.pop(CHECKOUT_SESSION_KEY, None)
+    return render(
+        request,
+        "subscribers/billing/success.html",
+        {
+            "processing": processing,
+            "session_id": session_id,
+            "subscriber": signed_in,
+            "membership": _membership(request),
+        },
+    )
+
+
+@require_GET
+def cancel(request: HttpRequest) -> HttpResponse:
+    """Tell the reader nothing was charged and lead back to the pricing page."""
+    return render(request, "subscribers/billing/cancel.html")
+
+
+@require_POST
+def manage_billing(request: HttpRequest) -> HttpResponse:
+    """Open the Stripe customer portal for the signed-in member."""
+    membership = _membership(request)
+    if membership is None or not membership.stripe_customer_id:
+        messages.error(request, "There is no paid subscription to manage.")
+        return redirect("billing:pricing")
+    if not stripe_api.is_configured():
+        messages.error(request, "Billing is not available right now.")
+        return redirect("billing:pricing")
+    return_url = request.build_absolute_uri(request.POST.get("next") or "/account/")
+    if not return_url.startswith(request.build_absolute_uri("/")):
+        return_url = request.build_absolute_uri("/account/")
+    try:
+        url = services.create_portal_session(
+            membership=membership, return_url=return_url
+        )
+    except stripe.StripeError:
+        logger.exception("Could not open the customer portal")
+        messages.error(request, "Billing could not be opened just now; try again.")
+        return redirect("billing:pricing")
+    return HttpResponseRedirect(url, status=303)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Receive a Stripe event: verify, store once, queue, answer at once."""
+    secret = getattr(settings, "STRIPE_WEBHOOK_SECRET", "")
+    if not secret:
+        return HttpResponseBadRequest("Stripe webhooks are not set up.")
+    payload = request.body
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload,
+            request.headers.get("Stripe-Signature"),
+            secret,
+            stripe.Webhook.DEFAULT_TOLERANCE,
+        )
+        data = json.loads(payload)
+    except (stripe.SignatureVerificationError, ValueError):
+        return HttpResponseBadRequest("Invalid signature or payload.")
+    if (
+        not isinstance(data, dict)
+        or data.get("object") != "event"
+        or not data.get("id")
+    ):
+        return HttpResponseBadRequest("Not a Stripe event.")
+    try:
+        data["data"]["object"]
+    except (KeyError, TypeError):
+        return HttpResponseBadRequest("The event has no object.")
+    event, created = services.record_stripe_event(payload=data)
+    if event is None:
+        return JsonResponse({"received": True, "ignored": True})
+    return JsonResponse({"received": True, "duplicate": not created})
