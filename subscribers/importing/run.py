@@ -72,6 +72,10 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     @property
+    def created_by_status(self) -> list[tuple[str, int]]:
+        return sorted(self.created.items())
+
+    @property
     def created_total(self) -> int:
         return sum(self.created.values())
 
@@ -96,8 +100,10 @@ def _read_rows(stream: TextIO, fmt: str, report: ImportReport) -> dict[str, list
     reader = csv.reader(stream)
     try:
         header = next(reader, None)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ImportFailed(f"The file cannot be read as CSV text: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(f"The file is not UTF-8 text ({exc}).") from None
+    except csv.Error as exc:
+        raise ImportFailed(f"The file cannot be read as CSV ({exc}).") from None
     if not header:
         raise ImportFailed("The file is empty.")
     first_row: list[str] | None = None
@@ -121,10 +127,10 @@ def _read_rows(stream: TextIO, fmt: str, report: ImportReport) -> dict[str, list
                 line = reader.line_num
                 yield line, row
         except csv.Error as exc:
-            raise ImportFailed(f"Line {line + 1} is not valid CSV: {exc}") from None
+            raise ImportFailed(f"Line {line + 1} is not valid CSV ({exc}).") from None
         except UnicodeDecodeError as exc:
             raise ImportFailed(
-                f"The file is not UTF-8 text (after line {line}): {exc}"
+                f"The file is not UTF-8 text after line {line} ({exc})."
             ) from None
 
     for number, row in numbered():
