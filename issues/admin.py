@@ -1,0 +1,214 @@
+"""The author's workplace: issues, papers and tags in the admin."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
+from markdownx.models import MarkdownxField
+from markdownx.widgets import AdminMarkdownxWidget
+
+from .models import Citation, Issue, Paper, Tag
+from .rendering import render_issue_body
+from .services import record_citations
+
+
+class AuthorsField(forms.CharField):
+    """Authors as one name per line in the admin, a list in the database."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list):
+            return value
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class IssueAdminForm(forms.ModelForm):
+    class Meta:
+        model = Issue
+        fields = [
+            "title", "slug", "subtitle", "body", "status", "publish_at",
+            "published_at", "access", "tags", "cover_image", "cover_alt",
+        ]  # fmt: skip
+
+    def clean(self):
+        cleaned = super().clean()
+        status = cleaned.get("status")
+        body = cleaned.get("body") or ""
+        if status in (Issue.Status.PUBLISHED, Issue.Status.SCHEDULED):
+            unknown = render_issue_body(body).unknown_references
+            if unknown:
+                names = ", ".join(str(ref) for ref in unknown)
+                self.add_error(
+                    "body",
+                    f"These references name no paper yet: {names}. Add the paper "
+                    "under Papers (or fix the reference), or save as a draft.",
+                )
+        return cleaned
+
+
+class PaperAdminForm(forms.ModelForm):
+    authors = AuthorsField(
+        required=False,
+        help_text="One author per line, in the paper's order.",
+    )
+
+    class Meta:
+        model = Paper
+        fields = [
+            "title", "slug", "authors", "year", "venue", "arxiv_id", "doi", "url",
+            "code_url", "tags", "summary",
+        ]  # fmt: skip
+
+
+class CitationInline(admin.TabularInline):
+    model = Citation
+    extra = 0
+    autocomplete_fields = ["paper"]
+    fields = ["paper", "position", "rank", "note"]
+    verbose_name = "cited paper"
+    verbose_name_plural = (
+        "Cited papers: references like [[arxiv:…]] in the body are added here "
+        "when you save; add others by hand, set a rank for a top-N list"
+    )
+    formfield_overrides = {
+        Citation._meta.get_field("note").__class__: {
+            "widget": forms.Textarea(attrs={"rows": 2, "cols": 40})
+        }
+    }
+
+
+@admin.register(Issue)
+class IssueAdmin(admin.ModelAdmin):
+    form = IssueAdminForm
+    change_form_template = "admin/issues/issue/change_form.html"
+    list_display = [
+        "title",
+        "status",
+        "access",
+        "publish_at",
+        "published_at",
+        "citation_count",
+        "updated",
+    ]
+    list_filter = [
+        "status",
+        "access",
+        "tags",
+        ("published_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["title", "subtitle", "body"]
+    date_hierarchy = "published_at"
+    prepopulated_fields = {"slug": ["title"]}
+    autocomplete_fields = ["tags"]
+    inlines = [CitationInline]
+    readonly_fields = ["word_count"]
+    formfield_overrides = {MarkdownxField: {"widget": AdminMarkdownxWidget}}
+    fieldsets = [
+        (None, {"fields": ["title", "slug", "subtitle", "body"]}),
+        (
+            "Publishing",
+            {
+                "fields": ["status", "publish_at", "published_at", "access", "tags"],
+                "description": "Drafts and scheduled issues are visible to staff "
+                "only; use “Preview as readers will see it” above to check one.",
+            },
+        ),
+        ("Cover", {"fields": ["cover_image", "cover_alt"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_citations=Count("citations"))
+            .defer("body_html", "free_html", "paid_html", "public_text")
+        )
+
+    @admin.display(description="papers", ordering="n_citations")
+    def citation_count(self, obj: Issue) -> int:
+        return obj.n_citations
+
+    def save_model(self, request, obj, form, change):
+        # Citations are recorded after the inline is saved (save_related), so a
+        # paper both referenced in the body and picked by hand is cited once.
+        obj.save(record_citations=False)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        record_citations(issue=form.instance)
+
+
+class CitingIssueInline(admin.TabularInline):
+    model = Citation
+    extra = 0
+    can_delete = False
+    fields = ["issue_link", "issue_status", "rank", "note"]
+    readonly_fields = fields
+    verbose_name = "issue citing this paper"
+    verbose_name_plural = "Issues citing this paper"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("issue")
+
+    @admin.display(description="issue")
+    def issue_link(self, obj: Citation) -> str:
+        url = reverse("admin:issues_issue_change", args=[obj.issue_id])
+        return format_html('<a href="{}">{}</a>', url, obj.issue.title)
+
+    @admin.display(description="status")
+    def issue_status(self, obj: Citation) -> str:
+        return obj.issue.get_status_display()
+
+
+@admin.register(Paper)
+class PaperAdmin(admin.ModelAdmin):
+    form = PaperAdminForm
+    list_display = ["title", "first_author", "year", "venue", "arxiv_id", "issue_count"]
+    list_filter = ["year", "tags"]
+    search_fields = ["title", "authors", "arxiv_id", "doi"]
+    prepopulated_fields = {"slug": ["title"]}
+    autocomplete_fields = ["tags"]
+    inlines = [CitingIssueInline]
+    formfield_overrides = {
+        MarkdownxField: {"widget": AdminMarkdownxWidget},
+        models.URLField: {"assume_scheme": "https"},
+    }
+    fields = [
+        "title", "slug", "authors", "year", "venue", "arxiv_id", "doi", "url",
+        "code_url", "tags", "summary",
+    ]  # fmt: skip
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_issues=Count("citations"))
+
+    @admin.display(description="first author")
+    def first_author(self, obj: Paper) -> str:
+        return (
+            (obj.authors[0] + (" et al." if len(obj.authors) > 1 else ""))
+            if obj.authors
+            else ""
+        )
+
+    @admin.display(description="issues", ordering="n_issues")
+    def issue_count(self, obj: Paper) -> int:
+        return obj.n_issues
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name"]
+    prepopulated_fields = {"slug": ["name"]}

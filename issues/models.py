@@ -1,12 +1,51 @@
-from django.db import models
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 from markdownx.models import MarkdownxField
+
+# New style (2201.03545, 0704.0001) and old style (hep-th/9901001, math.GT/0309136),
+# each with an optional version suffix (v2).
+ARXIV_ID_RE = re.compile(
+    r"^(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$"
+)
+validate_arxiv_id = RegexValidator(
+    ARXIV_ID_RE,
+    "Enter an arXiv id such as 2201.03545 or hep-th/9901001 (optionally with a "
+    "version, e.g. 2201.03545v2), without the https://arxiv.org/abs/ prefix.",
+    code="invalid_arxiv_id",
+)
+
+
+def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:
+    """Return a slug for text that no other row of model uses yet."""
+    base = slugify(text)[: max_length - 8].strip("-") or "untitled"
+    taken = set(
+        model.objects.filter(slug__startswith=base)
+        .exclude(pk=instance_pk)
+        .values_list("slug", flat=True)
+    )
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
 
 
 class Tag(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="Shown on issues and papers, e.g. Vision.",
+    )
+    slug = models.SlugField(
+        max_length=100,
+        unique=True,
+        help_text="The tag's address: /tags/<slug>/. Filled in from the name.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -14,29 +53,61 @@ class Tag(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            self.slug = unique_slug(Tag, self.name, instance_pk=self.pk, max_length=100)
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self) -> str:
         return reverse("issues:tag", kwargs={"slug": self.slug})
 
 
 class Paper(models.Model):
-    title = models.CharField(max_length=500)
-    slug = models.SlugField(max_length=200, unique=True)
+    title = models.CharField(max_length=500, help_text="The paper's full title.")
+    slug = models.SlugField(
+        max_length=200,
+        unique=True,
+        blank=True,
+        help_text="The paper's address: /papers/<slug>/, and the name to cite it by "
+        "in an issue: [[paper:<slug>]]. Filled in from the title when left empty.",
+    )
     authors = models.JSONField(
         default=list,
         blank=True,
         help_text="Author names in the paper's order, e.g. "
         '["Zhuang Liu", "Hanzi Mao"].',
     )
-    year = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
+    year = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Year of publication; the top-papers list of a year uses it.",
+    )
     arxiv_id = models.CharField(
         "arXiv id", max_length=50, blank=True, db_index=True,
-        help_text="e.g. 2201.03545 or hep-th/9901001, with an optional version (v2).",
+        validators=[validate_arxiv_id],
+        help_text="e.g. 2201.03545 or hep-th/9901001, with an optional version (v2). "
+        "Cite it in an issue with [[arxiv:2201.03545]].",
     )  # fmt: skip
-    doi = models.CharField("DOI", max_length=200, blank=True, db_index=True)
-    url = models.URLField("URL", max_length=500, blank=True)
-    venue = models.CharField(max_length=200, blank=True)
-    code_url = models.URLField("code URL", max_length=500, blank=True)
-    summary = MarkdownxField(blank=True)
+    doi = models.CharField(
+        "DOI", max_length=200, blank=True, db_index=True,
+        help_text="e.g. 10.1109/CVPR52688.2022.01167, without https://doi.org/. "
+        "Cite it in an issue with [[doi:10.1109/…]].",
+    )  # fmt: skip
+    url = models.URLField(
+        "URL", max_length=500, blank=True,
+        help_text="Where to read it when it has no arXiv id or DOI.",
+    )  # fmt: skip
+    venue = models.CharField(
+        max_length=200, blank=True, help_text="Conference or journal, e.g. CVPR."
+    )
+    code_url = models.URLField(
+        "code URL", max_length=500, blank=True,
+        help_text="The official code repository, if any.",
+    )  # fmt: skip
+    summary = MarkdownxField(
+        blank=True, help_text="Your short summary, in Markdown; shown on its page."
+    )
     summary_html = models.TextField(blank=True, editable=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="papers")
     created = models.DateTimeField(auto_now_add=True)
@@ -48,8 +119,35 @@ class Paper(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def save(self, *args, **kwargs) -> None:
+        from .rendering import render_markdown
+
+        if not self.slug:
+            self.slug = unique_slug(Paper, self.title, instance_pk=self.pk)
+        self.arxiv_id = self.arxiv_id.strip()
+        self.doi = self.doi.strip()
+        self.summary_html = render_markdown(self.summary, papers={})
+        super().save(*args, **kwargs)
+        # Issues show this paper's card baked into their HTML: refresh them.
+        if self.pk:
+            from .services import rerender_issues_citing
+
+            transaction.on_commit(lambda: rerender_issues_citing(paper_id=self.pk))
+
     def get_absolute_url(self) -> str:
         return reverse("issues:paper", kwargs={"slug": self.slug})
+
+    @property
+    def authors_display(self) -> str:
+        return ", ".join(self.authors)
+
+    @property
+    def link(self) -> str:
+        if self.arxiv_id:
+            return f"https://arxiv.org/abs/{self.arxiv_id}"
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        return self.url
 
 
 class IssueQuerySet(models.QuerySet):
@@ -58,6 +156,12 @@ class IssueQuerySet(models.QuerySet):
         return self.filter(
             status=Issue.Status.PUBLISHED, published_at__lte=timezone.now()
         )
+
+    def visible_to(self, user) -> "IssueQuerySet":
+        """Return the issues this user may open: all for staff, else published."""
+        if user is not None and user.is_authenticated and user.is_staff:
+            return self.all()
+        return self.published()
 
 
 class Issue(models.Model):
@@ -70,23 +174,66 @@ class Issue(models.Model):
         FREE = "free", "Free"
         PAID = "paid", "Paid supporters only"
 
-    title = models.CharField(max_length=300)
-    slug = models.SlugField(max_length=200, unique=True)
-    subtitle = models.CharField(max_length=500, blank=True)
-    body = MarkdownxField(blank=True)
+    title = models.CharField(max_length=300, help_text="The headline readers see.")
+    slug = models.SlugField(
+        max_length=200,
+        unique=True,
+        blank=True,
+        help_text="The issue's address: /issues/<slug>/. Filled in from the title; "
+        "avoid changing it once published, old links would break.",
+    )
+    subtitle = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="One sentence under the title; also the description in link "
+        "previews and feeds.",
+    )
+    body = MarkdownxField(
+        blank=True,
+        help_text="Markdown. Cite a paper with [[arxiv:2201.03545]], "
+        "[[doi:10.…]] or [[paper:slug]] to show its card and list it under "
+        '"Papers in this issue". Put a line <!-- paywall --> where the part for '
+        "paying supporters begins. Code: fence it with ```python. Footnotes: "
+        "text[^1] and [^1]: note.",
+    )
     # Rendered on save by issues.rendering; never rebuilt per request.
     body_html = models.TextField(blank=True, editable=False)
     free_html = models.TextField(blank=True, editable=False)
     paid_html = models.TextField(blank=True, editable=False)
-    cover_image = models.ImageField(upload_to="covers/%Y/", blank=True)
+    # The plain text anyone may read (search, descriptions): the free part, or
+    # nothing for a paid-only issue without a paywall break.
+    public_text = models.TextField(blank=True, editable=False)
+    word_count = models.PositiveIntegerField(default=0, editable=False)
+    cover_image = models.ImageField(
+        upload_to="covers/%Y/",
+        blank=True,
+        help_text="Optional; shown at the top of the issue and in link previews "
+        "(1200×630 works best).",
+    )
+    cover_alt = models.CharField(
+        "cover description",
+        max_length=300,
+        blank=True,
+        help_text="What the cover image shows, for readers who cannot see it.",
+    )
     status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True
-    )
+        max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True,
+        help_text="Drafts and scheduled issues are visible to staff only.",
+    )  # fmt: skip
     access = models.CharField(
-        max_length=10, choices=Access.choices, default=Access.FREE
-    )
-    publish_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    published_at = models.DateTimeField(null=True, blank=True, db_index=True)
+        max_length=10, choices=Access.choices, default=Access.FREE,
+        help_text="Free: everyone reads it (except the part below a paywall break). "
+        "Paid supporters only: others see the part above the paywall break, or "
+        "just the title and subtitle.",
+    )  # fmt: skip
+    publish_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="For a scheduled issue: when it goes out.",
+    )  # fmt: skip
+    published_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="When it went out; set automatically when it is published.",
+    )  # fmt: skip
     tags = models.ManyToManyField(Tag, blank=True, related_name="issues")
     papers = models.ManyToManyField(
         Paper, through="Citation", blank=True, related_name="issues"
@@ -102,8 +249,41 @@ class Issue(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def save(self, *args, record_citations: bool = True, **kwargs) -> None:
+        """Render the body, fill in the slug, and record the papers it cites."""
+        if not self.slug:
+            self.slug = unique_slug(Issue, self.title, instance_pk=self.pk)
+        if self.status == self.Status.PUBLISHED and self.published_at is None:
+            self.published_at = self.publish_at or timezone.now()
+        rendered = self.render()
+        super().save(*args, **kwargs)
+        if record_citations:
+            from .services import record_citations as record
+
+            record(issue=self, rendered=rendered)
+
     def get_absolute_url(self) -> str:
         return reverse("issues:issue", kwargs={"slug": self.slug})
+
+    def render(self):
+        """Render body into the stored HTML fields; return the RenderedBody."""
+        from .rendering import render_issue_body
+
+        rendered = render_issue_body(self.body)
+        self.body_html = rendered.body_html
+        self.free_html = rendered.free_html
+        self.paid_html = rendered.paid_html
+        self.word_count = rendered.word_count
+        self.public_text = (
+            "" if self.is_paid_only and not rendered.paid_html else rendered.free_text
+        )
+        return rendered
+
+    def clean(self) -> None:
+        if self.status == self.Status.SCHEDULED and not self.publish_at:
+            raise ValidationError(
+                {"publish_at": "Choose when this scheduled issue should go out."}
+            )
 
     @property
     def has_paywall(self) -> bool:
@@ -113,13 +293,38 @@ class Issue(models.Model):
     def is_paid_only(self) -> bool:
         return self.access == self.Access.PAID
 
+    @property
+    def is_public(self) -> bool:
+        return (
+            self.status == self.Status.PUBLISHED
+            and self.published_at is not None
+            and self.published_at <= timezone.now()
+        )
+
+    @property
+    def reading_minutes(self) -> int:
+        return max(1, round(self.word_count / 230))
+
 
 class Citation(models.Model):
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="citations")
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="citations")
-    position = models.PositiveIntegerField(default=0)
-    rank = models.PositiveSmallIntegerField(null=True, blank=True)
-    note = models.TextField(blank=True)
+    position = models.PositiveIntegerField(
+        default=0, help_text="Order in the issue's list of papers."
+    )
+    rank = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text='For a "top papers of the year" list: 1 for the best.',
+    )
+    note = models.TextField(
+        blank=True, help_text="A line on why it matters; shown in the papers list."
+    )
+    in_paid_part = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Referenced only below the paywall break.",
+    )
 
     class Meta:
         ordering = ["position", "pk"]

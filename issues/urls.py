@@ -1,21 +1,26 @@
+from django.contrib.sitemaps.views import sitemap
 from django.urls import path
-from django.views.generic import TemplateView
+
+from . import editor, feeds, views
+from .sitemaps import SITEMAPS
 
 app_name = "issues"
 
-# Placeholders so that get_absolute_url resolves; the reader's views replace them.
 urlpatterns = [
-    path(
-        "issues/<slug:slug>/",
-        TemplateView.as_view(template_name="home.html"),
-        name="issue",
-    ),
-    path(
-        "papers/<slug:slug>/",
-        TemplateView.as_view(template_name="home.html"),
-        name="paper",
-    ),
-    path(
-        "tags/<slug:slug>/", TemplateView.as_view(template_name="home.html"), name="tag"
-    ),
+    path("archive/", views.archive, name="archive"),
+    path("issues/<slug:slug>/", views.issue_detail, name="issue"),
+    path("issues/<slug:slug>/bibtex", views.issue_bibtex, name="issue_bibtex"),
+    path("papers/", views.papers, name="papers"),
+    path("papers/top/<int:year>/", views.top_papers, name="top_papers"),
+    path("papers/<slug:slug>/", views.paper_detail, name="paper"),
+    path("papers/<slug:slug>/bibtex", views.paper_bibtex, name="paper_bibtex"),
+    path("tags/<slug:slug>/", views.tag_detail, name="tag"),
+    path("search/", views.search, name="search"),
+    path("feed/", feeds.IssuesFeed(), name="feed_rss"),
+    path("feed/atom/", feeds.IssuesAtomFeed(), name="feed_atom"),
+    path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
+    path("robots.txt", views.robots_txt, name="robots"),
+    # The editor's live preview and image uploads (staff only).
+    path("markdownx/markdownify/", editor.markdownify, name="markdownx_markdownify"),
+    path("markdownx/upload/", editor.upload_image, name="markdownx_upload"),
 ]

@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "newsletter.context_processors.site",
+                "issues.context_processors.publication",
             ],
         },
     },

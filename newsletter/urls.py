@@ -8,7 +8,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("markdownx/", include("markdownx.urls")),
+    # The Markdown editor's preview and upload endpoints (staff only) live in
+    # issues.urls under /markdownx/; django-markdownx's own views are not mounted.
     path("", include("issues.urls")),
     path("", include("subscribers.urls")),
     path("", include("subscribers.billing.urls")),

@@ -7,16 +7,25 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from .celery import app as celery_app
 from .models import Heartbeat
 from .services import WORKER_HEARTBEAT
 
 
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    """Show the front page."""
-    return render(request, "home.html")
+    """Show the front page: the latest issue, recent issues and a subscribe box."""
+    from issues.models import Issue
+
+    issues = list(
+        Issue.objects.published()
+        .prefetch_related("tags")
+        .defer("body", "body_html", "free_html", "paid_html")[:8]
+    )
+    context = {"latest": issues[0] if issues else None, "recent": issues[1:]}
+    return render(request, "home.html", context)
 
 
 def _check_database() -> tuple[bool, str]:

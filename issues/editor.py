@@ -1,0 +1,73 @@
+"""The Markdown editor's endpoints: live preview and image upload, staff only.
+
+django-markdownx's own views answer anyone; these replace them at the same paths.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import wraps
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_POST
+from PIL import Image, UnidentifiedImageError
+
+from .rendering import markdownify as render_preview
+
+# Formats a browser shows inline; SVG is left out because it can carry scripts.
+IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+DEFAULT_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+
+
+def staff_only(view):
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        user = request.user
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            return JsonResponse({"error": "Staff only."}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_POST
+@staff_only
+def markdownify(request: HttpRequest) -> HttpResponse:
+    """Return the live preview of the posted Markdown."""
+    return HttpResponse(render_preview(request.POST.get("content", "")))
+
+
+def _upload_error(message: str) -> JsonResponse:
+    return JsonResponse({"image": [message]}, status=400)
+
+
+@require_POST
+@staff_only
+def upload_image(request: HttpRequest) -> JsonResponse:
+    """Store an uploaded image and return the Markdown that shows it."""
+    upload = request.FILES.get("image")
+    if upload is None:
+        return _upload_error("Choose an image to upload.")
+    limit = getattr(settings, "QUIRE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES)
+    if upload.size > limit:
+        return _upload_error(
+            f"This image is {upload.size / 1e6:.1f} MB; the limit is "
+            f"{limit / 1e6:.1f} MB. Resize it and try again."
+        )
+    try:
+        with Image.open(upload) as image:
+            image_format = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return _upload_error("This file is not an image Quire can show.")
+    extension = IMAGE_FORMATS.get(image_format or "")
+    if extension is None:
+        return _upload_error(
+            f"{image_format} images are not accepted; use JPEG, PNG, GIF or WebP."
+        )
+    upload.seek(0)
+    name = default_storage.save(f"markdownx/{uuid.uuid4().hex}.{extension}", upload)
+    alt = upload.name.rsplit(".", 1)[0].replace("]", "").replace("[", "")[:100]
+    return JsonResponse({"image_code": f"![{alt}]({default_storage.url(name)})"})

@@ -1,0 +1,55 @@
+"""The sitemap: published issues, papers, tags and the index pages."""
+
+from django.contrib.sitemaps import Sitemap
+from django.urls import reverse
+
+from .models import Issue, Paper, Tag
+
+
+class IssueSitemap(Sitemap):
+    changefreq = "monthly"
+    priority = 0.8
+
+    def items(self):
+        return Issue.objects.published().only("slug", "updated").order_by("pk")
+
+    def lastmod(self, item: Issue):
+        return item.updated
+
+
+class PaperSitemap(Sitemap):
+    changefreq = "monthly"
+    priority = 0.5
+
+    def items(self):
+        return Paper.objects.only("slug", "updated").order_by("pk")
+
+    def lastmod(self, item: Paper):
+        return item.updated
+
+
+class TagSitemap(Sitemap):
+    changefreq = "weekly"
+    priority = 0.3
+
+    def items(self):
+        return Tag.objects.filter(issues__status=Issue.Status.PUBLISHED).distinct()
+
+
+class PageSitemap(Sitemap):
+    changefreq = "weekly"
+    priority = 0.6
+
+    def items(self):
+        return ["home", "issues:archive", "issues:papers"]
+
+    def location(self, item: str) -> str:
+        return reverse(item)
+
+
+SITEMAPS = {
+    "pages": PageSitemap,
+    "issues": IssueSitemap,
+    "papers": PaperSitemap,
+    "tags": TagSitemap,
+}

@@ -1,0 +1,249 @@
+"""The reader's pages. Each runs a small, fixed number of queries."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.http import http_date
+from django.views.decorators.http import require_GET, require_safe
+
+from newsletter.models import Publication
+
+from . import bibtex
+from .models import Citation, Issue, Paper, Tag
+from .reading import (
+    citations_q,
+    issues_for,
+    paid_access,
+    public_description,
+    readable_body,
+    visible_citations,
+)
+from .search import clean_query, search_issues, search_papers, snippet_html
+
+ISSUES_PER_PAGE = 20
+PAPERS_PER_PAGE = 50
+
+
+def _issue_list(request: HttpRequest, *, with_text: bool = False):
+    heavy = ["body", "body_html", "free_html", "paid_html"]
+    if not with_text:
+        heavy.append("public_text")
+    return issues_for(request).prefetch_related("tags").defer(*heavy)
+
+
+@require_safe
+def archive(request: HttpRequest) -> HttpResponse:
+    """List every issue, newest first, by year, paginated."""
+    issues = _issue_list(request)
+    page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "issues/archive.html", {"page": page})
+
+
+def _issue_etag(issue: Issue, *, paid: bool, request: HttpRequest) -> str:
+    user = request.user
+    state = f"{issue.pk}:{issue.updated.isoformat()}:{int(paid)}:"
+    state += f"{user.pk if user.is_authenticated else 0}"
+    return '"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
+
+
+@require_safe
+def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """Show one issue, its free or full body, and the papers it cites."""
+    issue = get_object_or_404(issues_for(request), slug=slug)
+    paid = paid_access(request)
+    etag = _issue_etag(issue, paid=paid, request=request)
+    last_modified = issue.updated.timestamp()
+    not_modified = get_conditional_response(
+        request, etag=etag, last_modified=int(last_modified)
+    )
+    if not_modified is not None:
+        return not_modified
+    citations = list(
+        issue.citations.filter(citations_q(paid_access=paid)).select_related("paper")
+    )
+    body = readable_body(issue, paid_access=paid)
+    response = render(
+        request,
+        "issues/issue_detail.html",
+        {
+            "issue": issue,
+            "tags": list(issue.tags.all()),
+            "body": body,
+            "citations": citations,
+            "is_preview": not issue.is_public,
+            "issue_description": public_description(issue),
+        },
+    )
+    response.headers["ETag"] = etag
+    response.headers["Last-Modified"] = http_date(last_modified)
+    patch_cache_control(response, private=True, no_cache=True)
+    return response
+
+
+@require_safe
+def issue_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
+    """Return BibTeX for the issue and the papers it cites that this reader sees."""
+    issue = get_object_or_404(
+        issues_for(request).prefetch_related(
+            Prefetch("citations", Citation.objects.select_related("paper"))
+        ),
+        slug=slug,
+    )
+    citations = visible_citations(issue, paid_access=paid_access(request))
+    text = bibtex.issue_bibtex(
+        issue, [c.paper for c in citations], publication=Publication.load().name
+    )
+    return _bibtex_response(text, issue.slug)
+
+
+def _bibtex_response(text: str, name: str) -> HttpResponse:
+    response = HttpResponse(text, content_type="text/x-bibtex; charset=utf-8")
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.bib"'
+    return response
+
+
+@require_safe
+def papers(request: HttpRequest) -> HttpResponse:
+    """List papers, filtered by year and tag."""
+    qs = Paper.objects.prefetch_related("tags").defer("summary", "summary_html")
+    year = request.GET.get("year", "")
+    tag_slug = request.GET.get("tag", "")
+    if year.isdigit():
+        qs = qs.filter(year=int(year))
+    if tag_slug:
+        qs = qs.filter(tags__slug=tag_slug)
+    page = Paginator(qs, PAPERS_PER_PAGE).get_page(request.GET.get("page"))
+    years = (
+        Paper.objects.exclude(year=None)
+        .order_by("-year")
+        .values_list("year", flat=True)
+        .distinct()
+    )
+    tags = Tag.objects.filter(papers__isnull=False).distinct()
+    return render(
+        request,
+        "issues/papers.html",
+        {
+            "page": page,
+            "years": list(years),
+            "tags": list(tags),
+            "year": year,
+            "tag": tag_slug,
+        },
+    )
+
+
+@require_safe
+def paper_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """Show a paper and every issue that discussed it."""
+    paper = get_object_or_404(Paper, slug=slug)
+    paid = paid_access(request)
+    citations = list(
+        Citation.objects.filter(
+            citations_q(paid_access=paid),
+            paper=paper,
+            issue__in=issues_for(request),
+        )
+        .select_related("issue")
+        .defer("issue__body", "issue__body_html", "issue__free_html",
+               "issue__paid_html", "issue__public_text")
+        .order_by("-issue__published_at")
+    )  # fmt: skip
+    return render(
+        request,
+        "issues/paper_detail.html",
+        {"paper": paper, "tags": list(paper.tags.all()), "citations": citations},
+    )
+
+
+@require_safe
+def paper_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
+    """Return the paper's BibTeX entry."""
+    paper = get_object_or_404(Paper, slug=slug)
+    return _bibtex_response(bibtex.paper_bibtex(paper), paper.slug)
+
+
+@require_safe
+def top_papers(request: HttpRequest, year: int) -> HttpResponse:
+    """Show the ranked top papers of a year, from the issues that ranked them."""
+    ranked = (
+        Citation.objects.filter(
+            citations_q(paid_access=paid_access(request)),
+            rank__isnull=False,
+            issue__in=issues_for(request),
+        )
+        .filter(Q(paper__year=year))
+        .select_related("paper", "issue")
+        .only("rank", "note", "paper", "issue__title", "issue__slug",
+              "issue__published_at")
+        .order_by("rank", "-issue__published_at")
+    )  # fmt: skip
+    seen, entries = set(), []
+    for citation in ranked:
+        if citation.paper_id not in seen:
+            seen.add(citation.paper_id)
+            entries.append(citation)
+    if not entries:
+        raise Http404("No ranked papers for that year.")
+    years = list(
+        Citation.objects.filter(rank__isnull=False, issue__in=issues_for(request))
+        .exclude(paper__year=None)
+        .order_by("-paper__year")
+        .values_list("paper__year", flat=True)
+        .distinct()
+    )
+    return render(
+        request,
+        "issues/top_papers.html",
+        {"year": year, "entries": entries, "years": years},
+    )
+
+
+@require_safe
+def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """Show the issues and papers with a tag."""
+    tag = get_object_or_404(Tag, slug=slug)
+    issues = list(_issue_list(request).filter(tags=tag)[:50])
+    papers = list(tag.papers.defer("summary", "summary_html")[:100])
+    return render(
+        request,
+        "issues/tag.html",
+        {"tag": tag, "issues": issues, "papers": papers},
+    )
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """Search issues and papers."""
+    q = clean_query(request.GET.get("q", ""))
+    issues, papers_found = [], []
+    if q:
+        issues = list(search_issues(_issue_list(request, with_text=True), q)[:20])
+        for issue in issues:
+            issue.snippet_html = snippet_html(issue, q)
+        papers_found = list(search_papers(Paper.objects.all(), q)[:20])
+    return render(
+        request,
+        "issues/search.html",
+        {"q": q, "issues": issues, "papers": papers_found},
+    )
+
+
+@require_safe
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    """Tell crawlers where the sitemap is and what not to crawl."""
+    base = request.build_absolute_uri("/").rstrip("/")
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /markdownx/",
+        "Disallow: /search/",
+        f"Sitemap: {base}/sitemap.xml",
+    ]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
