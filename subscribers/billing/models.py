@@ -229,6 +229,10 @@ class Membership(models.Model):
     stripe_synced_at = models.DateTimeField(null=True, blank=True)
     welcome_sent_at = models.DateTimeField(null=True, blank=True)
     ended_sent_at = models.DateTimeField(null=True, blank=True)
+    # The secret in the member's private feed address; made on first use.
+    feed_token = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False
+    )
     # "<invoice id>:<attempt count>" of the last payment-failed email sent.
     last_failed_invoice_attempt = models.CharField(max_length=120, blank=True)
     created = models.DateTimeField(auto_now_add=True)

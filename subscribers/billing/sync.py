@@ -104,24 +104,26 @@ def link_tier_prices(
     for price_id, interval in ((monthly, "month"), (yearly, "year")):
         if not price_id:
             continue
-        price = client.v1.prices.retrieve(price_id)
+        price = client.v1.prices.retrieve(price_id).to_dict()
         recurring = price.get("recurring") or {}
         if recurring.get("interval") != interval:
             raise ValueError(f"{price_id} is not a {interval}ly recurring price.")
-        product = price.product if isinstance(price.product, str) else price.product.id
+        product = price["product"]
+        if isinstance(product, dict):
+            product = product["id"]
         if tier.stripe_product_id and tier.stripe_product_id != product:
             raise ValueError(
                 f"{price_id} belongs to {product}, not this tier's product "
                 f"{tier.stripe_product_id}."
             )
         tier.stripe_product_id = product
-        tier.currency = price.currency
+        tier.currency = price["currency"]
         if interval == "month":
             tier.stripe_monthly_price_id = price_id
-            tier.monthly_amount = price.unit_amount
+            tier.monthly_amount = price["unit_amount"]
         else:
             tier.stripe_yearly_price_id = price_id
-            tier.yearly_amount = price.unit_amount
+            tier.yearly_amount = price["unit_amount"]
         changes.append(f"linked {interval}ly price {price_id}")
     tier.save()
     return changes

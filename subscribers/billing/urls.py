@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import feeds, views
 
 app_name = "billing"
 
@@ -11,4 +11,13 @@ urlpatterns = [
     path("billing/cancel/", views.cancel, name="cancel"),
     path("billing/portal/", views.manage_billing, name="portal"),
     path("stripe/webhook/", views.stripe_webhook, name="webhook"),
+    path("billing/feed/reset/", views.reset_feed, name="reset_feed"),
+    path(
+        "feed/private/<str:token>/", feeds.PrivateIssuesFeed(), name="private_feed_rss"
+    ),
+    path(
+        "feed/private/<str:token>/atom/",
+        feeds.PrivateIssuesAtomFeed(),
+        name="private_feed_atom",
+    ),
 ]

@@ -178,6 +178,19 @@ def manage_billing(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(url, status=303)
 
 
+@require_POST
+def reset_feed(request: HttpRequest) -> HttpResponse:
+    """Give the signed-in member a new private feed address."""
+    membership = _membership(request)
+    if membership is None or not membership.has_paid_access():
+        return redirect("billing:pricing")
+    services.reset_feed_token(membership=membership)
+    messages.success(
+        request, "Your private feed has a new address; the old one no longer works."
+    )
+    return redirect("/account/")
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:

@@ -240,7 +240,9 @@ def test_payment_failed_makes_a_past_due_member_with_access_only_inside_the_grac
     assert membership.has_paid_access()
     assert Subscriber.objects.filter(paid_subscribers_q(), pk=subscriber.pk).exists()
     failed_mail = [
-        m for m in smtp_settings.messages if "did not go through" in m.message["Subject"]
+        m
+        for m in smtp_settings.messages
+        if "did not go through" in m.message["Subject"]
     ]
     assert len(failed_mail) == 1
     assert "https://invoice.stripe.test/i/in_1" in failed_mail[0].raw.decode()

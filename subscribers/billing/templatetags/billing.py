@@ -20,3 +20,13 @@ def membership_for(subscriber):
     return (
         Membership.objects.select_related("tier").filter(subscriber=subscriber).first()
     )
+
+
+@register.simple_tag
+def private_feed_token(membership):
+    """Return the member's private feed secret (made on first use)."""
+    from ..services import ensure_feed_token
+
+    if membership is None or not membership.has_paid_access():
+        return ""
+    return ensure_feed_token(membership=membership)

@@ -1,0 +1,258 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from subscribers.billing.models import Membership, StripeEvent, Tier
+from subscribers.models import Subscriber
+from subscribers.sessions import SESSION_KEY
+from tests.billing.stripe_fake import make_event
+from tests.factories.subscribers import SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def sign_in(client, subscriber):
+    session = client.session
+    session[SESSION_KEY] = subscriber.pk
+    session.save()
+
+
+def test_pricing_without_stripe_keys_says_paid_subscriptions_are_not_set_up(
+    client, settings, tier
+):
+    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_PUBLISHABLE_KEY = ""
+    settings.STRIPE_WEBHOOK_SECRET = ""
+
+    page = client.get("/pricing/").content.decode()
+
+    assert "Paid subscriptions are not set up yet" in page
+    assert "STRIPE_SECRET_KEY" not in page  # the how-to is for staff only
+    assert (
+        client.post(
+            "/pricing/subscribe/",
+            {"tier": tier.pk, "interval": "month", "email": "a@b.org"},
+        ).status_code
+        == 302
+    )
+    assert not Subscriber.objects.exists()
+
+
+def test_staff_are_told_how_to_set_stripe_up(client, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    staff = get_user_model().objects.create_user("ed", is_staff=True)
+    client.force_login(staff)
+
+    page = client.get("/pricing/").content.decode()
+
+    assert "STRIPE_SECRET_KEY" in page and "sync_stripe_tiers" in page
+
+
+def test_pricing_shows_tiers_benefits_and_a_monthly_yearly_switch(
+    client, stripe_settings, tier
+):
+    monthly = client.get("/pricing/").content.decode()
+    yearly = client.get("/pricing/?interval=year").content.decode()
+
+    assert "Supporter" in monthly and "A private feed" in monthly
+    assert "$8" in monthly and "/month" in monthly
+    assert "$80" in yearly and "/year" in yearly
+    assert 'name="interval" value="year"' in yearly
+    assert 'name="interval" value="month"' in monthly
+
+
+def test_subscribing_creates_a_checkout_session_and_redirects_to_stripe(
+    client, fake_stripe, stripe_settings, tier
+):
+    tier.trial_days = 14
+    tier.save()
+
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "year", "email": "New@Example.org"},
+    )
+
+    assert response.status_code == 303
+    assert response["Location"].startswith(fake_stripe.base_url + "/checkout/pay/")
+    subscriber = Subscriber.objects.get(email="new@example.org")
+    assert subscriber.status == Subscriber.Status.PENDING
+    (params,) = fake_stripe.calls("POST", "/v1/checkout/sessions")
+    assert params["mode"] == "subscription"
+    assert params["client_reference_id"] == str(subscriber.pk)
+    assert params["customer_email"] == "new@example.org"
+    assert params["allow_promotion_codes"] == "true"
+    assert params["line_items"] == [{"price": "price_year", "quantity": "1"}]
+    assert params["subscription_data"]["trial_period_days"] == "14"
+    assert params["subscription_data"]["metadata"]["subscriber_id"] == str(
+        subscriber.pk
+    )
+    assert params["success_url"].endswith(
+        "/billing/success/?session_id={CHECKOUT_SESSION_ID}"
+    )
+
+
+def test_a_signed_in_reader_has_their_email_prefilled(
+    client, fake_stripe, stripe_settings, tier
+):
+    subscriber = SubscriberFactory(email="known@example.org")
+    sign_in(client, subscriber)
+
+    page = client.get("/pricing/").content.decode()
+    response = client.post(
+        "/pricing/subscribe/", {"tier": tier.pk, "interval": "month"}
+    )
+
+    assert "As known@example.org" in page
+    assert response.status_code == 303
+    (params,) = fake_stripe.calls("POST", "/v1/checkout/sessions")
+    assert params["customer_email"] == "known@example.org"
+    assert params["client_reference_id"] == str(subscriber.pk)
+
+
+def test_a_reader_who_is_not_signed_in_must_give_an_email(
+    client, fake_stripe, stripe_settings, tier
+):
+    response = client.post(
+        "/pricing/subscribe/", {"tier": tier.pk, "interval": "month"}
+    )
+
+    assert response.status_code == 400
+    assert "This field is required" in response.content.decode()
+    assert fake_stripe.calls("POST", "/v1/checkout/sessions") == []
+
+
+def test_a_founding_member_chooses_a_higher_yearly_price(
+    client, fake_stripe, stripe_settings
+):
+    founding = Tier.objects.create(
+        name="Founding member", slug="founding", yearly_amount=15000,
+        is_founding=True, stripe_product_id="prod_f",
+    )  # fmt: skip
+
+    too_low = client.post(
+        "/pricing/subscribe/",
+        {"tier": founding.pk, "interval": "year", "email": "f@example.org",
+         "amount": "100"},
+    )  # fmt: skip
+    chosen = client.post(
+        "/pricing/subscribe/",
+        {"tier": founding.pk, "interval": "year", "email": "f@example.org",
+         "amount": "250.50"},
+    )  # fmt: skip
+
+    assert too_low.status_code == 400
+    assert "at least $150 a year" in too_low.content.decode()
+    assert chosen.status_code == 303
+    (params,) = fake_stripe.calls("POST", "/v1/checkout/sessions")
+    assert params["line_items"][0]["price_data"] == {
+        "currency": "usd",
+        "product": "prod_f",
+        "unit_amount": "25050",
+        "recurring": {"interval": "year"},
+    }
+
+
+def test_stripe_failing_at_checkout_shows_an_error_and_charges_nothing(
+    client, fake_stripe, stripe_settings, tier
+):
+    fake_stripe.down = True
+
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "x@example.org"},
+        follow=True,
+    )
+
+    assert "could not start the payment" in response.content.decode()
+
+
+def test_success_page_shows_processing_until_the_webhook_then_signs_the_new_reader_in(
+    client,
+    fake_stripe,
+    stripe_settings,
+    tier,
+    deliver,
+    django_capture_on_commit_callbacks,
+):
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "paid@example.org"},
+    )
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    fake_stripe.complete_checkout(session_id)
+
+    waiting = client.get(f"/billing/success/?session_id={session_id}")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            make_event(
+                "checkout.session.completed", fake_stripe.session_object(session_id)
+            )
+        )
+    done = client.get(f"/billing/success/?session_id={session_id}")
+
+    assert "Processing your payment" in waiting.content.decode()
+    assert 'http-equiv="refresh"' in waiting.content.decode()
+    assert "Processing" not in done.content.decode()
+    assert "signed in as paid@example.org" in done.content.decode()
+    assert (
+        client.session[SESSION_KEY]
+        == Subscriber.objects.get(email="paid@example.org").pk
+    )
+    assert StripeEvent.objects.get().status == "processed"
+
+
+def test_paying_for_someone_elses_existing_address_does_not_sign_in_as_them(
+    client,
+    fake_stripe,
+    stripe_settings,
+    tier,
+    deliver,
+    django_capture_on_commit_callbacks,
+):
+    SubscriberFactory(email="victim@example.org")
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "victim@example.org"},
+    )
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    fake_stripe.complete_checkout(session_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            make_event(
+                "checkout.session.completed", fake_stripe.session_object(session_id)
+            )
+        )
+
+    done = client.get(f"/billing/success/?session_id={session_id}")
+
+    assert "Sign in with your email address" in done.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_cancel_page_leads_back_to_pricing(client):
+    page = client.get("/billing/cancel/").content.decode()
+
+    assert "nothing was charged" in page and 'href="/pricing/"' in page
+
+
+def test_manage_billing_opens_a_customer_portal_session(
+    client, fake_stripe, stripe_settings, paid_member
+):
+    subscriber, subscription = paid_member()
+    sign_in(client, subscriber)
+
+    response = client.post("/billing/portal/")
+
+    assert response.status_code == 303
+    assert response["Location"].startswith(fake_stripe.base_url + "/portal/")
+    (params,) = fake_stripe.calls("POST", "/v1/billing_portal/sessions")
+    assert params["customer"] == subscription["customer"]
+    assert params["return_url"].endswith("/account/")
+
+
+def test_manage_billing_without_a_subscription_goes_to_pricing(client, stripe_settings):
+    sign_in(client, SubscriberFactory())
+
+    response = client.post("/billing/portal/")
+
+    assert response.status_code == 302 and response["Location"] == "/pricing/"
+    assert not Membership.objects.exists()
