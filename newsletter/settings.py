@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "issues",
     "subscribers",
     "subscribers.billing",
+    "issues.sending",
 ]
 
 MIDDLEWARE = [
@@ -177,8 +178,41 @@ elif "EMAIL_HOST" in env:
 else:
     EMAIL_BACKEND = "newsletter.mail.OutboxBackend"
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Any django-anymail provider: EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend and
+# its settings as ANYMAIL_<SETTING> variables (ANYMAIL_MAILGUN_API_KEY=...,
+# ANYMAIL_WEBHOOK_SECRET=user:pass for the tracking webhook at /email/events/).
+# https://anymail.dev/en/stable/esps/
+if "EMAIL_BACKEND" in env:
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND")
+ANYMAIL = {
+    key.removeprefix("ANYMAIL_"): value
+    for key, value in env.ENVIRON.items()
+    if key.startswith("ANYMAIL_")
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Quire <quire@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Sending issues ----------------------------------------------------------------
+# How many recipients a worker claims at once, sends over one connection, and how
+# many batch tasks a send starts with (more workers pick up more of them).
+SENDING_BATCH_SIZE = env.int("SENDING_BATCH_SIZE", default=200)
+SENDING_PARALLELISM = env.int("SENDING_PARALLELISM", default=8)
+# Messages per second across all workers (0: no limit), for providers with quotas.
+SENDING_RATE_LIMIT = env.float("SENDING_RATE_LIMIT", default=0)
+# Transient failures (SMTP 4xx, timeouts, provider 429/5xx) are retried after
+# base * 2**(attempt-1) seconds, at most SENDING_RETRY_MAX_DELAY, up to
+# SENDING_MAX_ATTEMPTS attempts in all.
+SENDING_MAX_ATTEMPTS = env.int("SENDING_MAX_ATTEMPTS", default=8)
+SENDING_RETRY_BASE_DELAY = env.float("SENDING_RETRY_BASE_DELAY", default=30)
+SENDING_RETRY_MAX_DELAY = env.float("SENDING_RETRY_MAX_DELAY", default=3600)
+# A worker renews its hold on claimed rows while it works; rows whose hold is older
+# than this belong to a dead worker and the reconciler frees them.
+SENDING_LEASE_SECONDS = env.int("SENDING_LEASE_SECONDS", default=120)
+# Optional DKIM signing of every issue email (SMTP and outbox): the private key as
+# PEM text or a path to a PEM file, the selector and the signing domain.
+DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="")
+DKIM_SELECTOR = env.str("DKIM_SELECTOR", default="")
+DKIM_DOMAIN = env.str("DKIM_DOMAIN", default="")
 
 # --- Celery ----------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -244,6 +278,16 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {
         "task": "newsletter.tasks.record_heartbeat",
         "schedule": QUIRE_HEARTBEAT_INTERVAL,
+    },
+    # Scheduled issues are rows polled here, never long Celery ETAs.
+    "publish-due-issues": {
+        "task": "issues.sending.tasks.publish_due_issues",
+        "schedule": 30,
+    },
+    # Re-queue work no live worker holds (lost broker messages, dead workers).
+    "reconcile-sends": {
+        "task": "issues.sending.tasks.reconcile_sends",
+        "schedule": 60,
     },
 }
 

@@ -1,0 +1,174 @@
+"""Sends and deliveries: the database is the source of truth for every email."""
+
+from django.db import models
+from django.db.models import Count, Q
+
+
+class Send(models.Model):
+    """The emailing of one issue to its frozen audience (at most one per issue)."""
+
+    class Status(models.TextChoices):
+        PREPARING = "preparing", "Preparing"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    issue = models.OneToOneField(
+        "issues.Issue", on_delete=models.PROTECT, related_name="send"
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=Status.choices,
+        default=Status.PREPARING,
+        db_index=True,
+        help_text="Preparing: the audience is being frozen. Sending: workers are "
+        "emailing it. Paused: nothing more goes out until you resume. Done: every "
+        "recipient was handled.",
+    )
+    total = models.PositiveIntegerField(
+        default=0, help_text="Recipients frozen when the send started."
+    )
+    sent_count = models.PositiveIntegerField("sent", default=0)
+    failed_count = models.PositiveIntegerField("failed", default=0)
+    bounced_count = models.PositiveIntegerField("bounced", default=0)
+    skipped_count = models.PositiveIntegerField(
+        "skipped", default=0, help_text="Unsubscribed before their email went out."
+    )
+    resolved_after_crash = models.PositiveIntegerField(
+        default=0,
+        help_text="Emails that were being handed to the mail server when a worker "
+        "died; they were sent again, so these few recipients may have it twice.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    # Bumped whenever a worker claims a batch; the reconciler restarts a send whose
+    # heartbeat stopped while work is left (its broker messages were lost).
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"Send of {self.issue}"
+
+    @property
+    def handled(self) -> int:
+        return (
+            self.sent_count
+            + self.failed_count
+            + self.bounced_count
+            + self.skipped_count
+        )
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.handled / self.total) if self.total else 100
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PREPARING, self.Status.SENDING)
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def counts(self) -> dict[str, int]:
+        """Return the number of deliveries per status, every status present."""
+        counts = dict.fromkeys(Delivery.Status.values, 0)
+        for row in self.values("status").annotate(n=Count("pk")).order_by():
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def unresolved(self) -> "DeliveryQuerySet":
+        return self.filter(status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING])
+
+    def problems(self) -> "DeliveryQuerySet":
+        return self.filter(
+            Q(status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED])
+            | Q(possibly_duplicate=True)
+        )
+
+
+class Delivery(models.Model):
+    """One recipient of one send, with the outcome of its email."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+        SKIPPED = "skipped", "Skipped"
+
+    class Segment(models.TextChoices):
+        FREE = "free", "Free"
+        PAID = "paid", "Paid"
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey(
+        "subscribers.Subscriber",
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="deliveries",
+    )
+    # Frozen with the audience: the address the email went (or goes) to.
+    email = models.EmailField(max_length=254)
+    segment = models.CharField(
+        max_length=10, choices=Segment.choices, default=Segment.FREE
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # A worker holds a queued row while it works through its batch; the lease runs
+    # out at claimed_at + SENDING_LEASE_SECONDS, after which the reconciler frees it.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Retries after a transient failure wait until then.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    possibly_duplicate = models.BooleanField(
+        default=False,
+        help_text="A worker died while handing this email to the mail server; it was "
+        "sent again and may have arrived twice.",
+    )
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["send", "subscriber"], name="unique_delivery_per_subscriber"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["send", "status", "id"], name="delivery_claim_idx"),
+            models.Index(fields=["send", "sent_at"], name="delivery_rate_idx"),
+            models.Index(fields=["message_id"], name="delivery_message_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_status_display()})"
+
+
+class EmailEvent(models.Model):
+    """A tracking event from the email provider, kept once per event id."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=30, db_index=True)
+    email = models.EmailField(max_length=254, db_index=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    esp = models.CharField(max_length=50, blank=True)
+    description = models.TextField(blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} for {self.email}"

@@ -1,0 +1,324 @@
+"""Publishing, scheduling and steering sends. The worker's loop is in delivery.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, Max, Min, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from issues.access import paid_subscribers_q
+from issues.models import Issue
+from subscribers.models import Subscriber
+
+from .models import Delivery, Send
+
+# Audience rows are written in chunks of subscriber ids, each one INSERT ... SELECT.
+FREEZE_CHUNK = 20_000
+
+
+class SendingError(Exception):
+    """A request the current state does not allow, with a message for the author."""
+
+
+def audience() -> QuerySet[Subscriber]:
+    """Return who receives an issue published now."""
+    return Subscriber.objects.receiving()
+
+
+def audience_counts() -> dict[str, int]:
+    """Return how many subscribers would get an issue now: total, free and paid."""
+    receiving = audience()
+    total = receiving.count()
+    paid = receiving.filter(paid_subscribers_q()).count()
+    return {"total": total, "paid": paid, "free": total - paid}
+
+
+@transaction.atomic
+def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send:
+    """Publish the issue and start its send, at most once however often it is called.
+
+    The issue row is locked first, so two publishers (two tabs, the admin and the
+    command line) queue behind each other; the unique Send per issue is the backstop.
+    """
+    from . import tasks
+
+    now = now or timezone.now()
+    issue = Issue.objects.select_for_update().get(pk=issue.pk)
+    send, created = Send.objects.get_or_create(issue=issue)
+    if created:
+        # update(), not save(): publishing must not re-render or touch other fields.
+        Issue.objects.filter(pk=issue.pk).update(
+            status=Issue.Status.PUBLISHED,
+            published_at=issue.published_at or now,
+            updated=now,
+        )
+        tasks.start_send.delay_on_commit(send.pk)
+    return send
+
+
+@transaction.atomic
+def schedule_issue(*, issue: Issue, publish_at: datetime) -> Issue:
+    """Schedule the issue to be published (and sent) at publish_at."""
+    issue = Issue.objects.select_for_update().get(pk=issue.pk)
+    if Send.objects.filter(issue=issue).exists():
+        raise SendingError("This issue has already been sent; it cannot be scheduled.")
+    Issue.objects.filter(pk=issue.pk).update(
+        status=Issue.Status.SCHEDULED, publish_at=publish_at, updated=timezone.now()
+    )
+    issue.refresh_from_db()
+    return issue
+
+
+@transaction.atomic
+def unschedule_issue(*, issue: Issue) -> Issue:
+    """Turn a scheduled issue back into a draft."""
+    Issue.objects.filter(pk=issue.pk, status=Issue.Status.SCHEDULED).update(
+        status=Issue.Status.DRAFT, updated=timezone.now()
+    )
+    issue.refresh_from_db()
+    return issue
+
+
+def publish_due_issues(*, now: datetime | None = None) -> list[Send]:
+    """Publish every scheduled issue whose time has come."""
+    now = now or timezone.now()
+    due = Issue.objects.filter(
+        status=Issue.Status.SCHEDULED, publish_at__lte=now
+    ).order_by("publish_at")
+    return [publish_issue(issue=issue, now=now) for issue in due]
+
+
+def freeze_audience(*, send: Send) -> int:
+    """Write one queued Delivery per current recipient, set-based, and start sending.
+
+    Runs once: the send leaves "preparing" in the same transaction. Someone who joins
+    afterwards does not get this issue.
+    """
+    with transaction.atomic():
+        send = Send.objects.select_for_update().get(pk=send.pk)
+        if send.status != Send.Status.PREPARING:
+            return 0
+        bounds = audience().aggregate(low=Min("pk"), high=Max("pk"))
+        if bounds["low"] is not None:
+            low = bounds["low"]
+            while low <= bounds["high"]:
+                _insert_deliveries(send, low, low + FREEZE_CHUNK)
+                low += FREEZE_CHUNK
+        total = Delivery.objects.filter(send=send).count()
+        now = timezone.now()
+        Send.objects.filter(pk=send.pk).update(
+            status=Send.Status.SENDING if total else Send.Status.DONE,
+            total=total,
+            started_at=now,
+            finished_at=None if total else now,
+            heartbeat_at=now,
+        )
+    return total
+
+
+def _insert_deliveries(send: Send, low: int, high: int) -> None:
+    """INSERT INTO delivery ... SELECT from the audience with ids in [low, high)."""
+    rows = (
+        audience()
+        .filter(pk__gte=low, pk__lt=high)
+        .annotate(
+            _send=Value(send.pk),
+            _segment=Case(
+                When(paid_subscribers_q(), then=Value(Delivery.Segment.PAID)),
+                default=Value(Delivery.Segment.FREE),
+            ),
+            _status=Value(Delivery.Status.QUEUED),
+            _zero=Value(0),
+            _blank=Value(""),
+            _false=Value(False),
+        )
+        .values_list(
+            "_send", "pk", "email", "_segment", "_status", "_zero", "_blank",
+            "_blank", "_blank", "_false",
+        )
+        .order_by()
+    )  # fmt: skip
+    select_sql, params = rows.query.sql_with_params()
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    columns = ", ".join(
+        connection.ops.quote_name(Delivery._meta.get_field(name).column)
+        for name in (
+            "send", "subscriber", "email", "segment", "status", "attempts",
+            "last_error", "message_id", "claimed_by", "possibly_duplicate",
+        )
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({columns}) {select_sql}", params)  # noqa: S608
+
+
+@transaction.atomic
+def pause_send(*, send: Send) -> Send:
+    """Stop handing out more emails of this send until it is resumed."""
+    Send.objects.filter(pk=send.pk, status=Send.Status.SENDING).update(
+        status=Send.Status.PAUSED
+    )
+    send.refresh_from_db()
+    return send
+
+
+@transaction.atomic
+def resume_send(*, send: Send) -> Send:
+    """Resume a paused send."""
+    if Send.objects.filter(pk=send.pk, status=Send.Status.PAUSED).update(
+        status=Send.Status.SENDING, heartbeat_at=timezone.now()
+    ):
+        kick_send(send_id=send.pk)
+    send.refresh_from_db()
+    return send
+
+
+@transaction.atomic
+def retry_failed(*, send: Send) -> int:
+    """Queue the failed deliveries of a send again; return how many."""
+    retried = Delivery.objects.filter(send=send, status=Delivery.Status.FAILED).update(
+        status=Delivery.Status.QUEUED,
+        attempts=0,
+        next_attempt_at=None,
+        claimed_by="",
+        claimed_at=None,
+    )
+    if retried:
+        Send.objects.filter(
+            pk=send.pk, status__in=[Send.Status.DONE, Send.Status.FAILED]
+        ).update(status=Send.Status.SENDING, finished_at=None)
+        send.refresh_from_db()
+        if send.status == Send.Status.SENDING:
+            kick_send(send_id=send.pk)
+    refresh_counts(send_id=send.pk)
+    return retried
+
+
+def kick_send(*, send_id: int, count: int | None = None) -> None:
+    """Enqueue batch tasks for a send (after commit); extra ones find nothing."""
+    from . import tasks
+
+    for _ in range(count or settings.SENDING_PARALLELISM):
+        tasks.deliver_send.delay_on_commit(send_id)
+
+
+def refresh_counts(*, send_id: int) -> dict[str, int]:
+    """Store the send's counters from its deliveries (one grouped query)."""
+    counts = Delivery.objects.filter(send_id=send_id).counts()
+    Send.objects.filter(pk=send_id).update(
+        sent_count=counts[Delivery.Status.SENT],
+        failed_count=counts[Delivery.Status.FAILED],
+        bounced_count=counts[Delivery.Status.BOUNCED],
+        skipped_count=counts[Delivery.Status.SKIPPED],
+        resolved_after_crash=Delivery.objects.filter(
+            send_id=send_id, possibly_duplicate=True
+        ).count(),
+    )
+    return counts
+
+
+def finish_send_if_complete(*, send_id: int) -> bool:
+    """Mark the send done when no delivery is queued or sending; return if done."""
+    with transaction.atomic():
+        if Delivery.objects.filter(send_id=send_id).unresolved().exists():
+            return False
+        done = Send.objects.filter(pk=send_id, status=Send.Status.SENDING).update(
+            status=Send.Status.DONE, finished_at=timezone.now()
+        )
+    refresh_counts(send_id=send_id)
+    return bool(done)
+
+
+def reconcile_sends(*, now: datetime | None = None) -> dict[str, int]:
+    """Recover work no live worker holds; return what was done.
+
+    - a send stuck in "preparing" (its start task was lost) is started again;
+    - queued rows held by a worker whose lease ran out are freed;
+    - rows left "sending" by a dead worker are queued again and flagged: the mail
+      server may have received them, so those recipients may get the issue twice;
+    - a sending send with work nobody is doing (lost broker messages, a flushed
+      Redis) gets new batch tasks; one with nothing left is marked done.
+    """
+    from . import tasks
+
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.SENDING_LEASE_SECONDS)
+    expired = Q(claimed_at__lt=now - lease) | Q(claimed_at__isnull=True)
+    result = {"started": 0, "freed": 0, "resolved": 0, "kicked": 0, "finished": 0}
+    stale_preparing = Send.objects.filter(
+        status=Send.Status.PREPARING, created__lt=now - timedelta(seconds=60)
+    )
+    for send_id in stale_preparing.values_list("pk", flat=True):
+        tasks.start_send.delay(send_id)
+        result["started"] += 1
+    for send in Send.objects.filter(
+        status__in=[Send.Status.SENDING, Send.Status.PAUSED]
+    ):
+        with transaction.atomic():
+            result["freed"] += (
+                Delivery.objects.filter(send=send, status=Delivery.Status.QUEUED)
+                .exclude(claimed_by="")
+                .filter(expired)
+                .update(claimed_by="", claimed_at=None)
+            )
+            resolved = (
+                Delivery.objects.filter(send=send, status=Delivery.Status.SENDING)
+                .filter(expired)
+                .update(
+                    status=Delivery.Status.QUEUED,
+                    claimed_by="",
+                    claimed_at=None,
+                    next_attempt_at=None,
+                    possibly_duplicate=True,
+                    last_error="A worker stopped while sending this email; sent "
+                    "again, it may have arrived twice.",
+                )
+            )
+            result["resolved"] += resolved
+        if resolved:
+            refresh_counts(send_id=send.pk)
+        if send.status != Send.Status.SENDING:
+            continue
+        if finish_send_if_complete(send_id=send.pk):
+            result["finished"] += 1
+            continue
+        stalled = send.heartbeat_at is None or send.heartbeat_at < now - timedelta(
+            seconds=min(60, settings.SENDING_LEASE_SECONDS)
+        )
+        if resolved or stalled:
+            kick_send(send_id=send.pk)
+            result["kicked"] += 1
+    return result
+
+
+def send_test_email(
+    *, issue: Issue, emails: Iterable[str], segment: str = Delivery.Segment.PAID
+) -> int:
+    """Email the rendered issue, marked as a test, to these addresses only."""
+    from .emails import Recipient, render_segment
+    from .transports import SENT, open_transport
+
+    prepared = render_segment(issue=issue, segment=segment, test=True)
+    sent = 0
+    errors = []
+    with open_transport() as transport:
+        for address in emails:
+            outcome = transport.send(
+                prepared,
+                Recipient(
+                    email=address,
+                    token="test",  # noqa: S106 - not a secret
+                    message_id=f"quire.test.{issue.pk}.{timezone.now():%Y%m%d%H%M%S%f}"
+                    f"@{prepared.message_domain}",
+                ),
+            )
+            if outcome.kind == SENT:
+                sent += 1
+            else:
+                errors.append(f"{address}: {outcome.error}")
+    if errors:
+        raise SendingError("Test email not sent to " + "; ".join(errors))
+    return sent

@@ -1,0 +1,237 @@
+"""How prepared messages leave Quire: SMTP, any Django/anymail backend, the outbox.
+
+Each transport sends one recipient's raw message and reports an ``Outcome``; it never
+raises for a delivery problem. SMTP uses the connection Django's SMTP backend opens
+(TLS, SSL, login, timeout as configured) and hands it the prepared bytes directly, so
+a batch goes over one connection with no MIME object per recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.utils import timezone
+
+from .emails import PreparedEmail, Recipient
+
+SENT, TRANSIENT, FAILED, BOUNCED = "sent", "transient", "failed", "bounced"
+
+DKIM_HEADERS = [
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"MIME-Version",
+    b"Content-Type",
+    b"List-Id",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+]
+
+
+@dataclass
+class Outcome:
+    kind: str
+    error: str = ""
+    message_id: str = ""
+    # The connection is unusable: the next message opens a new one.
+    connection_lost: bool = False
+
+
+@cache
+def _dkim_key(value: str) -> bytes:
+    if value.lstrip().startswith("-----BEGIN"):
+        return value.encode()
+    return Path(value).read_bytes()
+
+
+def dkim_sign(raw: bytes) -> bytes:
+    """Return raw with a DKIM-Signature header when a key is configured."""
+    if not (settings.DKIM_PRIVATE_KEY and settings.DKIM_SELECTOR):
+        return raw
+    import dkim
+
+    domain = settings.DKIM_DOMAIN or _from_domain(raw)
+    signature = dkim.sign(
+        raw,
+        settings.DKIM_SELECTOR.encode(),
+        domain.encode(),
+        _dkim_key(settings.DKIM_PRIVATE_KEY),
+        include_headers=DKIM_HEADERS,
+        linesep=b"\r\n",
+    )
+    return signature + raw
+
+
+def _from_domain(raw: bytes) -> str:
+    for line in raw.split(b"\r\n"):
+        if line.lower().startswith(b"from:"):
+            return line.rsplit(b"@", 1)[-1].strip(b"> ").decode()
+        if not line:
+            break
+    return "localhost"
+
+
+def _smtp_outcome(code: int, message, *, recipient_level: bool) -> Outcome:
+    text = message.decode(errors="replace") if isinstance(message, bytes) else message
+    error = f"{code} {text}".strip()
+    if 400 <= code < 500:
+        return Outcome(TRANSIENT, error, connection_lost=code == 421)
+    # A permanent refusal of the address itself (RCPT: 550 user unknown, 5.1.x) is a
+    # hard bounce; a refusal of the message (DATA) fails this row only.
+    if recipient_level and (code in (550, 551, 553) or " 5.1." in f" {text}"):
+        return Outcome(BOUNCED, error)
+    return Outcome(FAILED, error)
+
+
+class Transport:
+    """Send raw messages one recipient at a time over a reused connection."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+        raise NotImplementedError
+
+
+class SMTPTransport(Transport):
+    def __init__(self) -> None:
+        self.backend = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self.backend is None or self.backend.connection is None:
+            self.backend = get_connection(fail_silently=False)
+            self.backend.open()
+        return self.backend.connection
+
+    def close(self) -> None:
+        if self.backend is not None:
+            with contextlib.suppress(Exception):  # a dead connection is closed
+                self.backend.close()
+            self.backend = None
+
+    def _drop(self) -> None:
+        if self.backend is not None:
+            with contextlib.suppress(Exception):
+                self.backend.connection.close()
+            self.backend.connection = None
+            self.backend = None
+
+    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+        raw = dkim_sign(prepared.build(recipient))
+        try:
+            connection = self._connection()
+            connection.sendmail(prepared.from_email, [recipient.email], raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, message = next(iter(exc.recipients.values()))
+            return _smtp_outcome(code, message, recipient_level=True)
+        except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+            outcome = _smtp_outcome(
+                exc.smtp_code, exc.smtp_error, recipient_level=False
+            )
+            if outcome.connection_lost:
+                self._drop()
+            return outcome
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            outcome = _smtp_outcome(
+                exc.smtp_code, exc.smtp_error, recipient_level=False
+            )
+            outcome.connection_lost = True
+            return outcome
+        except (smtplib.SMTPException, OSError) as exc:
+            # Dropped connection, refused connection, timeout: try again later.
+            self._drop()
+            return Outcome(TRANSIENT, f"{type(exc).__name__}: {exc}", "", True)
+        return Outcome(SENT, message_id=recipient.message_id)
+
+
+class OutboxTransport(Transport):
+    """Write each message as an .eml file (the embedded default)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(settings.EMAIL_OUTBOX_DIR)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+        raw = dkim_sign(prepared.build(recipient))
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = self.folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_bytes(raw)
+            tmp.rename(path)
+        except OSError as exc:
+            return Outcome(TRANSIENT, f"outbox: {exc}")
+        return Outcome(SENT, message_id=recipient.message_id)
+
+
+class BackendTransport(Transport):
+    """Any other Django email backend, e.g. a django-anymail provider."""
+
+    def __init__(self) -> None:
+        self.connection = get_connection(fail_silently=False)
+        self.opened = False
+
+    def close(self) -> None:
+        if self.opened:
+            self.connection.close()
+
+    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+
+        url = prepared.unsubscribe_url(recipient.token)
+        message = EmailMultiAlternatives(
+            subject=prepared.subject,
+            body=prepared.personalised_text(recipient),
+            from_email=prepared.from_header,
+            to=[recipient.email],
+            headers={
+                "Message-ID": f"<{recipient.message_id}>",
+                "List-Unsubscribe": f"<{url}>, <{prepared.mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": prepared.extra.get("list_id", ""),
+            },
+        )
+        message.attach_alternative(prepared.personalised_html(recipient), "text/html")
+        try:
+            if not self.opened:
+                self.connection.open()
+                self.opened = True
+            self.connection.send_messages([message])
+        except AnymailRecipientsRefused as exc:
+            return Outcome(BOUNCED, str(exc))
+        except AnymailAPIError as exc:
+            status = getattr(exc, "status_code", None)
+            if status is None or status == 429 or status >= 500:
+                return Outcome(TRANSIENT, str(exc)[:1000])
+            return Outcome(FAILED, str(exc)[:1000])
+        except (OSError, smtplib.SMTPException) as exc:
+            return Outcome(TRANSIENT, f"{type(exc).__name__}: {exc}", "", True)
+        status = getattr(message, "anymail_status", None)
+        esp_id = getattr(status, "message_id", None) if status else None
+        return Outcome(SENT, message_id=str(esp_id or recipient.message_id))
+
+
+def open_transport() -> Transport:
+    """Return the transport for the configured EMAIL_BACKEND."""
+    backend = settings.EMAIL_BACKEND
+    if backend == "django.core.mail.backends.smtp.EmailBackend":
+        return SMTPTransport()
+    if backend == "newsletter.mail.OutboxBackend":
+        return OutboxTransport()
+    return BackendTransport()

@@ -1,0 +1,40 @@
+import email
+import email.policy
+
+import pytest
+
+from issues.models import Issue
+from subscribers.models import Subscriber
+from tests.factories.issues import IssueFactory
+
+
+@pytest.fixture
+def issue(db) -> Issue:
+    return IssueFactory(
+        title="Top 10 papers of the year",
+        subtitle="The best of 2025",
+        body="Hello **readers**.\n\n![chart](/media/chart.png)\n\n[home](/)",
+    )
+
+
+def make_subscribers(count: int, *, start: int = 0, **fields) -> list[Subscriber]:
+    """Create count active subscribers in bulk (fast enough for thousands)."""
+    from subscribers.models import hash_email, new_token
+
+    rows = []
+    for n in range(start, start + count):
+        address = f"reader{n}@example.org"
+        row = Subscriber(
+            email=address,
+            status=Subscriber.Status.ACTIVE,
+            token=new_token(),
+            **fields,
+        )
+        if hasattr(row, "email_hash"):
+            row.email_hash = hash_email(address)
+        rows.append(row)
+    return Subscriber.objects.bulk_create(rows, batch_size=2000)
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
