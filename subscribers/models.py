@@ -42,19 +42,18 @@ class Subscriber(models.Model):
         ADMIN = "admin", "Admin"
 
     # Stored normalised (lower-cased), so uniqueness ignores case.
-    email = models.EmailField(
-        max_length=254, unique=True, help_text="Stored in lower case."
-    )
+    # Unique through the Lower(email) constraint below; plain indexes rather than
+    # unique=True keep PostgreSQL from adding a second, LIKE-only index per field.
+    email = models.EmailField(max_length=254, help_text="Stored in lower case.")
     email_hash = models.CharField(
         max_length=64,
-        db_index=True,
         editable=False,
         default="",
         help_text="SHA-256 of the address, matched against the suppression list.",
     )
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=20, choices=Status.choices, default=Status.PENDING
     )
     paused = models.BooleanField(
         default=False,
@@ -66,7 +65,6 @@ class Subscriber(models.Model):
     )
     token = models.CharField(
         max_length=64,
-        unique=True,
         default=new_token,
         help_text="Opaque token in unsubscribe links. Never shown to others.",
     )
@@ -104,7 +102,13 @@ class Subscriber(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique")
+            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+            models.UniqueConstraint(fields=["token"], name="subscriber_token_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["email"], name="subscriber_email_idx"),
+            models.Index(fields=["email_hash"], name="subscriber_email_hash_idx"),
+            models.Index(fields=["status"], name="subscriber_status_idx"),
         ]
 
     def __str__(self) -> str:
