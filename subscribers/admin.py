@@ -2,6 +2,7 @@ import io
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -131,12 +132,12 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def export_all_view(self, request: HttpRequest):
         if not self.has_view_permission(request):
-            raise PermissionError
+            raise PermissionDenied
         return _export_response(Subscriber.objects.all())
 
     def import_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
-            raise PermissionError
+            raise PermissionDenied
         report = None
         form = ImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
@@ -22,9 +21,8 @@ class Command(BaseCommand):
         if status:
             queryset = queryset.filter(status__in=status)
         if output is None:
-            out = self.stdout._out if hasattr(self.stdout, "_out") else sys.stdout
             for line in iter_export_lines(queryset):
-                out.write(line)
+                self.stdout.write(line, ending="")
             return
         with output.open("w", encoding="utf-8", newline="") as out:
             for line in iter_export_lines(queryset):
