@@ -13,6 +13,7 @@ from markdownx.widgets import AdminMarkdownxWidget
 
 from .models import Citation, Issue, Paper, Tag
 from .rendering import render_issue_body
+from .sending.admin import SendingAdminMixin
 from .services import record_citations
 
 
@@ -88,7 +89,7 @@ class CitationInline(admin.TabularInline):
 
 
 @admin.register(Issue)
-class IssueAdmin(admin.ModelAdmin):
+class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
     form = IssueAdminForm
     change_form_template = "admin/issues/issue/change_form.html"
     list_display = [

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("issues.urls")),
     path("", include("subscribers.urls")),
     path("", include("subscribers.billing.urls")),
+    path("", include("issues.sending.urls")),
 ]
 
 if settings.DEBUG:

@@ -227,11 +227,21 @@ class _Recorder:
             suppress_address(email=row.email, reason="bounced")
         return status
 
-    def release(self) -> int:
-        """Hand back the claimed rows this worker did not get to."""
+    def release(self, *, wait: float = 0) -> int:
+        """Hand back the claimed rows this worker did not get to.
+
+        After the mail server became unreachable they wait like a retry would,
+        without using up an attempt.
+        """
         return Delivery.objects.filter(
             claimed_by=self.claimant, status=Delivery.Status.QUEUED
-        ).update(claimed_by="", claimed_at=None)
+        ).update(
+            claimed_by="",
+            claimed_at=None,
+            next_attempt_at=(timezone.now() + timedelta(seconds=wait))
+            if wait
+            else None,
+        )
 
 
 def send_batch(
@@ -276,7 +286,7 @@ def send_batch(
                     break
     finally:
         recorder.flush()
-        recorder.release()
+        recorder.release(wait=retry_delay(1) if run.stopped else 0)
     return run
 
 

@@ -92,7 +92,7 @@ def _unsubscribe_url_parts() -> tuple[str, str]:
 
 
 def _pricing_url() -> str:
-    for name in ("subscribers:pricing", "subscribers:subscribe"):
+    for name in ("billing:pricing", "subscribers:subscribe"):
         try:
             return absolute_url(reverse(name))
         except NoReverseMatch:
@@ -319,11 +319,12 @@ def message_id_for(*, delivery_id: int, send_id: int, domain: str) -> str:
 
 def _issue_html(issue: Issue, segment: str) -> tuple[str, bool]:
     """Return the body HTML for a segment and whether the free reader misses some."""
-    if segment == Delivery.Segment.PAID:
-        return issue.body_html, False
-    if issue.paid_html or issue.is_paid_only:
-        return issue.free_html, True
-    return issue.free_html or issue.body_html, False
+    from issues.reading import readable_body
+
+    # The same rule as the web page: a paid-only issue without a paywall break has
+    # no free part at all (its free_html is the whole body).
+    body = readable_body(issue, paid_access=segment == Delivery.Segment.PAID)
+    return body.html, body.locked
 
 
 def _email_css() -> str:

@@ -1,0 +1,499 @@
+"""Sending in the admin: publish, schedule, test, preview, and the live send panel.
+
+``SendingAdminMixin`` goes first in the Issue admin's bases; it adds the views below
+under /admin/issues/issue/<id>/… and routes a status set to "published" in the form
+through ``publish_issue`` so that a published issue always has its Send.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_POST
+
+from issues.models import Issue
+
+from . import services
+from .emails import Recipient, render_segment
+from .models import Delivery, EmailEvent, Send
+
+# How far back the "current rate" looks.
+RATE_WINDOW = 30
+FAILURES_SHOWN = 50
+
+
+def send_progress(send: Send, *, now=None) -> dict:
+    """Return the live figures of a send for the panel and its JSON endpoint."""
+    now = now or timezone.now()
+    deliveries = Delivery.objects.filter(send=send)
+    counts = deliveries.counts()
+    handled = sum(
+        counts[s]
+        for s in (
+            Delivery.Status.SENT,
+            Delivery.Status.FAILED,
+            Delivery.Status.BOUNCED,
+            Delivery.Status.SKIPPED,
+        )
+    )
+    total = send.total
+    remaining = counts[Delivery.Status.QUEUED] + counts[Delivery.Status.SENDING]
+    if send.status == Send.Status.SENDING:
+        recent = deliveries.filter(
+            sent_at__gte=now - timedelta(seconds=RATE_WINDOW)
+        ).count()
+        elapsed = min(RATE_WINDOW, (now - send.started_at).total_seconds() or 1)
+        rate = recent / max(elapsed, 1)
+    elif send.started_at and send.finished_at:
+        duration = (send.finished_at - send.started_at).total_seconds()
+        rate = counts[Delivery.Status.SENT] / duration if duration > 0 else 0
+    else:
+        rate = 0.0
+    eta = round(remaining / rate) if rate > 0 and remaining else None
+    problems = (
+        deliveries.problems()
+        .order_by("-possibly_duplicate", "status", "pk")
+        .values("email", "status", "last_error", "attempts", "possibly_duplicate")[
+            :FAILURES_SHOWN
+        ]
+    )
+    return {
+        "status": send.status,
+        "status_display": send.get_status_display(),
+        "active": send.status in (Send.Status.PREPARING, Send.Status.SENDING),
+        "total": total,
+        "sent": counts[Delivery.Status.SENT],
+        "failed": counts[Delivery.Status.FAILED],
+        "bounced": counts[Delivery.Status.BOUNCED],
+        "skipped": counts[Delivery.Status.SKIPPED],
+        "queued": counts[Delivery.Status.QUEUED],
+        "sending": counts[Delivery.Status.SENDING],
+        "possibly_duplicated": deliveries.filter(possibly_duplicate=True).count(),
+        "percent": int(100 * handled / total) if total else 0,
+        "rate": round(rate, 1),
+        "eta_seconds": eta,
+        "started_at": send.started_at.isoformat() if send.started_at else None,
+        "finished_at": send.finished_at.isoformat() if send.finished_at else None,
+        "problems": [
+            {
+                "email": row["email"],
+                "status": row["status"],
+                "error": row["last_error"],
+                "attempts": row["attempts"],
+                "possibly_duplicate": row["possibly_duplicate"],
+            }
+            for row in problems
+        ],
+    }
+
+
+class ScheduleForm(forms.Form):
+    publish_at = forms.SplitDateTimeField(
+        label="Publish and send at",
+        widget=admin.widgets.AdminSplitDateTime,
+        help_text="In the publication's time zone. Beat checks every 30 seconds.",
+    )
+
+    def clean_publish_at(self):
+        value = self.cleaned_data["publish_at"]
+        if value < timezone.now() - timedelta(minutes=1):
+            raise ValidationError(
+                "That time has passed; choose a time in the future, or use "
+                "“Publish now”."
+            )
+        return value
+
+
+class TestEmailForm(forms.Form):
+    emails = forms.CharField(
+        label="Send to",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="One address per line or separated by commas; at most 20.",
+    )
+    segment = forms.ChoiceField(
+        label="As a subscriber on",
+        choices=[("paid", "the paid tier (everything)"), ("free", "the free tier")],
+        initial="paid",
+    )
+
+    def clean_emails(self):
+        raw = self.cleaned_data["emails"].replace(",", "\n").split()
+        addresses = [a.strip() for a in raw if a.strip()]
+        if not addresses:
+            raise ValidationError("Enter at least one address.")
+        if len(addresses) > 20:
+            raise ValidationError("Enter at most 20 addresses.")
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ValidationError(f"“{address}” is not an email address.") from None
+        return addresses
+
+
+class SendingAdminMixin:
+    """Add publishing, test emails, email preview and the send panel to an admin."""
+
+    def get_urls(self):
+        def view(func):
+            return self.admin_site.admin_view(func)
+
+        urls = [
+            path("<int:pk>/publish/", view(self.publish_view), name="sending_publish"),
+            path(
+                "<int:pk>/schedule/", view(self.schedule_view), name="sending_schedule"
+            ),
+            path("<int:pk>/send-test/", view(self.send_test_view), name="sending_test"),
+            path(
+                "<int:pk>/email-preview/",
+                view(self.email_preview_view),
+                name="sending_preview",
+            ),
+            path(
+                "<int:pk>/email-preview/raw/",
+                view(self.email_preview_raw_view),
+                name="sending_preview_raw",
+            ),
+            path(
+                "<int:pk>/send-status/",
+                view(self.send_status_view),
+                name="sending_status",
+            ),
+            path(
+                "<int:pk>/send-control/<str:action>/",
+                view(self.send_control_view),
+                name="sending_control",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _issue(self, request, pk: int) -> Issue:
+        issue = get_object_or_404(Issue, pk=pk)
+        if not self.has_view_permission(request, issue):
+            raise PermissionDenied
+        return issue
+
+    def _require_change(self, request, issue: Issue) -> None:
+        if not self.has_change_permission(request, issue):
+            raise PermissionDenied
+
+    def _change_url(self, issue: Issue) -> str:
+        return reverse("admin:issues_issue_change", args=[issue.pk])
+
+    def _context(self, request, issue: Issue, title: str, **extra) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": issue,
+            "issue": issue,
+            "title": title,
+            "change_url": self._change_url(issue),
+            **extra,
+        }
+
+    # --- the issue's change page -----------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        try:
+            issue = Issue.objects.get(pk=object_id)
+        except (Issue.DoesNotExist, ValueError):
+            issue = None
+        if issue is not None:
+            extra_context["send_panel"] = self.send_panel_context(issue)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def send_panel_context(self, issue: Issue) -> dict:
+        send = Send.objects.filter(issue=issue).first()
+        return {
+            "send": send,
+            "progress": send_progress(send) if send else None,
+            "status_url": reverse("admin:sending_status", args=[issue.pk]),
+            "pause_url": reverse("admin:sending_control", args=[issue.pk, "pause"]),
+            "resume_url": reverse("admin:sending_control", args=[issue.pk, "resume"]),
+            "retry_url": reverse("admin:sending_control", args=[issue.pk, "retry"]),
+            "publish_url": reverse("admin:sending_publish", args=[issue.pk]),
+            "schedule_url": reverse("admin:sending_schedule", args=[issue.pk]),
+            "test_url": reverse("admin:sending_test", args=[issue.pk]),
+            "preview_url": reverse("admin:sending_preview", args=[issue.pk]),
+        }
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # A published issue always has its Send: publishing from the status field
+        # goes through the same service as "Publish now" (and sends at most once).
+        if (
+            obj.status == Issue.Status.PUBLISHED
+            and not Send.objects.filter(issue=obj).exists()
+        ):
+            services.publish_issue(issue=obj)
+            self.message_user(
+                request,
+                f"“{obj}” is published and is being sent to "
+                f"{services.audience().count()} subscribers.",
+                messages.SUCCESS,
+            )
+
+    # --- publish / schedule ----------------------------------------------------
+
+    def publish_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        self._require_change(request, issue)
+        existing = Send.objects.filter(issue=issue).first()
+        if request.method == "POST" and existing is None:
+            services.publish_issue(issue=issue)
+            self.message_user(
+                request,
+                f"“{issue}” is published; sending has started.",
+                messages.SUCCESS,
+            )
+            return redirect(self._change_url(issue))
+        if request.method == "POST":
+            self.message_user(
+                request, "This issue was already published and sent.", messages.INFO
+            )
+            return redirect(self._change_url(issue))
+        return TemplateResponse(
+            request,
+            "admin/sending/confirm_publish.html",
+            self._context(
+                request,
+                issue,
+                f"Publish “{issue}” now?",
+                counts=services.audience_counts(),
+                existing=existing,
+            ),
+        )
+
+    def schedule_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        self._require_change(request, issue)
+        existing = Send.objects.filter(issue=issue).first()
+        initial = {"publish_at": issue.publish_at or timezone.now() + timedelta(days=1)}
+        form = ScheduleForm(request.POST or None, initial=initial)
+        if request.method == "POST" and existing is None and form.is_valid():
+            services.schedule_issue(
+                issue=issue, publish_at=form.cleaned_data["publish_at"]
+            )
+            when = timezone.localtime(form.cleaned_data["publish_at"])
+            self.message_user(
+                request,
+                f"“{issue}” will be published and sent on {when:%Y-%m-%d at %H:%M}.",
+                messages.SUCCESS,
+            )
+            return redirect(self._change_url(issue))
+        return TemplateResponse(
+            request,
+            "admin/sending/schedule.html",
+            self._context(
+                request,
+                issue,
+                f"Schedule “{issue}”",
+                form=form,
+                counts=services.audience_counts(),
+                existing=existing,
+                media=self.media + form.media,
+            ),
+        )
+
+    # --- test email and preview ------------------------------------------------
+
+    def send_test_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        form = TestEmailForm(
+            request.POST or None, initial={"emails": request.user.email or ""}
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                sent = services.send_test_email(
+                    issue=issue,
+                    emails=form.cleaned_data["emails"],
+                    segment=form.cleaned_data["segment"],
+                )
+            except services.SendingError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Test email sent to {', '.join(form.cleaned_data['emails'])} "
+                    f"({sent}). Nothing was published.",
+                    messages.SUCCESS,
+                )
+                return redirect(self._change_url(issue))
+        return TemplateResponse(
+            request,
+            "admin/sending/send_test.html",
+            self._context(request, issue, f"Send a test of “{issue}”", form=form),
+        )
+
+    def email_preview_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        segment = request.GET.get("segment", "free")
+        if segment not in Delivery.Segment.values:
+            raise Http404
+        prepared = render_segment(issue=issue, segment=segment)
+        sample = Recipient(email=request.user.email or "reader@example.org", token="")
+        return TemplateResponse(
+            request,
+            "admin/sending/email_preview.html",
+            self._context(
+                request,
+                issue,
+                f"Email preview of “{issue}”",
+                segment=segment,
+                segments=Delivery.Segment.choices,
+                subject=prepared.subject,
+                from_header=prepared.from_header,
+                text=prepared.personalised_text(sample),
+                raw_url=reverse("admin:sending_preview_raw", args=[issue.pk])
+                + f"?segment={segment}",
+            ),
+        )
+
+    @xframe_options_sameorigin
+    def email_preview_raw_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        segment = request.GET.get("segment", "free")
+        if segment not in Delivery.Segment.values:
+            raise Http404
+        prepared = render_segment(issue=issue, segment=segment)
+        sample = Recipient(email=request.user.email or "reader@example.org", token="")
+        response = HttpResponse(prepared.personalised_html(sample))
+        response["Content-Security-Policy"] = "script-src 'none'"
+        return response
+
+    # --- the live panel --------------------------------------------------------
+
+    def send_status_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        send = Send.objects.filter(issue=issue).first()
+        if send is None:
+            return JsonResponse({"status": None})
+        return JsonResponse(send_progress(send))
+
+    def send_control_view(self, request, pk: int, action: str):
+        return require_POST(self._send_control)(request, pk, action)
+
+    def _send_control(self, request, pk: int, action: str):
+        issue = self._issue(request, pk)
+        self._require_change(request, issue)
+        send = get_object_or_404(Send, issue=issue)
+        if action == "pause":
+            services.pause_send(send=send)
+            note = "Sending is paused."
+        elif action == "resume":
+            services.resume_send(send=send)
+            note = "Sending resumed."
+        elif action == "retry":
+            note = f"{services.retry_failed(send=send)} failed emails queued again."
+        else:
+            raise Http404
+        self.message_user(request, note, messages.SUCCESS)
+        return redirect(self._change_url(issue))
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ["email", "segment", "status", "attempts", "last_error", "sent_at"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "Failed, bounced or possibly duplicated"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).problems()
+
+
+@admin.register(Send)
+class SendAdmin(admin.ModelAdmin):
+    list_display = [
+        "issue",
+        "status",
+        "total",
+        "sent_count",
+        "failed_count",
+        "bounced_count",
+        "skipped_count",
+        "resolved_after_crash",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    readonly_fields = [
+        "issue",
+        "status",
+        "total",
+        "sent_count",
+        "failed_count",
+        "bounced_count",
+        "skipped_count",
+        "resolved_after_crash",
+        "started_at",
+        "finished_at",
+        "last_error",
+    ]
+    inlines = [DeliveryInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "email",
+        "send",
+        "segment",
+        "status",
+        "attempts",
+        "possibly_duplicate",
+        "sent_at",
+        "last_error",
+    ]
+    list_filter = ["status", "segment", "possibly_duplicate", "send"]
+    search_fields = ["email", "message_id"]
+    list_select_related = ["send__issue"]
+    show_full_result_count = False
+    readonly_fields = [
+        "send",
+        "subscriber",
+        "email",
+        "segment",
+        "status",
+        "attempts",
+        "last_error",
+        "message_id",
+        "sent_at",
+        "claimed_by",
+        "claimed_at",
+        "next_attempt_at",
+        "possibly_duplicate",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(EmailEvent)
+class EmailEventAdmin(admin.ModelAdmin):
+    list_display = ["timestamp", "event_type", "email", "esp", "description"]
+    list_filter = ["event_type", "esp"]
+    search_fields = ["email", "message_id", "event_id"]
+    readonly_fields = [f.name for f in EmailEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

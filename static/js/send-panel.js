@@ -1,0 +1,87 @@
+// The live send panel on an issue's admin page: polls the send's JSON status and
+// updates the figures, the progress bar, the failures and the buttons in place.
+(function () {
+  "use strict";
+  var panel = document.getElementById("send-panel");
+  if (!panel) return;
+  var url = panel.getAttribute("data-status-url");
+  var INTERVAL = 2000;
+
+  function field(name) {
+    return panel.querySelector('[data-field="' + name + '"]');
+  }
+
+  function setText(name, value) {
+    var el = field(name);
+    if (el) el.textContent = value;
+  }
+
+  function formatEta(seconds) {
+    if (!seconds) return "–";
+    if (seconds < 90) return seconds + " s";
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 90) return minutes + " min";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function showButtons(data) {
+    panel.querySelectorAll("[data-show-when]").forEach(function (form) {
+      var when = form.getAttribute("data-show-when");
+      var show =
+        (when === "sending" && data.status === "sending") ||
+        (when === "paused" && data.status === "paused") ||
+        (when === "failures" && data.failed > 0);
+      form.hidden = !show;
+    });
+  }
+
+  function renderProblems(rows) {
+    var body = field("problems");
+    if (!body) return;
+    body.textContent = "";
+    rows.forEach(function (row) {
+      var tr = document.createElement("tr");
+      var status = row.status + (row.possibly_duplicate ? " (possibly duplicated)" : "");
+      [row.email, status, String(row.attempts), row.error].forEach(function (text) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    body.closest("table").hidden = rows.length === 0;
+  }
+
+  function render(data) {
+    if (!data.status) return;
+    ["status_display", "sent", "total", "percent", "queued", "failed", "bounced",
+     "skipped", "rate", "possibly_duplicated"].forEach(function (name) {
+      setText(name, data[name]);
+    });
+    setText("eta", formatEta(data.eta_seconds));
+    var bar = field("progress");
+    if (bar) {
+      bar.max = data.total || 1;
+      bar.value = data.sent;
+      bar.textContent = data.percent + "%";
+    }
+    var dup = panel.querySelector(".send-duplicates");
+    if (dup) dup.hidden = !data.possibly_duplicated;
+    renderProblems(data.problems || []);
+    showButtons(data);
+    panel.setAttribute("data-active", data.active ? "true" : "false");
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (data) render(data);
+        // Keep polling while the send runs; slow down once it is finished.
+        setTimeout(poll, data && data.active ? INTERVAL : INTERVAL * 5);
+      })
+      .catch(function () { setTimeout(poll, INTERVAL * 5); });
+  }
+
+  poll();
+})();
