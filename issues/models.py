@@ -1,24 +1,35 @@
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from markdownx.models import MarkdownxField
 
-# New style (2201.03545, 0704.0001) and old style (hep-th/9901001, math.GT/0309136),
-# each with an optional version suffix (v2).
+# New style (2201.03545; 0704.0001 with four digits until 1412) and old style
+# (hep-th/9901001, math.GT/0309136), each with an optional version suffix (v2).
 ARXIV_ID_RE = re.compile(
-    r"^(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$"
+    r"^(?:(?P<yy>\d{2})(?P<mm>\d{2})\.(?P<num>\d{4,5})"
+    r"|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v[1-9]\d*)?$"
 )
-validate_arxiv_id = RegexValidator(
-    ARXIV_ID_RE,
+ARXIV_ID_MESSAGE = (
     "Enter an arXiv id such as 2201.03545 or hep-th/9901001 (optionally with a "
-    "version, e.g. 2201.03545v2), without the https://arxiv.org/abs/ prefix.",
-    code="invalid_arxiv_id",
+    "version, e.g. 2201.03545v2), without the https://arxiv.org/abs/ prefix."
 )
+
+
+def validate_arxiv_id(value: str) -> None:
+    """Raise ValidationError unless value is a well-formed arXiv identifier."""
+    match = ARXIV_ID_RE.match(value or "")
+    ok = match is not None
+    if ok and match.group("yy") is not None:
+        yymm, digits = int(match.group("yy") + match.group("mm")), len(match["num"])
+        ok = 1 <= int(match.group("mm")) <= 12 and (
+            (digits == 4 and 704 <= yymm <= 1412) or (digits == 5 and yymm >= 1501)
+        )
+    if not ok:
+        raise ValidationError(ARXIV_ID_MESSAGE, code="invalid_arxiv_id")
 
 
 def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:

@@ -43,8 +43,9 @@ def search_issues(issues: QuerySet[Issue], q: str) -> QuerySet[Issue]:
             + SearchVector("public_text", weight="C", config="english")
         )
         return (
-            issues.annotate(rank=SearchRank(vector, query))
-            .filter(rank__gt=0)
+            issues.annotate(document=vector)
+            .filter(document=query)
+            .annotate(rank=SearchRank(vector, query))
             .annotate(
                 snippet=SearchHeadline(
                     "public_text", query, config="english",
@@ -82,8 +83,8 @@ def search_papers(papers: QuerySet[Paper], q: str) -> QuerySet[Paper]:
         )
         exact = Q(arxiv_id__iexact=q) | Q(doi__iexact=q)
         return (
-            papers.annotate(rank=SearchRank(vector, query))
-            .filter(Q(rank__gt=0) | exact)
+            papers.annotate(document=vector, rank=SearchRank(vector, query))
+            .filter(Q(document=query) | exact)
             .order_by("-rank", "-year")
         )
     condition = Q()

@@ -1,7 +1,7 @@
 import factory
 from django.utils import timezone
 
-from issues.models import Issue, Paper, Tag
+from issues.models import Citation, Issue, Paper, Tag
 
 
 class TagFactory(factory.django.DjangoModelFactory):
@@ -38,3 +38,24 @@ class IssueFactory(factory.django.DjangoModelFactory):
             status=Issue.Status.PUBLISHED,
             published_at=factory.LazyFunction(timezone.now),
         )
+        scheduled = factory.Trait(
+            status=Issue.Status.SCHEDULED,
+            publish_at=factory.LazyFunction(
+                lambda: timezone.now() + timezone.timedelta(days=1)
+            ),
+        )
+        paid_only = factory.Trait(access=Issue.Access.PAID)
+
+    @factory.post_generation
+    def tags(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.tags.set(extracted)
+
+
+class CitationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Citation
+
+    issue = factory.SubFactory(IssueFactory)
+    paper = factory.SubFactory(PaperFactory)
+    position = factory.Sequence(lambda n: n)

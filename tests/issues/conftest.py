@@ -1,0 +1,22 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(
+        "editor", "editor@example.org", "s3cret-pass!", is_staff=True
+    )
+
+
+@pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser(
+        "author", "author@example.org", "s3cret-pass!"
+    )
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client

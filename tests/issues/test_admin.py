@@ -1,0 +1,265 @@
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from issues.models import Issue
+from tests.factories.issues import CitationFactory, IssueFactory, PaperFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _png(size=(8, 8)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "teal").save(out, "PNG")
+    return out.getvalue()
+
+
+def _issue_form(**overrides):
+    data = {
+        "title": "Diffusion goes latent",
+        "slug": "diffusion-goes-latent",
+        "subtitle": "",
+        "body": "Hello",
+        "status": "draft",
+        "access": "free",
+        "citations-TOTAL_FORMS": "0",
+        "citations-INITIAL_FORMS": "0",
+        "citations-MIN_NUM_FORMS": "0",
+        "citations-MAX_NUM_FORMS": "1000",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_issue_list_shows_status_access_publish_time_and_citations(admin_client):
+    issue = IssueFactory(title="Listed issue", published=True)
+    CitationFactory(issue=issue)
+    CitationFactory(issue=issue)
+    response = admin_client.get(reverse("admin:issues_issue_changelist"))
+    text = response.content.decode()
+    assert "Listed issue" in text
+    assert (
+        "column-citation_count" in text
+        and '<td class="field-citation_count">2</td>' in text
+    )
+    for column in ("column-status", "column-access", "column-publish_at"):
+        assert column in text
+    search = admin_client.get(reverse("admin:issues_issue_changelist"), {"q": "Listed"})
+    assert "Listed issue" in search.content.decode()
+    filtered = admin_client.get(
+        reverse("admin:issues_issue_changelist"), {"status__exact": "draft"}
+    )
+    assert "Listed issue" not in filtered.content.decode()
+
+
+def test_issue_change_form_has_editor_preview_send_panel_and_citation_picker(
+    admin_client,
+):
+    issue = IssueFactory()
+    text = admin_client.get(
+        reverse("admin:issues_issue_change", args=[issue.pk])
+    ).content.decode()
+    assert "markdownx-editor" in text
+    assert 'data-markdownx-urls-path="/markdownx/markdownify/"' in text
+    assert "markdownx-preview" in text
+    assert "The send panel on the issue admin page" not in text  # template comment
+    assert text.index("Preview as readers will see it") < text.index('name="title"')
+    assert "data-autocomplete-light" in text or "admin-autocomplete" in text
+    assert f'href="{issue.get_absolute_url()}"' in text
+    assert "Cite a paper with [[arxiv:2201.03545]]" in text  # help for the author
+
+
+def test_change_form_includes_the_send_panel_above_the_fields():
+    from pathlib import Path
+
+    template = Path("templates/admin/issues/issue/change_form.html").read_text()
+    assert '{% include "admin/issues/_send_panel.html" %}' in template
+    assert template.index("_send_panel") < template.index(
+        "block.super }}\n{% endblock field_sets"
+    )
+
+
+def test_adding_an_issue_in_the_admin_fills_slug_and_records_citations(admin_client):
+    paper = PaperFactory(arxiv_id="2201.03545")
+    response = admin_client.post(
+        reverse("admin:issues_issue_add"),
+        _issue_form(slug="", body="A card: [[arxiv:2201.03545]]"),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    issue = Issue.objects.get()
+    assert issue.slug == "diffusion-goes-latent"
+    assert list(issue.papers.all()) == [paper]
+    assert "paper-ref" in issue.body_html
+
+
+def test_a_paper_picked_by_hand_and_referenced_is_cited_once(admin_client):
+    paper = PaperFactory(arxiv_id="2201.03545")
+    data = _issue_form(body="[[arxiv:2201.03545]]")
+    data.update({
+        "citations-TOTAL_FORMS": "1",
+        "citations-0-paper": str(paper.pk),
+        "citations-0-position": "1",
+        "citations-0-rank": "1",
+        "citations-0-note": "Best of the year",
+    })  # fmt: skip
+    response = admin_client.post(reverse("admin:issues_issue_add"), data)
+    assert response.status_code == 302
+    citation = Issue.objects.get().citations.get()
+    assert (citation.paper, citation.rank, citation.note) == (
+        paper,
+        1,
+        "Best of the year",
+    )
+
+
+def test_publishing_with_an_unknown_reference_is_refused_and_keeps_the_text(
+    admin_client,
+):
+    body = "Draft text [[arxiv:2301.99999]] that must not be lost"
+    response = admin_client.post(
+        reverse("admin:issues_issue_add"), _issue_form(body=body, status="published")
+    )
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "These references name no paper yet: [[arxiv:2301.99999]]" in text
+    assert "that must not be lost" in text
+    assert not Issue.objects.exists()
+    # As a draft it saves, and the reference shows as an error for the author.
+    response = admin_client.post(
+        reverse("admin:issues_issue_add"), _issue_form(body=body, status="draft")
+    )
+    assert response.status_code == 302
+    assert "paper-ref-missing" in Issue.objects.get().body_html
+
+
+def test_paper_admin_searches_title_author_and_arxiv_id(admin_client):
+    PaperFactory(title="A ConvNet for the 2020s", authors=["Zhuang Liu"],
+                 arxiv_id="2201.03545")  # fmt: skip
+    PaperFactory(
+        title="Something else", authors=["Other Person"], arxiv_id="2204.01697"
+    )
+    url = reverse("admin:issues_paper_changelist")
+    for q in ("ConvNet", "Zhuang", "2201.03545"):
+        text = admin_client.get(url, {"q": q}).content.decode()
+        assert "A ConvNet for the 2020s" in text and "Something else" not in text, q
+
+
+def test_paper_admin_lists_the_issues_citing_it(admin_client):
+    citation = CitationFactory(issue=IssueFactory(title="Citing issue"))
+    text = admin_client.get(
+        reverse("admin:issues_paper_change", args=[citation.paper.pk])
+    ).content.decode()
+    assert "Issues citing this paper" in text and "Citing issue" in text
+
+
+def test_paper_admin_takes_authors_one_per_line_and_validates_arxiv(admin_client):
+    data = {
+        "title": "MaxViT", "slug": "", "authors": "Zhengzhong Tu\n Hossein Talebi \n\n",
+        "year": "2022", "venue": "ECCV", "arxiv_id": "https://arxiv.org/abs/2204.01697",
+        "doi": "", "url": "", "code_url": "", "summary": "",
+        "citations-TOTAL_FORMS": "0", "citations-INITIAL_FORMS": "0",
+        "citations-MIN_NUM_FORMS": "0", "citations-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    response = admin_client.post(reverse("admin:issues_paper_add"), data)
+    assert response.status_code == 200
+    assert "Enter an arXiv id such as 2201.03545" in response.content.decode()
+    data["arxiv_id"] = "2204.01697"
+    response = admin_client.post(reverse("admin:issues_paper_add"), data)
+    assert response.status_code == 302
+    from issues.models import Paper
+
+    paper = Paper.objects.get()
+    assert paper.authors == ["Zhengzhong Tu", "Hossein Talebi"]
+    assert paper.slug == "maxvit"
+
+
+def test_paper_autocomplete_finds_papers_for_the_citation_picker(admin_client):
+    PaperFactory(title="Masked Autoencoders")
+    response = admin_client.get(
+        "/admin/autocomplete/",
+        {"term": "Masked", "app_label": "issues", "model_name": "citation",
+         "field_name": "paper"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == ["Masked Autoencoders"]
+
+
+# --- The editor's endpoints -----------------------------------------------------------
+
+
+def test_preview_is_staff_only(staff_client):
+    url = "/markdownx/markdownify/"
+    assert Client().post(url, {"content": "# hi"}).status_code == 403
+    reader = Client()
+    reader.force_login(
+        get_user_model().objects.create_user("reader", "r@example.org", "pw-123456!")
+    )
+    assert reader.post(url, {"content": "# hi"}).status_code == 403
+    response = staff_client.post(url, {"content": "**hi** <script>x</script>"})
+    assert response.status_code == 200
+    assert response.content.decode() == "<p><strong>hi</strong> </p>\n"
+
+
+def test_preview_rejects_get(staff_client):
+    assert staff_client.get("/markdownx/markdownify/").status_code == 405
+
+
+def test_upload_is_staff_only(client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    image = SimpleUploadedFile("cat.png", _png(), content_type="image/png")
+    assert client.post("/markdownx/upload/", {"image": image}).status_code == 403
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_staff_upload_an_image_and_get_markdown_for_it(
+    staff_client, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    image = SimpleUploadedFile("cat on laptop.png", _png(), content_type="image/png")
+    response = staff_client.post("/markdownx/upload/", {"image": image},
+                                 HTTP_X_REQUESTED_WITH="XMLHttpRequest")  # fmt: skip
+    assert response.status_code == 200
+    code = response.json()["image_code"]
+    assert code.startswith("![cat on laptop](/media/markdownx/") and code.endswith(
+        ".png)"
+    )
+    assert len(list(tmp_path.rglob("*.png"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("evil.png", b"<script>alert(1)</script>", "not an image"),
+        ("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+         "not an image"),
+        ("doc.pdf", b"%PDF-1.4 fake", "not an image"),
+    ],
+)  # fmt: skip
+def test_uploads_that_are_not_images_are_refused(
+    staff_client, settings, tmp_path, name, content, message
+):
+    settings.MEDIA_ROOT = tmp_path
+    upload = SimpleUploadedFile(name, content, content_type="image/png")
+    response = staff_client.post("/markdownx/upload/", {"image": upload})
+    assert response.status_code == 400
+    assert message in response.json()["image"][0]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_uploads_over_the_size_limit_are_refused(staff_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.QUIRE_UPLOAD_MAX_BYTES = 1000
+    upload = SimpleUploadedFile("big.png", _png((400, 400)) + b"\0" * 2000,
+                                content_type="image/png")  # fmt: skip
+    response = staff_client.post("/markdownx/upload/", {"image": upload})
+    assert response.status_code == 400
+    assert (
+        "the limit is 0.0 MB" in response.json()["image"][0]
+        or "limit" in (response.json()["image"][0])
+    )
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
