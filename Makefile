@@ -32,6 +32,7 @@ install: $(STAMP)
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo --if-empty
 	@$(PY) manage.py ensure_admin
 	$(PY) manage.py runall
 
