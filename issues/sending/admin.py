@@ -230,21 +230,30 @@ class SendingAdminMixin:
             "preview_url": reverse("admin:sending_preview", args=[issue.pk]),
         }
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+    # The Issue admin saves the form its own way (save_model, save_related); these
+    # run after it, still inside the admin's transaction.
+    def response_add(self, request, obj, post_url_continue=None):
+        self._publish_if_marked_published(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        self._publish_if_marked_published(request, obj)
+        return super().response_change(request, obj)
+
+    def _publish_if_marked_published(self, request, obj: Issue) -> None:
         # A published issue always has its Send: publishing from the status field
         # goes through the same service as "Publish now" (and sends at most once).
-        if (
-            obj.status == Issue.Status.PUBLISHED
-            and not Send.objects.filter(issue=obj).exists()
-        ):
-            services.publish_issue(issue=obj)
-            self.message_user(
-                request,
-                f"“{obj}” is published and is being sent to "
-                f"{services.audience().count()} subscribers.",
-                messages.SUCCESS,
-            )
+        if obj.status != Issue.Status.PUBLISHED:
+            return
+        if Send.objects.filter(issue=obj).exists():
+            return
+        services.publish_issue(issue=obj)
+        self.message_user(
+            request,
+            f"“{obj}” is published and is being sent to "
+            f"{services.audience().count()} subscribers.",
+            messages.SUCCESS,
+        )
 
     # --- publish / schedule ----------------------------------------------------
 
