@@ -34,7 +34,8 @@ def content(db):
         body=(
             "Freely readable opening about gradient noise. [[paper:open-paper]]\n\n"
             "<!-- paywall -->\n\n"
-            f"The supporters' quokkanomics {PAID} of gradient noise. [[paper:zebracorn]]\n"
+            f"The supporters' quokkanomics {PAID} of gradient noise.\n"
+            "[[paper:zebracorn]]\n"
         ),
     )
     Citation.objects.filter(issue=issue, paper=paper).update(note=PAID_NOTE)
