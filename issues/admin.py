@@ -92,6 +92,7 @@ class CitationInline(admin.TabularInline):
 class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
     form = IssueAdminForm
     change_form_template = "admin/issues/issue/change_form.html"
+    view_on_site = False  # the change form has its own "View on site"/"Preview"
     list_display = [
         "title",
         "status",

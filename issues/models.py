@@ -55,7 +55,7 @@ class Tag(models.Model):
     slug = models.SlugField(
         max_length=100,
         unique=True,
-        help_text="The tag's address: /tags/<slug>/. Filled in from the name.",
+        help_text="The tag's address: /tags/this-slug/. Filled in from the name.",
     )
 
     class Meta:
@@ -79,8 +79,8 @@ class Paper(models.Model):
         max_length=200,
         unique=True,
         blank=True,
-        help_text="The paper's address: /papers/<slug>/, and the name to cite it by "
-        "in an issue: [[paper:<slug>]]. Filled in from the title when left empty.",
+        help_text="The paper's address (/papers/this-slug/) and the name to cite it by "
+        "in an issue ([[paper:this-slug]]). Filled in from the title.",
     )
     authors = models.JSONField(
         default=list,
@@ -190,7 +190,7 @@ class Issue(models.Model):
         max_length=200,
         unique=True,
         blank=True,
-        help_text="The issue's address: /issues/<slug>/. Filled in from the title; "
+        help_text="The issue's address: /issues/this-slug/. Filled in from the title; "
         "avoid changing it once published, old links would break.",
     )
     subtitle = models.CharField(
@@ -203,7 +203,7 @@ class Issue(models.Model):
         blank=True,
         help_text="Markdown. Cite a paper with [[arxiv:2201.03545]], "
         "[[doi:10.…]] or [[paper:slug]] to show its card and list it under "
-        '"Papers in this issue". Put a line <!-- paywall --> where the part for '
+        '"Papers in this issue". Put a line &lt;!-- paywall --&gt; where the part for '
         "paying supporters begins. Code: fence it with ```python. Footnotes: "
         "text[^1] and [^1]: note.",
     )
