@@ -262,7 +262,8 @@ class FakeStripe:
         item["subscription"] = subscription_id
         now = int(time.time())
         item["current_period_start"] = now
-        item["current_period_end"] = now + 30 * 86400
+        days = 365 if price["recurring"]["interval"] == "year" else 30
+        item["current_period_end"] = now + days * 86400
         self.subscriptions[subscription_id] = subscription
         session.update(
             status="complete",
