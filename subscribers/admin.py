@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from . import services
+from .billing.admin import grant_complimentary_membership
 from .exporting import iter_export_lines
 from .forms import ImportForm
 from .importing import ImportFailed, import_subscribers
@@ -42,7 +43,12 @@ class SubscriberAdmin(admin.ModelAdmin):
     ordering = ["-created"]
     list_per_page = 100
     show_full_result_count = False
-    actions = ["unsubscribe", "resend_confirmation", "export_csv"]
+    actions = [
+        "unsubscribe",
+        "resend_confirmation",
+        "export_csv",
+        grant_complimentary_membership,
+    ]
     readonly_fields = [
         "token",
         "created",

@@ -229,6 +229,8 @@ def record_login(*, subscriber: Subscriber, now: datetime | None = None) -> None
 def export_subscriber_data(*, subscriber: Subscriber) -> dict:
     """Return everything stored about the subscriber, for "export my data"."""
 
+    from .billing import services as billing_services
+
     def when(value):
         return value.isoformat() if value else None
 
@@ -249,6 +251,7 @@ def export_subscriber_data(*, subscriber: Subscriber) -> dict:
             "source": subscriber.consent_source,
             "consent_text_version": subscriber.consent_text_version,
         },
+        "membership": billing_services.export_membership(subscriber=subscriber),
     }
 
 

@@ -82,6 +82,53 @@ class ComplimentaryForm(forms.Form):
     )
 
 
+def grant_complimentary_form(modeladmin, request, *, subscribers, selected, action):
+    """Ask for an optional end date and tier, then grant complimentary access."""
+    if "apply" in request.POST:
+        form = ComplimentaryForm(request.POST)
+        if form.is_valid():
+            count = services.grant_complimentary_membership(
+                subscribers=subscribers,
+                until=form.cleaned_data["until"],
+                tier=form.cleaned_data["tier"],
+            )
+            modeladmin.message_user(
+                request,
+                f"Granted complimentary membership to {count} subscriber(s).",
+                messages.SUCCESS,
+            )
+            return None
+    else:
+        form = ComplimentaryForm()
+    return TemplateResponse(
+        request,
+        "admin/billing/membership/grant_complimentary.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": "Grant complimentary membership",
+            "emails": list(subscribers.values_list("email", flat=True)[:200]),
+            "count": subscribers.count(),
+            "selected": selected,
+            "action": action,
+            "form": form,
+            "opts": modeladmin.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
+
+
+@admin.action(description="Grant complimentary membership")
+def grant_complimentary_membership(modeladmin, request, queryset):
+    """Subscriber admin action: give the selected subscribers paid access."""
+    return grant_complimentary_form(
+        modeladmin,
+        request,
+        subscribers=queryset,
+        selected=list(queryset.values_list("pk", flat=True)),
+        action="grant_complimentary_membership",
+    )
+
+
 def billing_summary(now=None) -> dict:
     """Return the admin's headline figures: paying members, MRR, cancellations."""
     now = now or timezone.now()
@@ -162,35 +209,14 @@ class MembershipAdmin(admin.ModelAdmin):
     def grant_complimentary(self, request, queryset):
         from subscribers.models import Subscriber
 
-        if "apply" in request.POST:
-            form = ComplimentaryForm(request.POST)
-            if form.is_valid():
-                count = services.grant_complimentary_membership(
-                    subscribers=Subscriber.objects.filter(
-                        pk__in=queryset.values("subscriber_id")
-                    ),
-                    until=form.cleaned_data["until"],
-                    tier=form.cleaned_data["tier"],
-                )
-                self.message_user(
-                    request,
-                    f"Granted complimentary membership to {count} member(s).",
-                    messages.SUCCESS,
-                )
-                return None
-        else:
-            form = ComplimentaryForm()
-        return TemplateResponse(
+        return grant_complimentary_form(
+            self,
             request,
-            "admin/billing/membership/grant_complimentary.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Grant complimentary membership",
-                "queryset": queryset,
-                "form": form,
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
+            subscribers=Subscriber.objects.filter(
+                pk__in=queryset.values("subscriber_id")
+            ),
+            selected=list(queryset.values_list("pk", flat=True)),
+            action="grant_complimentary",
         )
 
     @admin.action(description="End complimentary membership")

@@ -441,6 +441,37 @@ def apply_subscription(
     return membership
 
 
+# --- Personal data export -----------------------------------------------------------
+
+
+def export_membership(*, subscriber: Subscriber) -> dict[str, Any] | None:
+    """Return what Quire stores about the subscriber's paid membership."""
+    membership = (
+        Membership.objects.select_related("tier").filter(subscriber=subscriber).first()
+    )
+    if membership is None:
+        return None
+
+    def when(value):
+        return value.isoformat() if value else None
+
+    return {
+        "tier": membership.tier.name if membership.tier else None,
+        "status": membership.status or None,
+        "amount": membership.amount,
+        "currency": membership.currency or None,
+        "interval": membership.interval or None,
+        "current_period_end": when(membership.current_period_end),
+        "cancel_at_period_end": membership.cancel_at_period_end,
+        "canceled_at": when(membership.canceled_at),
+        "complimentary": membership.complimentary,
+        "complimentary_until": when(membership.complimentary_until),
+        "stripe_customer_id": membership.stripe_customer_id or None,
+        "stripe_subscription_id": membership.stripe_subscription_id or None,
+        "created": when(membership.created),
+    }
+
+
 # --- Private feed --------------------------------------------------------------------
 
 

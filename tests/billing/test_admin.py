@@ -82,3 +82,27 @@ def test_tier_admin_pages_render(admin_client, tier):
     assert admin_client.get("/admin/billing/tier/").status_code == 200
     assert admin_client.get(f"/admin/billing/tier/{tier.pk}/change/").status_code == 200
     assert admin_client.get("/admin/billing/stripeevent/").status_code == 200
+
+
+def test_subscribers_can_be_granted_complimentary_membership_from_their_list(
+    admin_client,
+):
+    chosen = [SubscriberFactory(), SubscriberFactory()]
+    Membership.objects.create(subscriber=chosen[0], status="canceled")
+
+    done = admin_client.post(
+        "/admin/subscribers/subscriber/",
+        {
+            "action": "grant_complimentary_membership",
+            "_selected_action": [s.pk for s in chosen],
+            "apply": "1",
+            "until": "",
+        },
+        follow=True,
+    )
+
+    assert "Granted complimentary membership to 2" in done.content.decode()
+    for subscriber in chosen:
+        membership = Membership.objects.get(subscriber=subscriber)
+        assert membership.complimentary and membership.complimentary_until is None
+        assert membership.has_paid_access()

@@ -192,5 +192,10 @@ def test_the_personal_data_export_never_holds_paid_text(content, kind):
 
     assert response.status_code == 200
     data = response.content.decode()
-    assert json.loads(data)["email"] == subscriber.email
+    exported = json.loads(data)
+    assert exported["email"] == subscriber.email
+    if kind == "paying":
+        assert exported["membership"]["status"] == "active"
+    else:
+        assert exported["membership"] is None
     assert not any(marker in data for marker in MARKERS)
