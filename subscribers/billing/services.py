@@ -80,6 +80,10 @@ def create_checkout_session(
         "interval": interval,
     }
     if tier.is_founding:
+        if not tier.stripe_product_id:
+            raise ValueError(
+                f"{tier} has no Stripe product yet: run manage.py sync_stripe_tiers."
+            )
         minimum = tier.yearly_amount or 0
         if amount is None or amount < minimum:
             raise ValueError("A founding member pays at least the yearly price.")
