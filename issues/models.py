@@ -268,6 +268,7 @@ class Issue(models.Model):
             self.published_at = self.publish_at or timezone.now()
         rendered = self.render()
         super().save(*args, **kwargs)
+        self._forget_cached_pages()
         if record_citations:
             from .services import record_citations as record
 
@@ -275,6 +276,15 @@ class Issue(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("issues:issue", kwargs={"slug": self.slug})
+
+    def delete(self, *args, **kwargs):
+        self._forget_cached_pages()
+        return super().delete(*args, **kwargs)
+
+    def _forget_cached_pages(self) -> None:
+        from .pagecache import pages
+
+        pages.clear()
 
     def render(self):
         """Render body into the stored HTML fields; return the RenderedBody."""

@@ -35,14 +35,16 @@ class ReadableBody:
 
 
 def readable_body(issue: Issue, *, paid_access: bool) -> ReadableBody:
-    """Return the part of the issue's body this reader may see."""
+    """Return the part of the issue's body this reader may see.
+
+    Without a paywall break free_html is the whole body, so readers without paid
+    access only ever need free_html and paid_html; those with it, body_html.
+    """
     if paid_access:
         return ReadableBody(issue.body_html, False)
-    if issue.has_paywall:
-        return ReadableBody(issue.free_html, True)
-    if issue.is_paid_only:
+    if issue.is_paid_only and not issue.has_paywall:
         return ReadableBody("", True)
-    return ReadableBody(issue.body_html, False)
+    return ReadableBody(issue.free_html, issue.has_paywall or issue.is_paid_only)
 
 
 def public_body_html(issue: Issue) -> str:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
 
 from newsletter.models import Publication
 
-from . import bibtex
+from . import bibtex, pagecache
 from .models import Citation, Issue, Paper, Tag
 from .reading import (
     citations_q,
@@ -52,38 +55,76 @@ def _issue_etag(issue: Issue, *, paid: bool, request: HttpRequest) -> str:
     return '"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
 
 
+# What the issue page needs to decide visibility, ETag and cache key.
+ISSUE_HEAD_FIELDS = ["pk", "slug", "updated", "status", "published_at", "access"]
+
+
 @require_safe
 def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show one issue, its free or full body, and the papers it cites."""
-    issue = get_object_or_404(issues_for(request), slug=slug)
     paid = paid_access(request)
-    etag = _issue_etag(issue, paid=paid, request=request)
-    last_modified = issue.updated.timestamp()
+    shared = pagecache.cache_seconds() > 0 and pagecache.is_shared_request(
+        request, paid_access=paid
+    )
+    cached = pagecache.pages.get(slug) if shared else None
+    now = time.monotonic()
+    if cached is None or not cached.confirmed_recently(now):
+        try:
+            head = issues_for(request).only(*ISSUE_HEAD_FIELDS).get(slug=slug)
+        except Issue.DoesNotExist:
+            pagecache.pages.discard(slug)
+            raise Http404("No such issue.") from None
+        version = head.updated.isoformat()
+        if cached is not None and cached.version == version:
+            cached.checked = now
+        else:
+            cached = None
+    if cached is not None:
+        etag, last_modified = cached.etag, cached.last_modified
+    else:
+        etag = _issue_etag(head, paid=paid, request=request)
+        last_modified = head.updated.timestamp()
     not_modified = get_conditional_response(
         request, etag=etag, last_modified=int(last_modified)
     )
     if not_modified is not None:
         return not_modified
-    citations = list(
-        issue.citations.filter(citations_q(paid_access=paid)).select_related("paper")
-    )
-    body = readable_body(issue, paid_access=paid)
-    response = render(
-        request,
-        "issues/issue_detail.html",
-        {
-            "issue": issue,
-            "tags": list(issue.tags.all()),
-            "body": body,
-            "citations": citations,
-            "is_preview": not issue.is_public,
-            "issue_description": public_description(issue),
-        },
-    )
+    if cached is None:
+        html = _render_issue_page(request, head.pk, paid=paid, shared=shared)
+        if shared:
+            cached = pagecache.Page.cut(
+                html, etag=etag, last_modified=last_modified, version=version,
+                checked=now, expires=now + pagecache.cache_seconds(),
+            )  # fmt: skip
+            pagecache.pages.put(slug, cached)
+    if cached is not None:
+        html = cached.content(get_token(request))
+    response = HttpResponse(html)
     response.headers["ETag"] = etag
     response.headers["Last-Modified"] = http_date(last_modified)
     patch_cache_control(response, private=True, no_cache=True)
     return response
+
+
+def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: bool):
+    # Load only the rendered part this reader may see (the HTML is large).
+    unused = ["body"] + (["free_html"] if paid else ["body_html"])
+    issue = Issue.objects.defer(*unused).get(pk=pk)
+    citations = list(
+        issue.citations.filter(citations_q(paid_access=paid)).select_related("paper")
+    )
+    context = {
+        "issue": issue,
+        "tags": list(issue.tags.all()),
+        "body": readable_body(issue, paid_access=paid),
+        "citations": citations,
+        "is_preview": not issue.is_public,
+        "issue_description": public_description(issue),
+    }
+    if shared:
+        # Rendered once for every anonymous reader; each gets their own token.
+        context["csrf_token"] = pagecache.CSRF_PLACEHOLDER
+    return render_to_string("issues/issue_detail.html", context, request)
 
 
 @require_safe

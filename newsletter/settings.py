@@ -310,6 +310,12 @@ MARKDOWNX_SERVER_CALL_LATENCY = 400  # ms of typing pause before the preview upd
 # Largest image an author may upload into an issue (bytes).
 QUIRE_UPLOAD_MAX_BYTES = env.int("QUIRE_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 MARKDOWNX_UPLOAD_MAX_SIZE = QUIRE_UPLOAD_MAX_BYTES
+# Seconds a server process keeps an issue page rendered for anonymous readers
+# (edits show at once; 0 turns it off).
+QUIRE_PAGE_CACHE_SECONDS = env.int("QUIRE_PAGE_CACHE_SECONDS", default=120)
+# How long a cached page is served before the database confirms it is still
+# public and unchanged (other server processes see an edit within this time).
+QUIRE_PAGE_RECHECK_SECONDS = env.float("QUIRE_PAGE_RECHECK_SECONDS", default=2)
 
 # --- Security (DEBUG off) ----------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

@@ -1,0 +1,96 @@
+"""Issue pages rendered once for anonymous readers, never shared with others."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories.issues import IssueFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+@pytest.fixture
+def issue(db):
+    return IssueFactory(
+        slug="cached", published=True, title="Cached issue",
+        body="Open words\n\n<!-- paywall -->\n\nSupporter words",
+    )  # fmt: skip
+
+
+def test_a_second_anonymous_reader_gets_the_page_without_a_query(
+    issue, django_assert_num_queries
+):
+    Client().get(issue.get_absolute_url())
+    with django_assert_num_queries(0):
+        response = Client().get(issue.get_absolute_url())
+    assert "Open words" in response.content.decode()
+
+
+def test_after_the_recheck_interval_one_query_confirms_the_page(
+    issue, settings, django_assert_num_queries
+):
+    settings.QUIRE_PAGE_RECHECK_SECONDS = 0
+    Client().get(issue.get_absolute_url())
+    with django_assert_num_queries(1):
+        response = Client().get(issue.get_absolute_url())
+    assert "Open words" in response.content.decode()
+
+
+def test_a_change_made_by_another_process_shows_after_the_recheck(issue, settings):
+    from issues.models import Issue
+
+    Client().get(issue.get_absolute_url())
+    # Another server process unpublished it: this process's entry is still there.
+    Issue.objects.filter(pk=issue.pk).update(status=Issue.Status.DRAFT)
+    settings.QUIRE_PAGE_RECHECK_SECONDS = 0
+    assert Client().get(issue.get_absolute_url()).status_code == 404
+
+
+def test_each_reader_gets_a_working_csrf_token_from_a_cached_page(issue):
+    Client().get(issue.get_absolute_url())
+    reader = Client(enforce_csrf_checks=True)
+    page = reader.get(issue.get_absolute_url()).content.decode()
+    token = TOKEN_RE.search(page).group(1)
+    assert "quire-csrf-token-placeholder" not in page
+    response = reader.post(
+        reverse("subscribers:subscribe"),
+        {"email": "new@example.org", "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code != 403
+
+
+def test_an_edit_shows_at_once(issue):
+    Client().get(issue.get_absolute_url())
+    issue.body = "Rewritten words"
+    issue.save()
+    assert "Rewritten words" in Client().get(issue.get_absolute_url()).content.decode()
+
+
+def test_staff_never_get_the_anonymous_page_and_readers_never_get_theirs(
+    issue, staff_user
+):
+    staff = Client()
+    staff.force_login(staff_user)
+    assert "Supporter words" in staff.get(issue.get_absolute_url()).content.decode()
+    anonymous = Client().get(issue.get_absolute_url()).content.decode()
+    assert "Supporter words" not in anonymous
+    assert "Supporter words" in staff.get(issue.get_absolute_url()).content.decode()
+
+
+def test_unpublishing_hides_a_cached_page_at_once(issue):
+    Client().get(issue.get_absolute_url())
+    issue.status = issue.Status.DRAFT
+    issue.save()
+    assert Client().get(issue.get_absolute_url()).status_code == 404
+
+
+def test_the_cache_can_be_turned_off(issue, settings, django_assert_max_num_queries):
+    settings.QUIRE_PAGE_CACHE_SECONDS = 0
+    Client().get(issue.get_absolute_url())
+    from issues.pagecache import pages
+
+    assert pages.get(issue.slug) is None
