@@ -61,8 +61,11 @@ ISSUE_HEAD_FIELDS = ["pk", "slug", "updated", "status", "published_at", "access"
 
 @require_safe
 def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    """Show one issue, its free or full body, and the papers it cites."""
-    paid = paid_access(request)
+    """Show one issue, its free or full body, and the papers it cites.
+
+    Staff may add ?as=free to see the page as a reader without paid access.
+    """
+    paid = paid_access(request) and request.GET.get("as") != "free"
     shared = pagecache.cache_seconds() > 0 and pagecache.is_shared_request(
         request, paid_access=paid
     )
@@ -119,6 +122,7 @@ def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: boo
         "body": readable_body(issue, paid_access=paid),
         "citations": citations,
         "is_preview": not issue.is_public,
+        "viewing_as_free": not paid and request.user.is_staff,
         "issue_description": public_description(issue),
     }
     if shared:

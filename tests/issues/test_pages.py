@@ -327,3 +327,17 @@ def test_sitemap_lists_published_issues_papers_and_tags(client, library):
 def test_unknown_pages_are_404(client, db):
     for url in ("/issues/nope/", "/papers/nope/", "/tags/nope/", "/papers/nope/bibtex"):
         assert client.get(url).status_code == 404
+
+
+def test_staff_can_preview_the_page_as_a_free_reader(staff_client, paywalled):
+    url = paywalled["free"].get_absolute_url()
+    text = staff_client.get(url + "?as=free").content.decode()
+    assert "Open words" in text and "Hidden supporter words" not in text
+    assert "The rest of this issue is for paying supporters" in text
+    assert "Hidden supporter words" in staff_client.get(url).content.decode()
+
+
+def test_readers_cannot_gain_access_with_the_preview_switch(client, paywalled):
+    url = paywalled["free"].get_absolute_url()
+    for query in ("?as=free", "?as=paid", "?as=staff"):
+        assert "Hidden supporter words" not in client.get(url + query).content.decode()
