@@ -13,12 +13,13 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, models, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from subscribers.models import Subscriber
@@ -127,64 +128,87 @@ class BatchRun:
     stopped: bool = False
 
 
+def _nothing() -> None:
+    return None
+
+
+def _advance(row_id: int, prev: tuple[int, str] | None, now) -> None:
+    """Mark row_id sending and the previous success (if any) sent: one statement."""
+    if prev is None:
+        Delivery.objects.filter(pk=row_id).update(
+            status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
+        )
+        return
+    prev_id, prev_message_id = prev
+    # Hand-written because it runs once per message: the ORM's Case/When
+    # compilation cost more than the round trip itself.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ADVANCE_SQL,
+            [
+                prev_id, Delivery.Status.SENT, Delivery.Status.SENDING,
+                prev_id, now, prev_id, prev_message_id, prev_id,
+                row_id, now, prev_id, row_id,
+            ],
+        )  # fmt: skip
+
+
+_ADVANCE_SQL = """
+UPDATE sending_delivery SET
+    status = CASE WHEN id = %s THEN %s ELSE %s END,
+    sent_at = CASE WHEN id = %s THEN %s ELSE sent_at END,
+    message_id = CASE WHEN id = %s THEN %s ELSE message_id END,
+    last_error = CASE WHEN id = %s THEN '' ELSE last_error END,
+    attempts = CASE WHEN id = %s THEN attempts + 1 ELSE attempts END,
+    claimed_at = %s
+WHERE id IN (%s, %s)
+"""
+
+
 class _Recorder:
     """Record outcomes as soon as they are known, one UPDATE per message."""
 
-    def __init__(self, claimant: str, domain: str, send_id: int) -> None:
+    def __init__(
+        self,
+        claimant: str,
+        domain: str,
+        send_id: int,
+        marks: _PgMarks | None = None,
+    ) -> None:
         self.claimant = claimant
         self.domain = domain
         self.send_id = send_id
+        self.marks = marks
         self.pending_sent: tuple[int, str] | None = None
         self.renewed = time.monotonic()
 
-    def start(self, row: Claimed) -> str:
-        """Mark row sending (and the previous success sent) in one statement."""
-        now = timezone.now()
+    def start(self, row: Claimed) -> tuple[str, Callable[[], None]]:
+        """Mark row sending (and the previous success sent) in one statement.
+
+        Return the row's Message-ID and a function that returns once the mark is
+        committed. On PostgreSQL the statement runs while the message is being
+        transmitted; the transport calls that function before it
+        lets the server accept the message, so a message the server accepted always
+        has its row marked "sending" or "sent" first.
+        """
+        self._settle()
         message_id = message_id_for(
             delivery_id=row.id, send_id=self.send_id, domain=self.domain
         )
-        if self.pending_sent is None:
-            Delivery.objects.filter(pk=row.id).update(
-                status=Delivery.Status.SENDING,
-                attempts=F("attempts") + 1,
-                claimed_at=now,
-            )
-        else:
-            prev_id, prev_message_id = self.pending_sent
-            Delivery.objects.filter(pk__in=[prev_id, row.id]).update(
-                status=Case(
-                    When(pk=prev_id, then=Value(Delivery.Status.SENT)),
-                    default=Value(Delivery.Status.SENDING),
-                    output_field=models.CharField(),
-                ),
-                sent_at=Case(
-                    When(pk=prev_id, then=Value(now)),
-                    default=F("sent_at"),
-                    output_field=models.DateTimeField(),
-                ),
-                message_id=Case(
-                    When(pk=prev_id, then=Value(prev_message_id)),
-                    default=F("message_id"),
-                    output_field=models.CharField(),
-                ),
-                last_error=Case(
-                    When(pk=prev_id, then=Value("")),
-                    default=F("last_error"),
-                    output_field=models.TextField(),
-                ),
-                attempts=Case(
-                    When(pk=row.id, then=F("attempts") + 1),
-                    default=F("attempts"),
-                    output_field=models.IntegerField(),
-                ),
-                claimed_at=Value(now),
-            )
-            self.pending_sent = None
-        self._renew_lease()
-        return message_id
+        prev, self.pending_sent = self.pending_sent, None
+        if self.marks is None:
+            _advance(row.id, prev, timezone.now())
+            return message_id, _nothing
+        self.marks.submit(row.id, prev, timezone.now())
+        return message_id, self._settle
+
+    def _settle(self) -> None:
+        if self.marks is not None:
+            self.marks.wait()
 
     def _renew_lease(self) -> None:
         # Keep the rest of the batch ours while we are alive and working.
+        self._settle()
         if time.monotonic() - self.renewed > settings.SENDING_LEASE_SECONDS / 3:
             Delivery.objects.filter(
                 claimed_by=self.claimant, status=Delivery.Status.QUEUED
@@ -192,6 +216,7 @@ class _Recorder:
             self.renewed = time.monotonic()
 
     def flush(self) -> None:
+        self._settle()
         if self.pending_sent is not None:
             prev_id, prev_message_id = self.pending_sent
             Delivery.objects.filter(pk=prev_id).update(
@@ -203,6 +228,7 @@ class _Recorder:
             self.pending_sent = None
 
     def outcome(self, row: Claimed, outcome: Outcome, message_id: str) -> str:
+        self._settle()
         if outcome.kind == SENT:
             self.pending_sent = (row.id, outcome.message_id or message_id)
             return SENT
@@ -221,6 +247,7 @@ class _Recorder:
         Delivery.objects.filter(pk=row.id).update(
             status=status, last_error=outcome.error[:2000], claimed_at=timezone.now()
         )
+        self._renew_lease()
         if outcome.kind == BOUNCED:
             from subscribers.services import suppress_address
 
@@ -233,6 +260,7 @@ class _Recorder:
         After the mail server became unreachable they wait like a retry would,
         without using up an attempt.
         """
+        self._settle()
         return Delivery.objects.filter(
             claimed_by=self.claimant, status=Delivery.Status.QUEUED
         ).update(
@@ -251,17 +279,18 @@ def send_batch(
     prepared: dict[str, PreparedEmail],
     transport: Transport,
     claimant: str,
+    marks: _PgMarks | None = None,
 ) -> BatchRun:
     """Send claimed rows over the transport, recording each outcome at once."""
     run = BatchRun()
     domain = next(iter(prepared.values())).message_domain
-    recorder = _Recorder(claimant, domain, send_id)
+    recorder = _Recorder(claimant, domain, send_id, marks)
     limiter = get_rate_limiter()
     connection_failures = 0
     try:
         for row in rows:
             limiter.acquire()
-            message_id = recorder.start(row)
+            message_id, marked = recorder.start(row)
             outcome = transport.send(
                 prepared[row.segment],
                 Recipient(
@@ -270,6 +299,7 @@ def send_batch(
                     token=row.token,
                     message_id=message_id,
                 ),
+                before_accept=marked,
             )
             kind = recorder.outcome(row, outcome, message_id)
             if kind == SENT:
@@ -316,6 +346,7 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
     claimant = f"{worker_name()}:{secrets.token_hex(4)}"
     deadline = time.monotonic() + time_budget
     _fast_commits(True)
+    marks = _PgMarks.for_connection()
     try:
         with open_transport() as transport:
             while time.monotonic() < deadline:
@@ -335,6 +366,7 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
                     prepared=prepared,
                     transport=transport,
                     claimant=claimant,
+                    marks=marks,
                 )
                 result.sent += run.sent
                 result.failed += run.failed
@@ -342,6 +374,8 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
                 if run.stopped:
                     break
     finally:
+        if marks is not None:
+            marks.wait()
         _fast_commits(False)
     services.refresh_counts(send_id=send_id)
     return _what_next(send_id, result)
@@ -380,3 +414,73 @@ def _fast_commits(on: bool) -> None:
         cursor.execute(
             "SET synchronous_commit TO OFF" if on else "RESET synchronous_commit"
         )
+
+
+_ADVANCE_PG = b"""
+UPDATE sending_delivery SET
+    status = CASE WHEN id = $1 THEN 'sent' ELSE 'sending' END,
+    sent_at = CASE WHEN id = $1 THEN $2::timestamptz ELSE sent_at END,
+    message_id = CASE WHEN id = $1 THEN $3 ELSE message_id END,
+    last_error = CASE WHEN id = $1 THEN '' ELSE last_error END,
+    attempts = CASE WHEN id = $4 THEN attempts + 1 ELSE attempts END,
+    claimed_at = $2::timestamptz
+WHERE id IN ($1, $4)
+"""
+_START_PG = b"""
+UPDATE sending_delivery
+SET status = 'sending', attempts = attempts + 1, claimed_at = $2::timestamptz
+WHERE id = $1
+"""
+
+
+class _PgMarks:
+    """Send the per-message UPDATE without waiting, and collect it later.
+
+    libpq sends the statement and returns at once; the answer is read just before
+    the mail server is allowed to accept the message, so the database round trip
+    overlaps the SMTP ones instead of adding to them. Nothing else uses the
+    connection in between (every other query first waits for the pending one).
+    """
+
+    def __init__(self, pgconn) -> None:
+        self.pgconn = pgconn
+        self.pending = False
+
+    @classmethod
+    def for_connection(cls) -> _PgMarks | None:
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            return None
+        connection.ensure_connection()
+        pgconn = getattr(connection.connection, "pgconn", None)
+        return cls(pgconn) if pgconn is not None else None
+
+    def submit(self, row_id: int, prev: tuple[int, str] | None, now) -> None:
+        self.wait()
+        stamp = now.isoformat().encode()
+        if prev is None:
+            self.pgconn.send_query_params(_START_PG, [str(row_id).encode(), stamp])
+        else:
+            prev_id, prev_message_id = prev
+            self.pgconn.send_query_params(
+                _ADVANCE_PG,
+                [
+                    str(prev_id).encode(),
+                    stamp,
+                    prev_message_id.encode(),
+                    str(row_id).encode(),
+                ],
+            )
+        self.pending = True
+
+    def wait(self) -> None:
+        if not self.pending:
+            return
+        from psycopg import pq
+
+        self.pending = False
+        error = None
+        while (result := self.pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                error = result.error_message.decode(errors="replace")
+        if error:
+            raise DatabaseError(error)

@@ -178,6 +178,9 @@ class _Part:
     """A quoted-printable body part split around its placeholders."""
 
     chunks: list[bytes | str] = field(default_factory=list)
+    # The same chunks dot-stuffed for SMTP's DATA, done once here instead of once
+    # per recipient: every chunk starts at the beginning of a line.
+    stuffed: list[bytes | str] = field(default_factory=list)
 
     @classmethod
     def encode(cls, text: str) -> _Part:
@@ -193,13 +196,22 @@ class _Part:
                 if not encoded.endswith(CRLF):
                     encoded += b"=" + CRLF
                 chunks.append(encoded)
-        return cls(chunks)
+        stuffed = [dot_stuff(c) if isinstance(c, bytes) else c for c in chunks]
+        return cls(chunks, stuffed)
 
-    def build(self, values: dict[str, bytes]) -> list[bytes]:
+    def build(self, values: dict[str, bytes], *, stuffed: bool = False) -> list[bytes]:
         return [
             chunk if isinstance(chunk, bytes) else values[chunk]
-            for chunk in self.chunks
+            for chunk in (self.stuffed if stuffed else self.chunks)
         ]
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Double every dot that starts a line, as SMTP's DATA requires (RFC 5321)."""
+    return _LEADING_DOT.sub(b"..", data)
 
 
 def _qp_value(value: str) -> bytes:
@@ -238,8 +250,12 @@ class PreparedEmail:
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.unsubscribe_prefix}{token}{self.unsubscribe_suffix}"
 
-    def build(self, recipient: Recipient) -> bytes:
-        """Return the raw message for one recipient: substitutions and joins only."""
+    def build(self, recipient: Recipient, *, dot_stuffed: bool = False) -> bytes:
+        """Return the raw message for one recipient: substitutions and joins only.
+
+        dot_stuffed: return it ready for SMTP's DATA (lines starting with "."
+        doubled), using the chunks stuffed once per segment.
+        """
         url = self.unsubscribe_url(recipient.token)
         mailto = f"{self.mailto}?subject={quote('unsubscribe ' + recipient.token)}"
         to = format_address(recipient.name, recipient.email)
@@ -273,6 +289,10 @@ class PreparedEmail:
             PH_UNSUBSCRIBE: _qp_value(html.escape(url)),
             PH_EMAIL: _qp_value(html.escape(recipient.email)),
         }
+        if dot_stuffed:
+            for values in (text_values, html_values):
+                for key, value in values.items():
+                    values[key] = dot_stuff(value)
         b = self.boundary.encode("ascii")
         body = [
             b"--",
@@ -280,14 +300,14 @@ class PreparedEmail:
             CRLF,
             b'Content-Type: text/plain; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *self.text_part.build(text_values),
+            *self.text_part.build(text_values, stuffed=dot_stuffed),
             CRLF,
             b"--",
             b,
             CRLF,
             b'Content-Type: text/html; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *self.html_part.build(html_values),
+            *self.html_part.build(html_values, stuffed=dot_stuffed),
             CRLF,
             b"--",
             b,

@@ -9,8 +9,11 @@ a batch goes over one connection with no MIME object per recipient.
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
+import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils import timezone
 
-from .emails import PreparedEmail, Recipient
+from .emails import PreparedEmail, Recipient, dot_stuff
 
 SENT, TRANSIENT, FAILED, BOUNCED = "sent", "transient", "failed", "bounced"
 
@@ -53,9 +56,13 @@ def _dkim_key(value: str) -> bytes:
     return Path(value).read_bytes()
 
 
+def dkim_enabled() -> bool:
+    return bool(settings.DKIM_PRIVATE_KEY and settings.DKIM_SELECTOR)
+
+
 def dkim_sign(raw: bytes) -> bytes:
     """Return raw with a DKIM-Signature header when a key is configured."""
-    if not (settings.DKIM_PRIVATE_KEY and settings.DKIM_SELECTOR):
+    if not dkim_enabled():
         return raw
     import dkim
 
@@ -92,6 +99,10 @@ def _smtp_outcome(code: int, message, *, recipient_level: bool) -> Outcome:
     return Outcome(FAILED, error)
 
 
+def _nothing() -> None:
+    return None
+
+
 class Transport:
     """Send raw messages one recipient at a time over a reused connection."""
 
@@ -104,7 +115,14 @@ class Transport:
     def close(self) -> None:
         pass
 
-    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+    def send(
+        self,
+        prepared: PreparedEmail,
+        recipient: Recipient,
+        *,
+        before_accept: Callable[[], None] = _nothing,
+    ) -> Outcome:
+        """Send one message; call before_accept() before it can be accepted."""
         raise NotImplementedError
 
 
@@ -116,6 +134,12 @@ class SMTPTransport(Transport):
         if self.backend is None or self.backend.connection is None:
             self.backend = get_connection(fail_silently=False)
             self.backend.open()
+            # The final "." goes out in its own small write (see _transmit); without
+            # this, Nagle's algorithm holds it back until the server's delayed ACK.
+            with contextlib.suppress(OSError, AttributeError):
+                self.backend.connection.sock.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                )
         return self.backend.connection
 
     def close(self) -> None:
@@ -131,11 +155,22 @@ class SMTPTransport(Transport):
             self.backend.connection = None
             self.backend = None
 
-    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
-        raw = dkim_sign(prepared.build(recipient))
+    def send(
+        self,
+        prepared: PreparedEmail,
+        recipient: Recipient,
+        *,
+        before_accept: Callable[[], None] = _nothing,
+    ) -> Outcome:
+        if dkim_enabled():
+            data = dot_stuff(dkim_sign(prepared.build(recipient)))
+        else:
+            data = prepared.build(recipient, dot_stuffed=True)
         try:
             connection = self._connection()
-            connection.sendmail(prepared.from_email, [recipient.email], raw)
+            _transmit(
+                connection, prepared.from_email, recipient.email, data, before_accept
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             code, message = next(iter(exc.recipients.values()))
             return _smtp_outcome(code, message, recipient_level=True)
@@ -157,7 +192,65 @@ class SMTPTransport(Transport):
             # Dropped connection, refused connection, timeout: try again later.
             self._drop()
             return Outcome(TRANSIENT, f"{type(exc).__name__}: {exc}", "", True)
+        except BaseException:
+            # before_accept failed (the database): the server must not accept it.
+            self._drop()
+            raise
         return Outcome(SENT, message_id=recipient.message_id)
+
+
+def _transmit(
+    connection: smtplib.SMTP,
+    from_email: str,
+    to: str,
+    data: bytes,
+    before_accept: Callable[[], None],
+) -> None:
+    """smtplib's sendmail for one recipient and a dot-stuffed message, pausing
+    before the final dot.
+
+    The message is accepted only when the server answers the "." that ends DATA;
+    before sending it, before_accept() waits for our own bookkeeping, which in the
+    meantime ran in parallel with MAIL, RCPT, DATA and the upload of the body.
+    """
+    if _UNSAFE_ADDRESS.search(from_email) or _UNSAFE_ADDRESS.search(to):
+        raise smtplib.SMTPRecipientsRefused({to: (553, b"5.1.3 Bad address syntax")})
+    connection.ehlo_or_helo_if_needed()
+    size = f" SIZE={len(data)}" if connection.has_extn("size") else ""
+    connection.putcmd("mail", f"FROM:<{from_email}>{size}")
+    code, reply = connection.getreply()
+    if code != 250:
+        if code == 421:
+            connection.close()
+        else:
+            connection._rset()
+        raise smtplib.SMTPSenderRefused(code, reply, from_email)
+    connection.putcmd("rcpt", f"TO:<{to}>")
+    code, reply = connection.getreply()
+    if code not in (250, 251):
+        if code == 421:
+            connection.close()
+        else:
+            connection._rset()
+        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+    connection.putcmd("data")
+    code, reply = connection.getreply()
+    if code != 354:
+        connection._rset()
+        raise smtplib.SMTPDataError(code, reply)
+    connection.send(data if data.endswith(b"\r\n") else data + b"\r\n")
+    before_accept()
+    connection.send(b".\r\n")
+    code, reply = connection.getreply()
+    if code != 250:
+        if code == 421:
+            connection.close()
+        else:
+            connection._rset()
+        raise smtplib.SMTPDataError(code, reply)
+
+
+_UNSAFE_ADDRESS = re.compile(r"[\s<>]")
 
 
 class OutboxTransport(Transport):
@@ -167,8 +260,15 @@ class OutboxTransport(Transport):
         self.folder = Path(settings.EMAIL_OUTBOX_DIR)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+    def send(
+        self,
+        prepared: PreparedEmail,
+        recipient: Recipient,
+        *,
+        before_accept: Callable[[], None] = _nothing,
+    ) -> Outcome:
         raw = dkim_sign(prepared.build(recipient))
+        before_accept()
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
         path = self.folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
         tmp = path.with_suffix(".tmp")
@@ -191,7 +291,13 @@ class BackendTransport(Transport):
         if self.opened:
             self.connection.close()
 
-    def send(self, prepared: PreparedEmail, recipient: Recipient) -> Outcome:
+    def send(
+        self,
+        prepared: PreparedEmail,
+        recipient: Recipient,
+        *,
+        before_accept: Callable[[], None] = _nothing,
+    ) -> Outcome:
         from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 
         url = prepared.unsubscribe_url(recipient.token)
@@ -208,6 +314,7 @@ class BackendTransport(Transport):
             },
         )
         message.attach_alternative(prepared.personalised_html(recipient), "text/html")
+        before_accept()
         try:
             if not self.opened:
                 self.connection.open()

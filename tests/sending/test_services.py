@@ -451,3 +451,33 @@ def test_rate_limit_holds_across_callers(settings, tmp_path):
     per_second = Counter(stamps)
     assert max(per_second.values()) <= 20
     assert len(per_second) >= 3  # 45 messages at 20/s need three windows
+
+
+def test_dkim_signature_covers_the_unsubscribe_headers(issue, outbox, settings):
+    import dkim
+
+    from tests.sending.test_events import FIXTURES
+
+    settings.DKIM_PRIVATE_KEY = str(FIXTURES / "dkim-test-key.pem")
+    settings.DKIM_SELECTOR = "quire"
+    settings.DKIM_DOMAIN = "papers.example"
+    public = (FIXTURES / "dkim-test-key.pub.b64").read_text().strip()
+    make_subscribers(1)
+    run_send(services.publish_issue(issue=issue))
+    (path,) = outbox.glob("*.eml")
+    raw = path.read_bytes()
+
+    signature = parse(raw)["DKIM-Signature"]
+    signed = signature.split("h=")[1].split(";")[0].lower()
+    assert "list-unsubscribe" in signed and "list-unsubscribe-post" in signed
+
+    def dns(name, timeout=5):
+        assert name == b"quire._domainkey.papers.example."
+        return f"v=DKIM1; k=rsa; p={public}".encode()
+
+    assert dkim.verify(raw, dnsfunc=dns)
+    tampered = raw.replace(
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        b"List-Unsubscribe-Post: nothing",
+    )
+    assert not dkim.verify(tampered, dnsfunc=dns)

@@ -5,6 +5,8 @@ These run in both legs: filesystem broker + SQLite, and Redis + PostgreSQL.
 
 from collections import Counter
 
+from django.db.models import Sum
+
 from issues.sending import services
 from issues.sending.models import Delivery, Send
 from subscribers.models import Subscriber
@@ -104,9 +106,12 @@ def test_server_refusing_every_third_message_still_gets_everything_once(
     assert len(received) == 600
     assert set(received.values()) == {1}
     assert send.sent_count == 600
-    assert seen["n"] >= 600 + 200  # the refusals really happened
-    retried = Delivery.objects.filter(send=send, attempts__gt=1)
-    assert retried.count() >= 200
+    refusals = seen["n"] - 600
+    assert refusals >= 299  # a third of all attempts was refused
+    # Every attempt was recorded: one per DATA the server saw.
+    attempts = Delivery.objects.filter(send=send).aggregate(n=Sum("attempts"))["n"]
+    assert attempts == seen["n"]
+    assert Delivery.objects.filter(send=send, attempts__gt=1).count() >= 150
 
 
 def test_permanent_refusals_mark_rows_bounced_while_the_rest_arrive(
