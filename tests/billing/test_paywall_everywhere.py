@@ -199,3 +199,14 @@ def test_the_personal_data_export_never_holds_paid_text(content, kind):
     else:
         assert exported["membership"] is None
     assert not any(marker in data for marker in MARKERS)
+
+
+def test_a_page_seen_by_a_paying_member_is_never_served_to_others(content):
+    paying, _ = reader_client("paying")
+    assert PAID in text(paying.get("/issues/mixed/"))
+
+    for kind in ("signed_out", "free", "signed_out"):
+        client, _ = reader_client(kind)
+        page = text(client.get("/issues/mixed/"))
+        assert PAID not in page, kind
+        assert "Freely readable opening" in page
