@@ -321,17 +321,28 @@ class BackendTransport(Transport):
                 self.opened = True
             self.connection.send_messages([message])
         except AnymailRecipientsRefused as exc:
-            return Outcome(BOUNCED, str(exc))
+            return Outcome(BOUNCED, _describe(exc))
         except AnymailAPIError as exc:
             status = getattr(exc, "status_code", None)
             if status is None or status == 429 or status >= 500:
-                return Outcome(TRANSIENT, str(exc)[:1000])
-            return Outcome(FAILED, str(exc)[:1000])
+                return Outcome(TRANSIENT, _describe(exc))
+            return Outcome(FAILED, _describe(exc))
         except (OSError, smtplib.SMTPException) as exc:
             return Outcome(TRANSIENT, f"{type(exc).__name__}: {exc}", "", True)
         status = getattr(message, "anymail_status", None)
         esp_id = getattr(status, "message_id", None) if status else None
         return Outcome(SENT, message_id=str(esp_id or recipient.message_id))
+
+
+def _describe(exc: Exception) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - anymail's str() needs a response object
+        text = f"{type(exc).__name__}: {exc.args[0] if exc.args else ''}"
+    status = getattr(exc, "status_code", None)
+    if status and str(status) not in text:
+        text = f"{status} {text}"
+    return text[:1000]
 
 
 def open_transport() -> Transport:
