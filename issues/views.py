@@ -11,7 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
-from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.cache import (
+    get_conditional_response,
+    patch_cache_control,
+    patch_vary_headers,
+)
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
 
@@ -52,7 +56,8 @@ def _issue_etag(issue: Issue, *, paid: bool, request: HttpRequest) -> str:
     user = request.user
     state = f"{issue.pk}:{issue.updated.isoformat()}:{int(paid)}:"
     state += f"{user.pk if user.is_authenticated else 0}"
-    return '"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
+    # Weak: the same page may go out gzip-compressed or not.
+    return 'W/"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
 
 
 # What the issue page needs to decide visibility, ETag and cache key.
@@ -100,13 +105,25 @@ def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
                 checked=now, expires=now + pagecache.cache_seconds(),
             )  # fmt: skip
             pagecache.pages.put(slug, cached)
+    gzipped = False
     if cached is not None:
-        html = cached.content(get_token(request))
+        if _accepts_gzip(request):
+            html, gzipped = cached.gzipped(get_token(request)), True
+        else:
+            html = cached.content(get_token(request))
     response = HttpResponse(html)
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    patch_vary_headers(response, ["Accept-Encoding"])
     response.headers["ETag"] = etag
     response.headers["Last-Modified"] = http_date(last_modified)
     patch_cache_control(response, private=True, no_cache=True)
     return response
+
+
+def _accepts_gzip(request: HttpRequest) -> bool:
+    accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
+    return "gzip" in accepted and "gzip;q=0" not in accepted.replace(" ", "")
 
 
 def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: bool):
