@@ -189,6 +189,7 @@ ANYMAIL = {
     for key, value in env.ENVIRON.items()
     if key.startswith("ANYMAIL_")
 }
+
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Quire <quire@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -213,6 +214,27 @@ SENDING_LEASE_SECONDS = env.int("SENDING_LEASE_SECONDS", default=120)
 DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="")
 DKIM_SELECTOR = env.str("DKIM_SELECTOR", default="")
 DKIM_DOMAIN = env.str("DKIM_DOMAIN", default="")
+
+# --- Cache -----------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/cache/
+# Shared by every process (rate limits must hold across gunicorn workers): files in
+# var/cache/ in the embedded default, Redis when CACHE_URL or REDIS_URL is set.
+if "CACHE_URL" in env:
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+elif "REDIS_URL" in env:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("REDIS_URL"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 # --- Celery ----------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -250,27 +272,6 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # How often beat records that a worker is alive; /healthz calls a worker dead when its
-# --- Cache -----------------------------------------------------------------------
-# https://docs.djangoproject.com/en/5.2/topics/cache/
-# Shared by every process (rate limits must hold across gunicorn workers): files in
-# var/cache/ in the embedded default, Redis when CACHE_URL or REDIS_URL is set.
-if "CACHE_URL" in env:
-    CACHES = {"default": env.cache_url("CACHE_URL")}
-elif "REDIS_URL" in env:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": env.str("REDIS_URL"),
-        }
-    }
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-        }
-    }
-
 # last heartbeat is older than QUIRE_HEARTBEAT_MAX_AGE seconds.
 QUIRE_HEARTBEAT_INTERVAL = env.int("QUIRE_HEARTBEAT_INTERVAL", default=30)
 QUIRE_HEARTBEAT_MAX_AGE = env.int("QUIRE_HEARTBEAT_MAX_AGE", default=120)
