@@ -184,6 +184,10 @@ def suppress_address(*, email: str, reason: str) -> Suppression:
         suppression.save(update_fields=["reason"])
     matching = Subscriber.objects.filter(email_hash=email_hash)
     if reason == Suppression.Reason.DELETED:
+        from issues.sending.services import forget_recipients
+
+        # The send history keeps its counts but not the address.
+        forget_recipients(subscribers=matching, email=email)
         matching.delete()
     else:
         matching.update(status=reason.value, confirmation_nonce="")
@@ -191,8 +195,18 @@ def suppress_address(*, email: str, reason: str) -> Suppression:
 
 
 def delete_subscriber(*, subscriber: Subscriber) -> Suppression:
-    """Erase everything stored about the subscriber, keeping only a hash suppression."""
-    return suppress_address(email=subscriber.email, reason=Suppression.Reason.DELETED)
+    """Erase everything stored about the subscriber, keeping only a hash suppression.
+
+    A paid subscription is cancelled at Stripe first; if Stripe cannot be reached the
+    error propagates and nothing is erased, so nobody is charged without a record.
+    """
+    from .billing.services import cancel_subscription_for_erasure
+
+    cancel_subscription_for_erasure(subscriber=subscriber)
+    with transaction.atomic():
+        return suppress_address(
+            email=subscriber.email, reason=Suppression.Reason.DELETED
+        )
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@
 import json
 from functools import wraps
 
+import stripe
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -232,7 +233,16 @@ def delete(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the box to confirm that you want to be deleted.")
         return redirect("subscribers:account")
-    services.delete_subscriber(subscriber=subscriber)
+    try:
+        services.delete_subscriber(subscriber=subscriber)
+    except stripe.StripeError:
+        messages.error(
+            request,
+            "We could not cancel your paid subscription with our payment provider, "
+            "so nothing was deleted. Please try again in a few minutes, or cancel it "
+            "under Manage billing first.",
+        )
+        return redirect("subscribers:account")
     sign_out_subscriber(request)
     return render(request, "subscribers/deleted.html")
 

@@ -14,7 +14,7 @@ from issues.access import paid_subscribers_q
 from issues.models import Issue
 from subscribers.models import Subscriber
 
-from .models import Delivery, Send
+from .models import Delivery, EmailEvent, Send
 
 # Audience rows are written in chunks of subscriber ids, each one INSERT ... SELECT.
 FREEZE_CHUNK = 20_000
@@ -203,6 +203,12 @@ def kick_send(*, send_id: int, count: int | None = None) -> None:
 
     for _ in range(count or settings.SENDING_PARALLELISM):
         tasks.deliver_send.delay_on_commit(send_id)
+
+
+def forget_recipients(*, subscribers: QuerySet[Subscriber], email: str) -> None:
+    """Erase an address from the send history ("delete me"), keeping the counts."""
+    Delivery.objects.filter(subscriber__in=subscribers).update(email="")
+    EmailEvent.objects.filter(email__iexact=email).delete()
 
 
 def refresh_counts(*, send_id: int) -> dict[str, int]:

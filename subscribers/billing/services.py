@@ -123,6 +123,21 @@ def create_checkout_session(
     return {"id": session.id, "url": session.url}
 
 
+def cancel_subscription_for_erasure(*, subscriber: Subscriber) -> bool:
+    """Cancel the subscriber's Stripe subscription at once, before their record goes.
+
+    Return whether a subscription was cancelled. A Stripe error propagates, so the
+    caller erases nothing while Stripe would go on charging the person.
+    """
+    membership = Membership.objects.filter(subscriber=subscriber).first()
+    if membership is None or not membership.stripe_subscription_id:
+        return False
+    if membership.status in (Membership.Status.CANCELED,):
+        return False
+    stripe_api.client().v1.subscriptions.cancel(membership.stripe_subscription_id)
+    return True
+
+
 def create_portal_session(*, membership: Membership, return_url: str) -> str:
     """Open a Stripe customer portal session and return its URL."""
     if not membership.stripe_customer_id:

@@ -69,6 +69,7 @@ class FakeStripe:
         routes = [
             ("POST", r"^/v1/checkout/sessions$", self.create_session),
             ("GET", r"^/v1/subscriptions/(?P<id>[^/]+)$", self.get_subscription),
+            ("DELETE", r"^/v1/subscriptions/(?P<id>[^/]+)$", self.cancel_subscription),
             ("POST", r"^/v1/billing_portal/sessions$", self.create_portal),
             ("POST", r"^/v1/products$", self.create_product),
             ("POST", r"^/v1/products/(?P<id>[^/]+)$", self.update_product),
@@ -155,6 +156,14 @@ class FakeStripe:
     def get_subscription(self, params, id):
         if id not in self.subscriptions:
             return self._missing("subscription", id)
+        return 200, self.subscriptions[id]
+
+    def cancel_subscription(self, params, id):
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        self.subscriptions[id].update(
+            status="canceled", canceled_at=int(time.time()), ended_at=int(time.time())
+        )
         return 200, self.subscriptions[id]
 
     def create_portal(self, params):

@@ -494,3 +494,23 @@ def test_dkim_signature_covers_the_unsubscribe_headers(issue, outbox, settings):
         b"List-Unsubscribe-Post: nothing",
     )
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_delete_me_erases_the_address_from_the_send_history(issue):
+    from issues.sending.models import EmailEvent
+    from subscribers.services import delete_subscriber
+
+    ada, grace = make_subscribers(2)
+    send = services.publish_issue(issue=issue)
+    services.freeze_audience(send=send)
+    EmailEvent.objects.create(
+        event_id="evt-1", event_type="opened", email=ada.email, timestamp=timezone.now()
+    )
+
+    delete_subscriber(subscriber=ada)
+
+    emails = set(Delivery.objects.filter(send=send).values_list("email", flat=True))
+    assert ada.email not in emails
+    assert grace.email in emails
+    assert Delivery.objects.filter(send=send).count() == 2
+    assert not EmailEvent.objects.filter(email=ada.email).exists()
