@@ -34,8 +34,7 @@ class Publication(models.Model):
     )
     consent_text_version = models.PositiveIntegerField(
         default=1,
-        help_text="Goes up by one each time the consent text is changed in the "
-        "admin.",
+        help_text="Goes up by one each time the consent text is changed in the admin.",
     )
 
     def __str__(self) -> str:
