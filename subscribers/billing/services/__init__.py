@@ -1,0 +1,61 @@
+"""Every write of paid tiers: checkout, portal, Stripe events, complimentary grants.
+
+- ``checkout``: Checkout and portal sessions, ending a subscription before erasure.
+- ``events``: Stripe events, stored once and applied at most once.
+- ``subscriptions``: a membership made to match Stripe's current subscription.
+- ``memberships``: complimentary grants and the personal data export.
+- ``feeds``: the member's private feed secret.
+
+Callers use the names re-exported here (``from subscribers.billing import services``).
+"""
+
+from .checkout import (
+    cancel_subscription_for_erasure,
+    create_checkout_session,
+    create_portal_session,
+    subscriber_for_checkout,
+)
+from .events import (
+    HANDLED_EVENT_TYPES,
+    StripeEventHandler,
+    mark_stripe_event_failed,
+    process_stripe_event,
+    record_stripe_event,
+    record_stripe_event_failure,
+    requeue_stripe_events,
+)
+from .feeds import ensure_feed_token, reset_feed_token
+from .memberships import (
+    end_complimentary_membership,
+    export_membership,
+    grant_complimentary_membership,
+)
+from .subscriptions import (
+    ENDED_STATUSES,
+    LIVE_STATUSES,
+    apply_subscription,
+    sync_subscription,
+)
+
+__all__ = [
+    "ENDED_STATUSES",
+    "HANDLED_EVENT_TYPES",
+    "LIVE_STATUSES",
+    "StripeEventHandler",
+    "apply_subscription",
+    "cancel_subscription_for_erasure",
+    "create_checkout_session",
+    "create_portal_session",
+    "end_complimentary_membership",
+    "ensure_feed_token",
+    "export_membership",
+    "grant_complimentary_membership",
+    "mark_stripe_event_failed",
+    "process_stripe_event",
+    "record_stripe_event",
+    "record_stripe_event_failure",
+    "requeue_stripe_events",
+    "reset_feed_token",
+    "subscriber_for_checkout",
+    "sync_subscription",
+]

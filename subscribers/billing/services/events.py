@@ -1,0 +1,183 @@
+"""Stripe events: stored once when they arrive, applied at most once by a task."""
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscribers.models import Subscriber
+
+from .. import tasks
+from ..models import Membership, StripeEvent
+from .subscriptions import _as_int, _object_id, _timestamp, sync_subscription
+
+logger = logging.getLogger(__name__)
+
+
+HANDLED_EVENT_TYPES = frozenset(
+    {
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+        "invoice.payment_failed",
+    }
+)
+
+
+def record_stripe_event(*, payload: dict[str, Any]) -> tuple[StripeEvent | None, bool]:
+    """Store a verified Stripe event once and queue its processing.
+
+    Returns (event, created); an event seen before is returned with created False and
+    nothing is queued again. Types Quire does not handle are not stored.
+    """
+    if payload.get("type") not in HANDLED_EVENT_TYPES:
+        return None, False
+    obj = (payload.get("data") or {}).get("object") or {}
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.create(
+                event_id=payload["id"],
+                type=payload["type"],
+                object_id=str(obj.get("id", ""))[:100],
+                created_at=_timestamp(payload.get("created")) or timezone.now(),
+                payload=payload,
+            )
+            tasks.process_stripe_event.delay_on_commit(event.pk)
+    except IntegrityError:
+        # Delivered again, or several times at once: the first insert won.
+        return StripeEvent.objects.get(event_id=payload["id"]), False
+    return event, True
+
+
+def process_stripe_event(*, event_pk: int) -> StripeEvent:
+    """Apply a stored Stripe event, at most once."""
+    with transaction.atomic():
+        event = StripeEvent.objects.select_for_update().get(pk=event_pk)
+        if event.status != StripeEvent.Status.RECEIVED:
+            return event
+        handler = StripeEventHandler(event)
+        handler.handle()
+        event.status = (
+            StripeEvent.Status.PROCESSED
+            if handler.applied
+            else StripeEvent.Status.IGNORED
+        )
+        event.error = ""
+        event.processed_at = timezone.now()
+        event.save(update_fields=["status", "error", "processed_at"])
+    return event
+
+
+def record_stripe_event_failure(*, event_pk: int, error: str) -> None:
+    """Note why an event could not be applied (it stays queued for a retry)."""
+    StripeEvent.objects.filter(pk=event_pk).update(error=error[:2000])
+
+
+def mark_stripe_event_failed(*, event_pk: int, error: str) -> None:
+    """Give up on an event after its retries; the admin can process it again."""
+    StripeEvent.objects.filter(pk=event_pk, status=StripeEvent.Status.RECEIVED).update(
+        status=StripeEvent.Status.FAILED, error=error[:2000]
+    )
+
+
+def requeue_stripe_events(*, events) -> int:
+    """Queue failed events again (admin action)."""
+    pks = list(
+        events.filter(status=StripeEvent.Status.FAILED).values_list("pk", flat=True)
+    )
+    StripeEvent.objects.filter(pk__in=pks).update(status=StripeEvent.Status.RECEIVED)
+    for pk in pks:
+        tasks.process_stripe_event.delay_on_commit(pk)
+    return len(pks)
+
+
+def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
+    # API versions before 2025-03 put it on the invoice, later ones under parent.
+    sub = invoice.get("subscription")
+    if not sub:
+        details = (invoice.get("parent") or {}).get("subscription_details") or {}
+        sub = details.get("subscription")
+    if isinstance(sub, dict):
+        sub = sub.get("id")
+    return sub or ""
+
+
+class StripeEventHandler:
+    """One method per event type. Every subscription-changing event re-reads the
+    subscription from Stripe, so the membership ends as Stripe's current state
+    whatever order the events arrive in."""
+
+    def __init__(self, event: StripeEvent):
+        self.event = event
+        self.obj: dict[str, Any] = event.payload["data"]["object"]
+        self.applied = False
+
+    def handle(self) -> None:
+        method = getattr(self, self.event.type.replace(".", "_"), None)
+        if method is not None:
+            method()
+
+    def checkout_session_completed(self) -> None:
+        if self.obj.get("mode") != "subscription" or not self.obj.get("subscription"):
+            return
+        subscriber = Subscriber.objects.filter(
+            pk=_as_int(self.obj.get("client_reference_id"))
+        ).first()
+        if subscriber is None:
+            logger.warning("Checkout %s names no known subscriber", self.obj.get("id"))
+            return
+        if subscriber.status == Subscriber.Status.PENDING:
+            # Paying through Checkout with this address confirms it.
+            subscriber.status = Subscriber.Status.ACTIVE
+            subscriber.confirmed_at = subscriber.confirmed_at or timezone.now()
+            subscriber.save(update_fields=["status", "confirmed_at"])
+        self.applied = sync_subscription(
+            subscription_id=_object_id(self.obj["subscription"]),
+            subscriber=subscriber,
+            customer_id=_object_id(self.obj.get("customer")),
+        )
+
+    def _subscription_event(self) -> None:
+        self.applied = sync_subscription(
+            subscription_id=self.obj["id"],
+            customer_id=_object_id(self.obj.get("customer")),
+            metadata=self.obj.get("metadata") or {},
+        )
+
+    customer_subscription_created = _subscription_event
+    customer_subscription_updated = _subscription_event
+    customer_subscription_deleted = _subscription_event
+
+    def invoice_paid(self) -> None:
+        subscription_id = _invoice_subscription_id(self.obj)
+        if subscription_id:
+            self.applied = sync_subscription(
+                subscription_id=subscription_id,
+                customer_id=_object_id(self.obj.get("customer")),
+            )
+
+    def invoice_payment_failed(self) -> None:
+        subscription_id = _invoice_subscription_id(self.obj)
+        if not subscription_id:
+            return
+        self.applied = sync_subscription(
+            subscription_id=subscription_id,
+            customer_id=_object_id(self.obj.get("customer")),
+        )
+        membership = Membership.objects.filter(
+            stripe_subscription_id=subscription_id
+        ).first()
+        if membership is None:
+            return
+        attempt = f"{self.obj.get('id')}:{self.obj.get('attempt_count', 0)}"
+        if membership.last_failed_invoice_attempt != attempt:
+            membership.last_failed_invoice_attempt = attempt
+            membership.save(update_fields=["last_failed_invoice_attempt", "updated"])
+            tasks.send_billing_email.delay_on_commit(
+                membership.pk,
+                "payment_failed",
+                {"hosted_invoice_url": self.obj.get("hosted_invoice_url") or ""},
+            )
