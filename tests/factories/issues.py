@@ -27,6 +27,8 @@ class PaperFactory(factory.django.DjangoModelFactory):
 class IssueFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Issue
+        # Tags are set through the relation; the issue needs no second save.
+        skip_postgeneration_save = True
 
     title = factory.Sequence(lambda n: f"Issue {n}")
     slug = factory.Sequence(lambda n: f"issue-{n}")
