@@ -1,0 +1,44 @@
+"""The worker's side of a send: claim a batch, send it over one connection, record.
+
+At any moment a worker process has at most one delivery in the "sending" state: the
+one it is handing to the mail server. Marking the previous message sent and the next
+one sending is a single UPDATE, so recording costs one round trip per message and a
+crash leaves at most one ambiguous row per process (the reconciler re-sends it and
+flags it as a possible duplicate).
+
+The parts: ``claims`` (taking a batch of queued deliveries and the rendered emails),
+``recording`` (one UPDATE per outcome), ``postgres`` (overlapping that UPDATE with
+SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop over them).
+"""
+
+from ..transports import open_transport
+from .batches import (
+    MAX_CONNECTION_FAILURES,
+    BatchRun,
+    LoopResult,
+    deliver_send,
+    send_batch,
+)
+from .claims import (
+    _PREPARED,
+    Claimed,
+    claim_batch,
+    prepared_for,
+    retry_delay,
+    worker_name,
+)
+
+__all__ = [
+    "MAX_CONNECTION_FAILURES",
+    "_PREPARED",
+    "BatchRun",
+    "Claimed",
+    "LoopResult",
+    "claim_batch",
+    "deliver_send",
+    "open_transport",
+    "prepared_for",
+    "retry_delay",
+    "send_batch",
+    "worker_name",
+]

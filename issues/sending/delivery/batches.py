@@ -1,0 +1,160 @@
+"""Sending a claimed batch over one connection, and a worker's loop over batches."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import services
+from ..emails import PreparedEmail, Recipient
+from ..models import Delivery, Send
+from ..ratelimit import get_rate_limiter
+from ..transports import SENT, TRANSIENT, Transport, open_transport
+from .claims import Claimed, claim_batch, prepared_for, retry_delay, worker_name
+from .postgres import _fast_commits, _PgMarks
+from .recording import _Recorder
+
+# After this many connection failures in a row a batch stops and waits.
+MAX_CONNECTION_FAILURES = 3
+
+
+@dataclass
+class BatchRun:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    stopped: bool = False
+
+
+def send_batch(
+    *,
+    send_id: int,
+    rows: list[Claimed],
+    prepared: dict[str, PreparedEmail],
+    transport: Transport,
+    claimant: str,
+    marks: _PgMarks | None = None,
+) -> BatchRun:
+    """Send claimed rows over the transport, recording each outcome at once."""
+    run = BatchRun()
+    domain = next(iter(prepared.values())).message_domain
+    recorder = _Recorder(claimant, domain, send_id, marks)
+    limiter = get_rate_limiter()
+    connection_failures = 0
+    try:
+        for row in rows:
+            limiter.acquire()
+            message_id, marked = recorder.start(row)
+            outcome = transport.send(
+                prepared[row.segment],
+                Recipient(
+                    email=row.email,
+                    name=row.name,
+                    token=row.token,
+                    message_id=message_id,
+                ),
+                before_accept=marked,
+            )
+            kind = recorder.outcome(row, outcome, message_id)
+            if kind == SENT:
+                run.sent += 1
+                connection_failures = 0
+            elif kind == TRANSIENT:
+                run.retried += 1
+            else:
+                run.failed += 1
+            if outcome.connection_lost and outcome.kind == TRANSIENT:
+                connection_failures += 1
+                if connection_failures >= MAX_CONNECTION_FAILURES:
+                    run.stopped = True
+                    break
+    finally:
+        recorder.flush()
+        recorder.release(wait=retry_delay(1) if run.stopped else 0)
+    return run
+
+
+@dataclass
+class LoopResult:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    # What the task should do next: "more", "wait" (after `wait` seconds), "idle"
+    # (other workers hold the rest), "done" or "stopped" (paused or not sending).
+    next: str = "idle"
+    wait: float = 0.0
+
+
+def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
+    """Work through a send's queued deliveries for up to time_budget seconds."""
+    result = LoopResult()
+    try:
+        send = Send.objects.select_related("issue").get(pk=send_id)
+    except Send.DoesNotExist:
+        result.next = "stopped"
+        return result
+    if send.status != Send.Status.SENDING:
+        result.next = "stopped"
+        return result
+    prepared = prepared_for(send)
+    claimant = f"{worker_name()}:{secrets.token_hex(4)}"
+    deadline = time.monotonic() + time_budget
+    _fast_commits(True)
+    marks = _PgMarks.for_connection()
+    try:
+        with open_transport() as transport:
+            while time.monotonic() < deadline:
+                rows = claim_batch(
+                    send_id=send_id,
+                    claimant=claimant,
+                    size=settings.SENDING_BATCH_SIZE,
+                )
+                if rows is None:
+                    result.next = "stopped"
+                    return result
+                if not rows:
+                    break
+                run = send_batch(
+                    send_id=send_id,
+                    rows=rows,
+                    prepared=prepared,
+                    transport=transport,
+                    claimant=claimant,
+                    marks=marks,
+                )
+                result.sent += run.sent
+                result.failed += run.failed
+                result.retried += run.retried
+                if run.stopped:
+                    break
+    finally:
+        if marks is not None:
+            marks.wait()
+        _fast_commits(False)
+    services.refresh_counts(send_id=send_id)
+    return _what_next(send_id, result)
+
+
+def _what_next(send_id: int, result: LoopResult) -> LoopResult:
+    now = timezone.now()
+    queued = Delivery.objects.filter(send_id=send_id, status=Delivery.Status.QUEUED)
+    free = queued.filter(claimed_by="")
+    if free.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    ).exists():
+        result.next = "more"
+        return result
+    waiting = free.order_by("next_attempt_at").values_list("next_attempt_at", flat=True)
+    first = waiting.first()
+    if first is not None:
+        result.next = "wait"
+        result.wait = max(0.5, (first - now).total_seconds())
+        return result
+    if services.finish_send_if_complete(send_id=send_id):
+        result.next = "done"
+    return result
