@@ -1,0 +1,164 @@
+"""Issue emails: rendered once per audience segment, personalised by substitution.
+
+``render_segment`` renders the templates in ``templates/email/`` once for a segment
+(free or paid), inlines the CSS and encodes both parts as quoted-printable MIME with
+placeholders for what differs per recipient. ``PreparedEmail.build`` then only joins
+byte strings: no template render and no MIME object per recipient.
+
+The parts: ``headers`` (header lines and Message-IDs), ``links`` (absolute URLs),
+``text`` (the plain-text alternative) and ``mime`` (the prepared message). Rendering
+stays here, so ``render_send`` finds ``render_segment`` in this module.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import css_inline
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from issues.models import Issue
+from newsletter.models import Publication
+
+from ..models import Delivery
+from .headers import (
+    CRLF,
+    clean_header_text,
+    encode_header,
+    format_address,
+    message_domain,
+    message_id_for,
+)
+from .links import (
+    _pricing_url,
+    _unsubscribe_url_parts,
+    absolute_url,
+    absolutize,
+    unsubscribe_url,
+)
+from .mime import (
+    PH_EMAIL,
+    PH_UNSUBSCRIBE,
+    PLACEHOLDER_RE,
+    PreparedEmail,
+    Recipient,
+    _Part,
+    dot_stuff,
+)
+from .text import html_to_text
+
+__all__ = [
+    "CRLF",
+    "PH_EMAIL",
+    "PH_UNSUBSCRIBE",
+    "PLACEHOLDER_RE",
+    "PreparedEmail",
+    "Recipient",
+    "absolute_url",
+    "absolutize",
+    "clean_header_text",
+    "dot_stuff",
+    "encode_header",
+    "format_address",
+    "html_to_text",
+    "message_domain",
+    "message_id_for",
+    "render_segment",
+    "render_send",
+    "unsubscribe_url",
+]
+
+
+def _issue_html(issue: Issue, segment: str) -> tuple[str, bool]:
+    """Return the body HTML for a segment and whether the free reader misses some."""
+    from issues.reading import readable_body
+
+    # The same rule as the web page: a paid-only issue without a paywall break has
+    # no free part at all (its free_html is the whole body).
+    body = readable_body(issue, paid_access=segment == Delivery.Segment.PAID)
+    return body.html, body.locked
+
+
+def _email_css() -> str:
+    try:
+        from issues.rendering import pygments_css
+    except ImportError:  # pragma: no cover - the renderer always has it
+        return ""
+    return pygments_css()
+
+
+def render_segment(*, issue: Issue, segment: str, test: bool = False) -> PreparedEmail:
+    """Render the issue's email for one audience segment (free or paid), once."""
+    publication = Publication.load()
+    body_html, has_more = _issue_html(issue, segment)
+    web_url = absolute_url(issue.get_absolute_url())
+    context = {
+        "publication": publication,
+        "issue": issue,
+        "body_html": absolutize(body_html),
+        "segment": segment,
+        "has_more": has_more,
+        "web_url": web_url,
+        "upgrade_url": _pricing_url(),
+        "unsubscribe_url": PH_UNSUBSCRIBE,
+        "recipient_email": PH_EMAIL,
+        "site_url": settings.SITE_URL,
+        "cover_url": absolute_url(issue.cover_image.url) if issue.cover_image else "",
+        "test": test,
+        "extra_css": _email_css(),
+    }
+    raw_html = render_to_string("email/issue.html", context)
+    inlined = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    html_out = inlined.inline(raw_html)
+    context["body_text"] = html_to_text(context["body_html"])
+    text_out = render_to_string("email/issue.txt", context)
+
+    sender_name = publication.sender_name or publication.name
+    from_email = publication.sender_email
+    subject = clean_header_text(issue.title)
+    if test:
+        subject = f"[Test] {subject}"
+    domain = message_domain(from_email)
+    list_id = f"{clean_header_text(publication.name)} <newsletter.{domain}>"
+    static = [
+        b"From: "
+        + clean_header_text(format_address(sender_name, from_email)).encode("ascii")
+        + CRLF,
+        encode_header("Subject", subject),
+        encode_header("List-Id", list_id),
+        b"MIME-Version: 1.0\r\n",
+    ]
+    if test:
+        static.append(b"X-Quire-Test: yes\r\n")
+    boundary = f"=_quire_{secrets.token_hex(12)}"
+    static.append(
+        f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode("ascii")
+        + CRLF
+    )
+    prefix, suffix = _unsubscribe_url_parts()
+    return PreparedEmail(
+        segment=segment,
+        subject=subject,
+        from_email=from_email,
+        from_header=format_address(sender_name, from_email),
+        html=html_out,
+        text=text_out,
+        static_headers=b"".join(static),
+        boundary=boundary,
+        text_part=_Part.encode(text_out),
+        html_part=_Part.encode(html_out),
+        unsubscribe_prefix=prefix,
+        unsubscribe_suffix=suffix,
+        mailto=f"mailto:{from_email}",
+        message_domain=domain,
+        extra={"list_id": list_id},
+    )
+
+
+def render_send(issue: Issue) -> dict[str, PreparedEmail]:
+    """Render both segments of an issue's email."""
+    return {
+        segment: render_segment(issue=issue, segment=segment)
+        for segment in Delivery.Segment.values
+    }

@@ -1,0 +1,180 @@
+"""MIME made once per segment: quoted-printable parts split around placeholders.
+
+``PreparedEmail.build`` joins those byte strings with each recipient's values.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import quopri
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from .headers import CRLF, clean_header_text, format_address
+
+# Placeholders survive templates, HTML escaping and CSS inlining unchanged.
+PH_UNSUBSCRIBE = "QUIREPHUNSUBSCRIBEURLX7"
+PH_EMAIL = "QUIREPHRECIPIENTEMAILX7"
+PLACEHOLDER_RE = re.compile(f"({PH_UNSUBSCRIBE}|{PH_EMAIL})")
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable encode text (UTF-8) with CRLF line ends."""
+    encoded = quopri.encodestring(text.encode("utf-8").replace(b"\r\n", b"\n"))
+    return encoded.replace(b"\n", b"\r\n")
+
+
+@dataclass
+class _Part:
+    """A quoted-printable body part split around its placeholders."""
+
+    chunks: list[bytes | str] = field(default_factory=list)
+    # The same chunks dot-stuffed for SMTP's DATA, done once here instead of once
+    # per recipient: every chunk starts at the beginning of a line.
+    stuffed: list[bytes | str] = field(default_factory=list)
+
+    @classmethod
+    def encode(cls, text: str) -> _Part:
+        chunks: list[bytes | str] = []
+        for piece in PLACEHOLDER_RE.split(text):
+            if piece in (PH_UNSUBSCRIBE, PH_EMAIL):
+                chunks.append(piece)
+            elif piece:
+                # A soft line break ("=" CRLF) closes each literal chunk so that the
+                # value substituted after it starts on a fresh line, and lines stay
+                # within quoted-printable's 76 characters whatever the value's length.
+                encoded = _qp(piece)
+                if not encoded.endswith(CRLF):
+                    encoded += b"=" + CRLF
+                chunks.append(encoded)
+        stuffed = [dot_stuff(c) if isinstance(c, bytes) else c for c in chunks]
+        return cls(chunks, stuffed)
+
+    def build(self, values: dict[str, bytes], *, stuffed: bool = False) -> list[bytes]:
+        return [
+            chunk if isinstance(chunk, bytes) else values[chunk]
+            for chunk in (self.stuffed if stuffed else self.chunks)
+        ]
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Double every dot that starts a line, as SMTP's DATA requires (RFC 5321)."""
+    return _LEADING_DOT.sub(b"..", data)
+
+
+def _qp_value(value: str) -> bytes:
+    encoded = _qp(value)
+    return encoded if encoded.endswith(CRLF) else encoded + b"=" + CRLF
+
+
+@dataclass
+class Recipient:
+    email: str
+    name: str = ""
+    token: str = ""
+    message_id: str = ""
+
+
+@dataclass
+class PreparedEmail:
+    """One segment's email, ready to be personalised and sent many times."""
+
+    segment: str
+    subject: str
+    from_email: str
+    from_header: str
+    html: str
+    text: str
+    static_headers: bytes
+    boundary: str
+    text_part: _Part
+    html_part: _Part
+    unsubscribe_prefix: str
+    unsubscribe_suffix: str
+    mailto: str
+    message_domain: str
+    extra: dict = field(default_factory=dict)
+
+    def unsubscribe_url(self, token: str) -> str:
+        return f"{self.unsubscribe_prefix}{token}{self.unsubscribe_suffix}"
+
+    def build(self, recipient: Recipient, *, dot_stuffed: bool = False) -> bytes:
+        """Return the raw message for one recipient: substitutions and joins only.
+
+        dot_stuffed: return it ready for SMTP's DATA (lines starting with "."
+        doubled), using the chunks stuffed once per segment.
+        """
+        url = self.unsubscribe_url(recipient.token)
+        mailto = f"{self.mailto}?subject={quote('unsubscribe ' + recipient.token)}"
+        to = format_address(recipient.name, recipient.email)
+        head = [
+            b"To: ",
+            clean_header_text(to).encode("utf-8"),
+            CRLF,
+            b"Date: ",
+            email.utils.formatdate(usegmt=True).encode("ascii"),
+            CRLF,
+            b"Message-ID: <",
+            recipient.message_id.encode("ascii"),
+            b">",
+            CRLF,
+            b"List-Unsubscribe: <",
+            url.encode("ascii"),
+            b">, <",
+            mailto.encode("ascii"),
+            b">",
+            CRLF,
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            CRLF,
+            self.static_headers,
+            CRLF,
+        ]
+        text_values = {
+            PH_UNSUBSCRIBE: _qp_value(url),
+            PH_EMAIL: _qp_value(recipient.email),
+        }
+        html_values = {
+            PH_UNSUBSCRIBE: _qp_value(html.escape(url)),
+            PH_EMAIL: _qp_value(html.escape(recipient.email)),
+        }
+        if dot_stuffed:
+            for values in (text_values, html_values):
+                for key, value in values.items():
+                    values[key] = dot_stuff(value)
+        b = self.boundary.encode("ascii")
+        body = [
+            b"--",
+            b,
+            CRLF,
+            b'Content-Type: text/plain; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *self.text_part.build(text_values, stuffed=dot_stuffed),
+            CRLF,
+            b"--",
+            b,
+            CRLF,
+            b'Content-Type: text/html; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *self.html_part.build(html_values, stuffed=dot_stuffed),
+            CRLF,
+            b"--",
+            b,
+            b"--",
+            CRLF,
+        ]
+        return b"".join(head + body)
+
+    def personalised_html(self, recipient: Recipient) -> str:
+        url = self.unsubscribe_url(recipient.token)
+        return self.html.replace(PH_UNSUBSCRIBE, html.escape(url)).replace(
+            PH_EMAIL, html.escape(recipient.email)
+        )
+
+    def personalised_text(self, recipient: Recipient) -> str:
+        url = self.unsubscribe_url(recipient.token)
+        return self.text.replace(PH_UNSUBSCRIBE, url).replace(PH_EMAIL, recipient.email)
