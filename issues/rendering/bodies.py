@@ -1,0 +1,78 @@
+"""Issue bodies split at the paywall break, and the admin's live preview."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .markup import _parse, _render, html_to_text
+from .references import Reference, resolve_references
+
+PAYWALL_RE = re.compile(r"^[ \t]*<!--\s*paywall\s*-->[ \t]*$", re.IGNORECASE | re.M)
+
+
+@dataclass
+class RenderedBody:
+    body_html: str
+    free_html: str
+    paid_html: str
+    free_text: str
+    word_count: int
+    free_references: list[Reference] = field(default_factory=list)
+    paid_references: list[Reference] = field(default_factory=list)
+    papers: dict = field(default_factory=dict)
+
+    @property
+    def references(self) -> list[Reference]:
+        refs = list(self.free_references)
+        refs += [ref for ref in self.paid_references if ref not in refs]
+        return refs
+
+    @property
+    def unknown_references(self) -> list[Reference]:
+        return [ref for ref in self.references if ref not in self.papers]
+
+
+def split_paywall(text: str) -> tuple[str, str | None]:
+    """Return the Markdown above and below the first paywall break (None if none)."""
+    match = PAYWALL_RE.search(text or "")
+    if match is None:
+        return text or "", None
+    return text[: match.start()], text[match.end() :]
+
+
+def render_issue_body(text: str) -> RenderedBody:
+    """Render an issue's body, split at its paywall break, in one paper lookup."""
+    free_md, paid_md = split_paywall(text)
+    free = _parse(free_md)
+    paid = _parse(paid_md) if paid_md is not None else None
+    papers = resolve_references(free.references + (paid.references if paid else []))
+    free_html = _render(free, papers)
+    paid_html = _render(paid, papers) if paid is not None else ""
+    text_of_free = html_to_text(free_html)
+    return RenderedBody(
+        body_html=free_html + paid_html,
+        free_html=free_html,
+        paid_html=paid_html,
+        free_text=text_of_free,
+        word_count=len(text_of_free.split()) + len(html_to_text(paid_html).split()),
+        free_references=free.references,
+        paid_references=paid.references if paid else [],
+        papers=papers,
+    )
+
+
+def markdownify(text: str) -> str:
+    """Return the admin's live preview of Markdown (MARKDOWNX_MARKDOWNIFY_FUNCTION)."""
+    free_md, paid_md = split_paywall(text)
+    free = _parse(free_md)
+    paid = _parse(paid_md) if paid_md is not None else None
+    papers = resolve_references(free.references + (paid.references if paid else []))
+    out = _render(free, papers, preview=True)
+    if paid is not None:
+        out += (
+            '<div class="paywall-marker">Paywall: readers who do not pay see '
+            "everything above this line, and a call to support below it.</div>"
+        )
+        out += _render(paid, papers, preview=True)
+    return out

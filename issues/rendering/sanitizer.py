@@ -1,0 +1,49 @@
+"""The sanitizer every rendered HTML passes through, and its allowlist."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import nh3
+
+# --- The sanitizer's allowlist -------------------------------------------------------
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl",
+    "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
+    "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "section", "small",
+    "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th",
+    "thead", "tr", "u", "ul",
+}  # fmt: skip
+_CLASSED = {"code", "div", "hr", "li", "ol", "pre", "section", "span", "sup", "a"}
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "a": {"href", "title", "id"},
+    "abbr": {"title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "li": {"id"},
+    "ol": {"start"},
+    "td": {"style", "colspan", "rowspan"},
+    "th": {"style", "colspan", "rowspan", "scope"},
+    **{f"h{n}": {"id"} for n in range(1, 7)},
+}
+for _tag in _CLASSED:
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("class")
+ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+
+
+@cache
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=ALLOWED_TAGS,
+        clean_content_tags={"script", "style"},
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_URL_SCHEMES,
+        filter_style_properties={"text-align"},
+        set_tag_attribute_values={"img": {"loading": "lazy"}},
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def sanitize(html_text: str) -> str:
+    """Return the HTML with everything outside Quire's allowlist removed."""
+    return _cleaner().clean(html_text)
