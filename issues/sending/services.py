@@ -1,4 +1,4 @@
-"""Publishing, scheduling and steering sends. The worker's loop is in delivery.py."""
+"""Publishing, scheduling and steering sends. The worker's loop is in delivery/."""
 
 from __future__ import annotations
 
