@@ -104,6 +104,14 @@ class ScheduleForm(forms.Form):
         help_text="In the publication's time zone. Beat checks every 30 seconds.",
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The admin's split widget prints "Date:" and "Time:" as bare text; name
+        # each box so that screen readers (and people) know which is which.
+        date, time = self.fields["publish_at"].widget.widgets
+        date.attrs["aria-label"] = "Date"
+        time.attrs["aria-label"] = "Time"
+
     def clean_publish_at(self):
         value = self.cleaned_data["publish_at"]
         if value < timezone.now() - timedelta(minutes=1):

@@ -25,13 +25,13 @@
   }
 
   function showButtons(data) {
-    panel.querySelectorAll("[data-show-when]").forEach(function (form) {
-      var when = form.getAttribute("data-show-when");
+    panel.querySelectorAll("[data-show-when]").forEach(function (button) {
+      var when = button.getAttribute("data-show-when");
       var show =
         (when === "sending" && data.status === "sending") ||
         (when === "paused" && data.status === "paused") ||
         (when === "failures" && data.failed > 0);
-      form.hidden = !show;
+      button.hidden = !show;
     });
   }
 
@@ -54,6 +54,13 @@
 
   function render(data) {
     if (!data.status) return;
+    if (!field("sent")) {
+      // The send began after this page was loaded (a scheduled issue went out, or
+      // it was published in another tab): say so rather than stay silent.
+      var notice = panel.querySelector(".send-started");
+      if (notice) notice.hidden = false;
+      return;
+    }
     ["status_display", "sent", "total", "percent", "queued", "failed", "bounced",
      "skipped", "rate", "possibly_duplicated"].forEach(function (name) {
       setText(name, data[name]);
