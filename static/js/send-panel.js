@@ -30,7 +30,8 @@
       var show =
         (when === "sending" && data.status === "sending") ||
         (when === "paused" && data.status === "paused") ||
-        (when === "failures" && data.failed > 0);
+        (when === "failures" && data.failed > 0) ||
+        (when === "active" && data.active);
       button.hidden = !show;
     });
   }

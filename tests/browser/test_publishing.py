@@ -36,8 +36,8 @@ def worker_env(smtp_server) -> dict:
     return {
         "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
         "SENDING_BATCH_SIZE": "20",
-        # Slow enough that the panel is seen part way through (300 take ~10 s).
-        "SENDING_RATE_LIMIT": "30",
+        # Slow enough that the panel is seen part way through (300 take ~15 s).
+        "SENDING_RATE_LIMIT": "20",
         "SENDING_RETRY_BASE_DELAY": "0.2",
         "SENDING_RETRY_MAX_DELAY": "1",
     }
@@ -98,6 +98,7 @@ def test_author_previews_tests_publishes_and_watches_the_send(
     # A test to the author's own address: it arrives marked, nobody else gets it.
     page.get_by_role("link", name=re.compile("^Send a test")).click()
     expect(page.get_by_label("Send to")).to_have_value(AUTHOR_EMAIL)
+    page.screenshot(path="/tmp/f-send-test.png", full_page=True)
     page.get_by_role("button", name="Send the test").click()
     expect(page.locator(".messagelist")).to_contain_text(
         f"Test email sent to {AUTHOR_EMAIL}"
@@ -116,6 +117,9 @@ def test_author_previews_tests_publishes_and_watches_the_send(
         page.get_by_text(f"{SUBSCRIBERS} subscribers", exact=False).first
     ).to_be_visible()
     page.screenshot(path="/tmp/f-confirm.png", full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path="/tmp/f-confirm-dark.png")
+    page.emulate_media(color_scheme="light")
     page.get_by_role(
         "button", name=f"Yes, publish and send to {SUBSCRIBERS} subscribers"
     ).click()
@@ -132,13 +136,23 @@ def test_author_previews_tests_publishes_and_watches_the_send(
         """([before, total]) => {
             const sent = +document.querySelector(
                 '#send-panel [data-field="sent"]').textContent;
-            return sent > before && sent < total;
+            return sent > before && sent < total / 2;
         }""",
         arg=[first_seen, SUBSCRIBERS],
     )
     bar = panel.locator("progress")
     assert 0 < int(bar.get_attribute("value") or 0) < SUBSCRIBERS
     page.screenshot(path="/tmp/f-panel-mid.png", full_page=True)
+
+    # Pause holds the send; Resume lets it finish.
+    panel.get_by_role("button", name="Pause").click()
+    expect(page.locator(".messagelist")).to_contain_text("Sending is paused.")
+    expect(panel.locator('[data-field="status_display"]')).to_have_text("Paused")
+    expect(panel.get_by_role("button", name="Pause")).to_be_hidden()
+    assert Send.objects.get().status == Send.Status.PAUSED
+    panel.get_by_role("button", name="Resume").click()
+    expect(page.locator(".messagelist")).to_contain_text("Sending resumed.")
+    expect(panel.get_by_role("button", name="Resume")).to_be_hidden()
 
     expect(panel.locator('[data-field="status_display"]')).to_have_text(
         "Done", timeout=60_000
@@ -147,7 +161,19 @@ def test_author_previews_tests_publishes_and_watches_the_send(
     expect(panel.locator('[data-field="percent"]')).to_have_text("100")
     expect(bar).to_have_attribute("value", str(SUBSCRIBERS))
     expect(panel.get_by_role("button", name="Pause")).to_be_hidden()
+    expect(panel.get_by_text("estimated time left")).to_be_hidden()
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path="/tmp/f-panel-done-dark.png")
+    page.emulate_media(color_scheme="light")
     page.screenshot(path="/tmp/f-panel-done.png", full_page=True)
+
+    # The issue still saves after its send (a typo fixed for the web version).
+    page.get_by_label("Subtitle:").fill("Fixed after sending")
+    page.get_by_role("button", name="Save and continue editing").click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    issue = Issue.objects.get(slug="attention-revisited")
+    assert issue.subtitle == "Fixed after sending"
+    assert issue.status == Issue.Status.PUBLISHED
 
     received = Counter(
         rcpt
