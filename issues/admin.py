@@ -45,6 +45,19 @@ class IssueAdminForm(forms.ModelForm):
         cleaned = super().clean()
         status = cleaned.get("status")
         body = cleaned.get("body") or ""
+        # self.instance still holds the stored status here. A page left open while
+        # beat published the issue would otherwise post its old status back.
+        if (
+            self.instance.pk
+            and self.instance.status == Issue.Status.PUBLISHED
+            and status != Issue.Status.PUBLISHED
+        ):
+            self.add_error(
+                "status",
+                "This issue is already published and has been emailed to "
+                "subscribers, so it cannot go back to draft or scheduled. Reload "
+                "the page to see it as it is now.",
+            )
         if status in (Issue.Status.PUBLISHED, Issue.Status.SCHEDULED):
             unknown = render_issue_body(body).unknown_references
             if unknown:

@@ -27,6 +27,8 @@ from . import services
 from .emails import Recipient, render_segment
 from .models import Delivery, EmailEvent, Send
 
+# Stands in for a subscriber's link token in previews, so links read as they will.
+PREVIEW_TOKEN = "preview"  # noqa: S105 - not a secret
 # How far back the "current rate" looks.
 RATE_WINDOW = 30
 FAILURES_SHOWN = 50
@@ -361,7 +363,9 @@ class SendingAdminMixin:
         if segment not in Delivery.Segment.values:
             raise Http404
         prepared = render_segment(issue=issue, segment=segment)
-        sample = Recipient(email=request.user.email or "reader@example.org", token="")
+        sample = Recipient(
+            email=request.user.email or "reader@example.org", token=PREVIEW_TOKEN
+        )
         return TemplateResponse(
             request,
             "admin/sending/email_preview.html",
@@ -386,7 +390,9 @@ class SendingAdminMixin:
         if segment not in Delivery.Segment.values:
             raise Http404
         prepared = render_segment(issue=issue, segment=segment)
-        sample = Recipient(email=request.user.email or "reader@example.org", token="")
+        sample = Recipient(
+            email=request.user.email or "reader@example.org", token=PREVIEW_TOKEN
+        )
         response = HttpResponse(prepared.personalised_html(sample))
         response["Content-Security-Policy"] = "script-src 'none'"
         return response

@@ -31,7 +31,8 @@
         (when === "sending" && data.status === "sending") ||
         (when === "paused" && data.status === "paused") ||
         (when === "failures" && data.failed > 0) ||
-        (when === "active" && data.active);
+        (when === "active" && data.active) ||
+        (when === "finished" && !data.active);
       button.hidden = !show;
     });
   }

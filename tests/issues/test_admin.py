@@ -263,3 +263,18 @@ def test_uploads_over_the_size_limit_are_refused(staff_client, settings, tmp_pat
         or "limit" in (response.json()["image"][0])
     )
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_stale_form_cannot_put_a_published_issue_back_to_scheduled(admin_client):
+    # The author opened the page while the issue was scheduled; beat published it.
+    issue = IssueFactory(published=True, title="Diffusion goes latent")
+    stale = _issue_form(status="scheduled", slug=issue.slug)
+
+    response = admin_client.post(
+        reverse("admin:issues_issue_change", args=[issue.pk]), stale
+    )
+
+    assert response.status_code == 200
+    assert "cannot go back to draft or scheduled" in response.content.decode()
+    issue.refresh_from_db()
+    assert issue.status == Issue.Status.PUBLISHED

@@ -113,6 +113,9 @@ def test_email_preview_shows_free_and_paid_html_and_text(staff_client):
     free_html = staff_client.get(raw, {"segment": "free"})
     assert free_html["X-Frame-Options"] == "SAMEORIGIN"
     assert "Become a supporter" in free_html.content.decode()
+    # Links read as they will in the real email, not with an empty token.
+    assert "/unsubscribe/preview/" in free_html.content.decode()
+    assert "/unsubscribe//" not in free_html.content.decode()
 
 
 def test_change_page_shows_the_send_panel_and_status_json(staff_client, issue):
