@@ -30,7 +30,7 @@ PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "quire_bench_send"
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
 SIZES = [int(n) for n in os.environ.get("BENCH_SEND_SIZES", "10000,100000").split(",")]
-WORKERS = [1, 2]
+WORKERS = [int(n) for n in os.environ.get("BENCH_SEND_WORKERS", "1,2").split(",")]
 
 
 # --- the SMTP sink (its own process) ------------------------------------------------
@@ -110,21 +110,48 @@ def _raw_sender(port: int, raw: bytes, count: int, queue: Queue) -> None:
     queue.put(time.perf_counter() - start)
 
 
-def raw_rate(port: int, raw: bytes, total: int, connections: int) -> float:
-    """Return messages/second of plain smtplib over `connections` connections."""
+def machine_ticks() -> tuple[int, int]:
+    """Return (busy, total) CPU ticks of the whole machine so far (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])
+    return total - idle, total
+
+
+def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Return the share of all cores that were busy between two machine_ticks()."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total else 0.0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """Return user + system CPU seconds the process has used (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_rate(
+    port: int, raw: bytes, total: int, connections: int
+) -> tuple[float, float]:
+    """Return messages/second of plain smtplib over `connections` connections, and
+    the share of the machine's CPU that was busy meanwhile."""
     queue: Queue = Queue()
     per = total // connections
     procs = [
         Process(target=_raw_sender, args=(port, raw, per, queue))
         for _ in range(connections)
     ]
+    ticks = machine_ticks()
     start = time.perf_counter()
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join()
     elapsed = time.perf_counter() - start
-    return per * connections / elapsed
+    return per * connections / elapsed, busy_fraction(ticks, machine_ticks())
 
 
 # --- Quire ----------------------------------------------------------------------------
@@ -237,6 +264,8 @@ def run_one(subscribers: int, workers: int, sink_port: int, var_dir: Path) -> di
         title=f"Bench {subscribers} x {workers}", body=issue_body()
     )
     before = sink_count(sink_port)
+    cpu_before = sum(process_cpu_seconds(proc.pid) for proc in procs)
+    ticks = machine_ticks()
     start = time.perf_counter()
     send = services.publish_issue(issue=issue)  # commits; the start task is queued
     peaks = dict.fromkeys(range(workers), 0)
@@ -250,6 +279,8 @@ def run_one(subscribers: int, workers: int, sink_port: int, var_dir: Path) -> di
         if any(proc.poll() is not None for proc in procs):
             raise SystemExit("a worker died; see var/bench-send/worker-*.log")
     elapsed = time.perf_counter() - start
+    busy = busy_fraction(ticks, machine_ticks())
+    worker_cpu = sum(process_cpu_seconds(proc.pid) for proc in procs) - cpu_before
     send.refresh_from_db()
     for n, proc in enumerate(procs):
         peaks[n] = max(peaks[n], peak_memory_kb(proc.pid))
@@ -270,6 +301,8 @@ def run_one(subscribers: int, workers: int, sink_port: int, var_dir: Path) -> di
         "rate_end_to_end": send.sent_count / elapsed,
         "rate_sending": send.sent_count / sending_seconds,
         "peak_kb": peaks,
+        "cpu_busy": busy,
+        "worker_cpu_ms": 1000 * worker_cpu / max(send.sent_count, 1),
     }
 
 
@@ -307,7 +340,8 @@ def main() -> int:
     print(f"sink: asyncio SMTP sink in its own process on port {sink_port}")
     print(
         f"{'subscribers':>11} {'workers':>7} {'seconds':>8} {'msg/s e2e':>10} "
-        f"{'msg/s send':>10} {'raw msg/s':>10} {'ratio':>6} {'peak MB/worker':>16}"
+        f"{'msg/s send':>10} {'raw msg/s':>10} {'ratio':>6} {'peak MB/worker':>16} "
+        f"{'CPU busy':>8} {'raw CPU':>8} {'worker ms':>9}"
     )
     from subscribers.models import Subscriber
 
@@ -318,13 +352,15 @@ def main() -> int:
         ).update(status="active")
         for workers in WORKERS:
             result = run_one(size, workers, sink_port, var_dir)
-            baseline = raw_rate(sink_port, raw, min(size, 20000), workers)
+            baseline, raw_busy = raw_rate(sink_port, raw, min(size, 20000), workers)
             ratio = result["rate_end_to_end"] / baseline
             peaks = ", ".join(f"{kb / 1024:.0f}" for kb in result["peak_kb"].values())
             print(
                 f"{size:>11} {workers:>7} {result['seconds']:>8.1f} "
                 f"{result['rate_end_to_end']:>10.0f} {result['rate_sending']:>10.0f} "
-                f"{baseline:>10.0f} {ratio:>6.2f} {peaks:>16}",
+                f"{baseline:>10.0f} {ratio:>6.2f} {peaks:>16} "
+                f"{result['cpu_busy']:>8.0%} {raw_busy:>8.0%} "
+                f"{result['worker_cpu_ms']:>9.3f}",
                 flush=True,
             )
             if result["received"] != size or result["sent"] != size:
@@ -336,8 +372,11 @@ def main() -> int:
     print(
         "msg/s e2e: from publishing (audience freeze included) to the send being done;"
         " msg/s send: first to last message; ratio: e2e / raw smtplib rate over the"
-        " same number of connections; peak MB: VmHWM of each worker process."
+        " same number of connections; peak MB: VmHWM of each worker process;"
+        " CPU busy / raw CPU: share of all the machine's cores busy during the send /"
+        " during the raw run; worker ms: worker CPU time per message sent."
     )
+    print(f"cores: {os.cpu_count()}")
     return 1 if failures else 0
 
 
