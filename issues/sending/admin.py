@@ -456,19 +456,8 @@ class SendAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     list_filter = ["status"]
-    readonly_fields = [
-        "issue",
-        "status",
-        "total",
-        "sent_count",
-        "failed_count",
-        "bounced_count",
-        "skipped_count",
-        "resolved_after_crash",
-        "started_at",
-        "finished_at",
-        "last_error",
-    ]
+    # A send changes only through its actions (pause, resume, retry failed).
+    readonly_fields = [*list_display, "last_error"]
     inlines = [DeliveryInline]
 
     def has_add_permission(self, request):
