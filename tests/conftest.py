@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,8 +14,6 @@ from django.conf import settings
 from django.db import connection
 
 from tests.support.smtp import SMTPSink
-
-pytest_plugins: list[str] = []
 
 
 @pytest.fixture(autouse=True)
@@ -119,15 +118,11 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the worker and all its children at once, as a crash would."""
-        import signal
-
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
-        import signal
-
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
