@@ -464,6 +464,17 @@ class SendAdmin(admin.ModelAdmin):
         return False
 
 
+class SendListFilter(admin.RelatedFieldListFilter):
+    """The "By send" filter, its labels read with one query (each names its issue)."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        sends = Send.objects.select_related("issue")
+        if ordering:
+            sends = sends.order_by(*ordering)
+        return [(send.pk, str(send)) for send in sends]
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = [
@@ -476,7 +487,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "sent_at",
         "last_error",
     ]
-    list_filter = ["status", "segment", "possibly_duplicate", "send"]
+    list_filter = ["status", "segment", "possibly_duplicate", ("send", SendListFilter)]
     search_fields = ["email", "message_id"]
     list_select_related = ["send__issue"]
     show_full_result_count = False

@@ -204,3 +204,31 @@ def test_send_and_delivery_admin_lists_open(staff_client, issue):
         staff_client.get(reverse("admin:sending_delivery_changelist")).status_code
         == 200
     )
+
+
+def test_send_and_delivery_lists_cost_the_same_queries_for_many_sends(staff_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories.issues import IssueFactory
+
+    make_subscribers(2)
+
+    def publish_one():
+        send = services.publish_issue(issue=IssueFactory())
+        services.freeze_audience(send=send)
+
+    def queries(url):
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get(url).status_code == 200
+        return len(captured)
+
+    publish_one()
+    urls = [
+        reverse("admin:sending_send_changelist"),
+        reverse("admin:sending_delivery_changelist"),
+    ]
+    before = [queries(url) for url in urls]
+    for _ in range(4):
+        publish_one()
+    assert [queries(url) for url in urls] == before
