@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils.text import Truncator
 
 from .access import request_has_paid_access
-from .models import Citation, Issue, IssueQuerySet
+from .models import Issue, IssueQuerySet
 
 
 def paid_access(request: HttpRequest) -> bool:
@@ -69,13 +69,3 @@ def public_citations_q(prefix: str = "") -> Q:
 def citations_q(*, paid_access: bool, prefix: str = "") -> Q:
     """Return a filter on Citation keeping those this reader may see."""
     return Q() if paid_access else public_citations_q(prefix)
-
-
-def visible_citations(issue: Issue, *, paid_access: bool) -> list[Citation]:
-    """Return the issue's (prefetched) citations this reader may see."""
-    citations = list(issue.citations.all())
-    if paid_access:
-        return citations
-    if issue.is_paid_only and not issue.has_paywall:
-        return []
-    return [c for c in citations if not c.in_paid_part]

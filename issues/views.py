@@ -6,7 +6,7 @@ import hashlib
 import time
 
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
@@ -29,7 +29,6 @@ from .reading import (
     paid_access,
     public_description,
     readable_body,
-    visible_citations,
 )
 from .search import clean_query, search_issues, search_papers, snippet_html
 
@@ -151,13 +150,10 @@ def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: boo
 @require_safe
 def issue_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
     """Return BibTeX for the issue and the papers it cites that this reader sees."""
-    issue = get_object_or_404(
-        issues_for(request).prefetch_related(
-            Prefetch("citations", Citation.objects.select_related("paper"))
-        ),
-        slug=slug,
-    )
-    citations = visible_citations(issue, paid_access=paid_access(request))
+    issue = get_object_or_404(issues_for(request), slug=slug)
+    citations = issue.citations.filter(
+        citations_q(paid_access=paid_access(request))
+    ).select_related("paper")
     text = bibtex.issue_bibtex(
         issue, [c.paper for c in citations], publication=Publication.load().name
     )
