@@ -11,7 +11,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-browser test-services bench lint format check-compose ci manage seed clean
+.PHONY: help install run test test-browser bench lint format check-compose ci manage clean
 
 help:
 	@echo "make run           install, migrate, load demo content, start web + worker + beat"

@@ -24,7 +24,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+from tests.bench.support import SERVER, recreate_database
+
 DB_NAME = "quire_bench_billing"
 ROOT = Path(__file__).resolve().parent.parent.parent
 VAR = ROOT / "var" / "bench-billing"
@@ -32,14 +33,6 @@ SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "100000"))
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "10000"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "300"))
 SECRET = "whsec_bench"
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _setup() -> None:
@@ -169,7 +162,7 @@ def _bench_webhook() -> None:
 
 
 def main() -> None:
-    _recreate_database()
+    recreate_database(DB_NAME)
     _setup()
     start = time.perf_counter()
     _populate()

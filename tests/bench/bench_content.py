@@ -33,7 +33,8 @@ import threading
 import time
 from pathlib import Path
 
-SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+from tests.bench.support import SERVER, drop_database, recreate_database
+
 DB_NAME = "quire_bench_content"
 ROOT = Path(__file__).resolve().parent.parent.parent
 VAR = ROOT / "var" / "bench-content"
@@ -89,23 +90,6 @@ def bench_application():
 
 
 # --- Setup ----------------------------------------------------------------------------
-def _admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{SERVER}/postgres", autocommit=True)
-
-
-def _recreate_database() -> None:
-    with _admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def _drop_database() -> None:
-    with _admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
 def _issue_body(arxiv_ids: list[str]) -> str:
     """Return Markdown of exactly WORDS words of prose plus 30 references."""
     sentence = [
@@ -279,7 +263,7 @@ def _latency(port: int, path: str, n: int = 300) -> list[float]:
 def main() -> int:
     os.environ.update(_env())
     VAR.mkdir(parents=True, exist_ok=True)
-    _recreate_database()
+    recreate_database(DB_NAME)
     server = None
     try:
         import django
@@ -342,7 +326,7 @@ def main() -> int:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
-        _drop_database()
+        drop_database(DB_NAME)
 
     issue_rps = statistics.median(issue_rates)
     minimal_rps = statistics.median(minimal_rates)

@@ -11,27 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench.support import SERVER, drop_database, recreate_database
+
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
-SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "quire_bench_import"
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def _admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{SERVER}/postgres", autocommit=True)
-
-
-def _recreate_database() -> None:
-    with _admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def _drop_database() -> None:
-    with _admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 def _generate_csv(path: Path) -> None:
@@ -53,7 +37,7 @@ def main() -> int:
             "DJANGO_SETTINGS_MODULE": "newsletter.settings",
         }
     )
-    _recreate_database()
+    recreate_database(DB_NAME)
     try:
         import django
 
@@ -144,7 +128,7 @@ def main() -> int:
         print(f"import / COPY: {ratio:.2f} ({verdict} the 0.25 target)")
         connection.close()
     finally:
-        _drop_database()
+        drop_database(DB_NAME)
     return 0
 
 

@@ -25,8 +25,9 @@ import time
 from multiprocessing import Process, Queue
 from pathlib import Path
 
+from tests.bench.support import SERVER, recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent.parent
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "quire_bench_send"
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
 SIZES = [int(n) for n in os.environ.get("BENCH_SEND_SIZES", "10000,100000").split(",")]
@@ -160,7 +161,7 @@ def raw_rate(
 def setup_environment(var_dir: Path) -> None:
     os.environ.update(
         {
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
+            "DATABASE_URL": f"{SERVER}/{DB_NAME}",
             "CELERY_BROKER_URL": REDIS,
             "DEBUG": "true",
             "SECRET_KEY": "bench",
@@ -171,14 +172,6 @@ def setup_environment(var_dir: Path) -> None:
         }
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings")
-
-
-def fresh_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def issue_body() -> str:
@@ -321,7 +314,7 @@ def main() -> int:
     var_dir = ROOT / "var" / "bench-send"
     var_dir.mkdir(parents=True, exist_ok=True)
     setup_environment(var_dir)
-    fresh_database()
+    recreate_database(DB_NAME)
     import django
 
     django.setup()

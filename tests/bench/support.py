@@ -1,0 +1,26 @@
+"""What every benchmark shares: a throwaway PostgreSQL database on the bench server."""
+
+import os
+
+# The PostgreSQL server the benchmarks create their databases on.
+SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+
+
+def _admin_connection():
+    import psycopg
+
+    return psycopg.connect(f"{SERVER}/postgres", autocommit=True)
+
+
+def recreate_database(name: str) -> str:
+    """Drop and create the named database; return its DATABASE_URL."""
+    with _admin_connection() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{SERVER}/{name}"
+
+
+def drop_database(name: str) -> None:
+    """Drop the named database if it exists."""
+    with _admin_connection() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
