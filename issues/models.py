@@ -174,6 +174,16 @@ class IssueQuerySet(models.QuerySet):
             return self.all()
         return self.published()
 
+    def for_listing(self, *, with_text: bool = False) -> "IssueQuerySet":
+        """Return these issues for a list of titles: tags prefetched, bodies left out.
+
+        with_text keeps the free plain text (search snippets are cut from it).
+        """
+        heavy = ["body", "body_html", "free_html", "paid_html"]
+        if not with_text:
+            heavy.append("public_text")
+        return self.prefetch_related("tags").defer(*heavy)
+
 
 class Issue(models.Model):
     class Status(models.TextChoices):

@@ -36,17 +36,10 @@ ISSUES_PER_PAGE = 20
 PAPERS_PER_PAGE = 50
 
 
-def _issue_list(request: HttpRequest, *, with_text: bool = False):
-    heavy = ["body", "body_html", "free_html", "paid_html"]
-    if not with_text:
-        heavy.append("public_text")
-    return issues_for(request).prefetch_related("tags").defer(*heavy)
-
-
 @require_safe
 def archive(request: HttpRequest) -> HttpResponse:
     """List every issue, newest first, by year, paginated."""
-    issues = _issue_list(request)
+    issues = issues_for(request).for_listing()
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "issues/archive.html", {"page": page})
 
@@ -267,7 +260,7 @@ def top_papers(request: HttpRequest, year: int) -> HttpResponse:
 def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show the issues and papers with a tag."""
     tag = get_object_or_404(Tag, slug=slug)
-    issues = list(_issue_list(request).filter(tags=tag)[:50])
+    issues = list(issues_for(request).for_listing().filter(tags=tag)[:50])
     papers = list(tag.papers.defer("summary", "summary_html")[:100])
     return render(
         request,
@@ -282,7 +275,9 @@ def search(request: HttpRequest) -> HttpResponse:
     q = clean_query(request.GET.get("q", ""))
     issues, papers_found = [], []
     if q:
-        issues = list(search_issues(_issue_list(request, with_text=True), q)[:20])
+        issues = list(
+            search_issues(issues_for(request).for_listing(with_text=True), q)[:20]
+        )
         for issue in issues:
             issue.snippet_html = snippet_html(issue, q)
         papers_found = list(search_papers(Paper.objects.all(), q)[:20])

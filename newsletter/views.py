@@ -19,11 +19,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Show the front page: the latest issue, recent issues and a subscribe box."""
     from issues.models import Issue
 
-    issues = list(
-        Issue.objects.published()
-        .prefetch_related("tags")
-        .defer("body", "body_html", "free_html", "paid_html")[:8]
-    )
+    issues = list(Issue.objects.published().for_listing()[:8])
     context = {"latest": issues[0] if issues else None, "recent": issues[1:]}
     return render(request, "home.html", context)
 
