@@ -1,4 +1,3 @@
-from collections import defaultdict
 from datetime import timedelta
 
 from django import forms
@@ -133,20 +132,13 @@ def billing_summary(now=None) -> dict:
     """Return the admin's headline figures: paying members, MRR, cancellations."""
     now = now or timezone.now()
     paying = Membership.objects.paying()
-    mrr: dict[str, int] = defaultdict(int)
-    for amount, interval, currency in paying.values_list(
-        "amount", "interval", "currency"
-    ):
-        if amount:
-            mrr[currency] += amount if interval == Tier.Interval.MONTH else amount // 12
+    mrr = paying.monthly_revenue()
     return {
         "paying_members": paying.count(),
         "trialing_members": Membership.objects.filter(
             status=Membership.Status.TRIALING
         ).count(),
-        "mrr": [
-            format_amount(total, currency) for currency, total in sorted(mrr.items())
-        ]
+        "mrr": [format_amount(total, currency) for currency, total in mrr.items()]
         or [format_amount(0, "usd")],
         "cancellations_30d": Membership.objects.filter(
             canceled_at__gte=now - timedelta(days=30)

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Sum, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -145,6 +145,21 @@ class MembershipQuerySet(models.QuerySet):
             status__in=[Membership.Status.ACTIVE, Membership.Status.PAST_DUE]
         )
 
+    def monthly_revenue(self) -> dict[str, int]:
+        """Return what these memberships bring in a month, in cents per currency
+        (a yearly amount counts as a twelfth); one grouped query."""
+        per_month = Case(
+            When(interval=Tier.Interval.MONTH, then=F("amount")),
+            default=F("amount") / 12,
+        )
+        rows = (
+            self.filter(amount__gt=0)
+            .values("currency")
+            .annotate(total=Sum(per_month))
+            .order_by("currency")
+        )
+        return {row["currency"]: row["total"] for row in rows}
+
 
 def paid_access_q(*, now=None, prefix: str = "") -> Q:
     """Return a filter on Membership (or, with a prefix, a related model) that
@@ -266,15 +281,6 @@ class Membership(models.Model):
             self.Status.NONE,
             self.Status.CANCELED,
             self.Status.INCOMPLETE_EXPIRED,
-        )
-
-    @property
-    def monthly_amount(self) -> int:
-        """Return what this member adds to monthly recurring revenue, in cents."""
-        if not self.amount:
-            return 0
-        return (
-            self.amount if self.interval == Tier.Interval.MONTH else self.amount // 12
         )
 
 

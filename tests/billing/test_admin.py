@@ -106,3 +106,16 @@ def test_subscribers_can_be_granted_complimentary_membership_from_their_list(
         membership = Membership.objects.get(subscriber=subscriber)
         assert membership.complimentary and membership.complimentary_until is None
         assert membership.has_paid_access()
+
+
+def test_monthly_revenue_is_a_twelfth_of_yearly_amounts_per_currency():
+    _member("active", 1000, "year")  # 83 cents a month, rounded down
+    _member("active", 1000, "year")
+    _member("active", 500, "month")
+    Membership.objects.create(
+        subscriber=SubscriberFactory(), status="active", amount=1200,
+        interval="year", currency="eur",
+    )  # fmt: skip
+    _member("active", None, "month")
+
+    assert Membership.objects.paying().monthly_revenue() == {"eur": 100, "usd": 666}
