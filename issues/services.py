@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import Citation, Issue, Paper
+from .pagecache import pages
 from .rendering import RenderedBody, paper_keys
 
 
@@ -67,4 +68,7 @@ def rerender_issues_citing(*, paper_id: int) -> int:
             ["body_html", "free_html", "paid_html", "public_text", "word_count",
              "updated"],
         )  # fmt: skip
+    # bulk_update skips Issue.save, which forgets this process's cached pages.
+    if issues:
+        pages.clear()
     return len(issues)

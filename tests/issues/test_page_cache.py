@@ -134,3 +134,19 @@ def pagecache_placeholder() -> str:
     from issues.pagecache import CSRF_PLACEHOLDER
 
     return CSRF_PLACEHOLDER
+
+
+def test_editing_a_cited_paper_shows_on_a_cached_page_at_once(
+    db, django_capture_on_commit_callbacks
+):
+    from tests.factories.issues import PaperFactory
+
+    paper = PaperFactory(title="Old paper title", arxiv_id="2201.03545")
+    issue = IssueFactory(slug="cites", published=True, body="[[arxiv:2201.03545]]")
+    assert "Old paper title" in Client().get(issue.get_absolute_url()).content.decode()
+    paper.title = "New paper title"
+    with django_capture_on_commit_callbacks(execute=True):
+        paper.save()
+    page = Client().get(issue.get_absolute_url()).content.decode()
+    assert "New paper title" in page
+    assert "Old paper title" not in page
