@@ -1,4 +1,8 @@
-"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page."""
+"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page.
+
+Templates get the publication from the issues.context_processors.publication
+context processor.
+"""
 
 import json
 from functools import wraps
@@ -9,8 +13,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
-
-from newsletter.models import Publication
 
 from . import services
 from .forms import LoginForm, ProfileForm, SubscribeForm
@@ -40,13 +42,12 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     The answer to a valid POST is the same page whatever the address's state, so
     the form cannot be used to learn who subscribes.
     """
-    publication = Publication.load()
     if request.method == "GET":
         form = SubscribeForm(initial={"email": request.GET.get("email", "")})
         return render(
             request,
             "subscribers/subscribe.html",
-            {"form": form, "subscribe_form": form, "publication": publication},
+            {"form": form, "subscribe_form": form},
         )
     ip = client_ip(request)
     if over_limit(f"subscribe:ip:{ip}", limit=SUBSCRIBE_LIMIT_PER_IP, window=HOUR):
@@ -56,7 +57,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "subscribers/subscribe.html",
-            {"form": form, "subscribe_form": form, "publication": publication},
+            {"form": form, "subscribe_form": form},
             status=400,
         )
     email = form.cleaned_data["email"]
@@ -73,11 +74,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             form=f"form:{page}",
         )
-    return render(
-        request,
-        "subscribers/check_inbox.html",
-        {"email": email, "publication": publication},
-    )
+    return render(request, "subscribers/check_inbox.html", {"email": email})
 
 
 @require_http_methods(["GET", "POST"])
@@ -91,11 +88,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = services.confirm_subscription(subscriber=subscriber)
     # Following the link proves the address is theirs, as a sign-in link would.
     sign_in_subscriber(request, subscriber)
-    return render(
-        request,
-        "subscribers/confirmed.html",
-        {"subscriber": subscriber, "publication": Publication.load()},
-    )
+    return render(request, "subscribers/confirmed.html", {"subscriber": subscriber})
 
 
 @csrf_exempt  # RFC 8058 one-click: mail providers POST with no cookie, no token
@@ -111,9 +104,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = Subscriber.objects.filter(token=token).first()
     if subscriber is not None:
         services.unsubscribe_subscriber(subscriber=subscriber)
-    return render(
-        request, "subscribers/unsubscribed.html", {"publication": Publication.load()}
-    )
+    return render(request, "subscribers/unsubscribed.html")
 
 
 @require_http_methods(["GET", "POST"])
@@ -177,7 +168,7 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     return render(
         request,
         "subscribers/account.html",
-        {"subscriber": subscriber, "form": form, "publication": Publication.load()},
+        {"subscriber": subscriber, "form": form},
     )
 
 
