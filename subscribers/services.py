@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -47,14 +47,12 @@ def subscribe(
     email = normalise_email(email)
     if is_suppressed(email):
         return None
-    try:
-        with transaction.atomic():
-            subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-                email=email,
-                defaults={"name": name.strip()[:200], "source": Subscriber.Source.FORM},
-            )
-    except IntegrityError:  # created by a concurrent request
-        subscriber = Subscriber.objects.select_for_update().get(email=email)
+    # get_or_create() falls back to a locked get() when a concurrent request
+    # inserted the address first.
+    subscriber, _ = Subscriber.objects.select_for_update().get_or_create(
+        email=email,
+        defaults={"name": name.strip()[:200], "source": Subscriber.Source.FORM},
+    )
     if subscriber.status not in (
         Subscriber.Status.PENDING,
         Subscriber.Status.UNSUBSCRIBED,
