@@ -10,7 +10,7 @@ from django.utils.html import escape
 from newsletter.models import Publication
 
 from .models import Issue
-from .reading import public_body_html, public_description, readable_body
+from .reading import public_description, readable_body
 
 FEED_LENGTH = 20
 
@@ -32,14 +32,19 @@ class IssuesFeed(Feed):
 
     def items(self):
         # Feeds are public: never drafts, never scheduled, whoever asks.
-        return Issue.objects.published().prefetch_related("tags")[:FEED_LENGTH]
+        return (
+            Issue.objects.published()
+            .prefetch_related("tags")
+            .defer("body", "body_html")[:FEED_LENGTH]
+        )
 
     def item_title(self, item: Issue) -> str:
         return item.title
 
     def item_description(self, item: Issue) -> str:
-        html = public_body_html(item)
-        if readable_body(item, paid_access=False).locked:
+        body = readable_body(item, paid_access=False)
+        html = body.html
+        if body.locked:
             url = escape(f"{settings.SITE_URL}{item.get_absolute_url()}")
             html += (
                 '<p class="paywall-teaser"><em>'

@@ -47,11 +47,6 @@ def readable_body(issue: Issue, *, paid_access: bool) -> ReadableBody:
     return ReadableBody(issue.free_html, issue.has_paywall or issue.is_paid_only)
 
 
-def public_body_html(issue: Issue) -> str:
-    """Return what anyone may read of the issue (feeds, previews)."""
-    return readable_body(issue, paid_access=False).html
-
-
 def public_description(issue: Issue, *, words: int = 40) -> str:
     """Return a short plain-text description made only of free content."""
     if issue.subtitle:
