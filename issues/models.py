@@ -149,10 +149,6 @@ class Paper(models.Model):
         return reverse("issues:paper", kwargs={"slug": self.slug})
 
     @property
-    def authors_display(self) -> str:
-        return ", ".join(self.authors)
-
-    @property
     def link(self) -> str:
         if self.arxiv_id:
             return f"https://arxiv.org/abs/{self.arxiv_id}"
