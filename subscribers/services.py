@@ -139,15 +139,9 @@ def unsubscribe_subscriber(
     *, subscriber: Subscriber, now: datetime | None = None
 ) -> Subscriber:
     """Stop all email to the subscriber at once; harmless when repeated."""
-    updated = Subscriber.objects.filter(
-        pk=subscriber.pk,
-        status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING],
-    ).update(
-        status=Subscriber.Status.UNSUBSCRIBED,
-        unsubscribed_at=now or timezone.now(),
-        confirmation_nonce="",
-    )
-    if updated:
+    if unsubscribe_subscribers(
+        queryset=Subscriber.objects.filter(pk=subscriber.pk), now=now
+    ):
         subscriber.refresh_from_db()
     return subscriber
 
