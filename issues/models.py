@@ -2,6 +2,8 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -155,6 +157,16 @@ class Paper(models.Model):
         if self.doi:
             return f"https://doi.org/{self.doi}"
         return self.url
+
+
+@receiver(post_delete, sender=Paper)
+def _rerender_issues_after_paper_deleted(sender, instance: Paper, **kwargs) -> None:
+    """Take a deleted paper's card out of the issues that referenced it."""
+    from .rendering import paper_keys
+    from .services import rerender_issues_citing
+
+    paper_id, keys = instance.pk, paper_keys(instance)
+    transaction.on_commit(lambda: rerender_issues_citing(paper_id=paper_id, keys=keys))
 
 
 class IssueQuerySet(models.QuerySet):

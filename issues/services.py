@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from .models import Citation, Issue, Paper
 from .pagecache import pages
-from .rendering import RenderedBody, paper_keys
+from .rendering import Reference, RenderedBody, paper_keys
 
 
 @transaction.atomic
@@ -48,13 +48,20 @@ def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> N
     Citation.objects.bulk_update(to_update, ["in_paid_part"])
 
 
-def rerender_issues_citing(*, paper_id: int) -> int:
-    """Re-render every issue that cites or references this paper; return how many."""
-    paper = Paper.objects.filter(pk=paper_id).first()
-    if paper is None:
-        return 0
-    query = Q(citations__paper=paper)
-    for key in paper_keys(paper):
+def rerender_issues_citing(
+    *, paper_id: int, keys: list[Reference] | None = None
+) -> int:
+    """Re-render every issue that cites or references this paper; return how many.
+
+    keys: the references that named the paper, for one that has been deleted.
+    """
+    if keys is None:
+        paper = Paper.objects.filter(pk=paper_id).first()
+        if paper is None:
+            return 0
+        keys = paper_keys(paper)
+    query = Q(citations__paper_id=paper_id)
+    for key in keys:
         query |= Q(body__icontains=f"[[{key.kind}:{key.value}")
     issues = list(Issue.objects.filter(query).distinct())
     now = timezone.now()

@@ -115,6 +115,20 @@ def test_adding_a_paper_resolves_an_unknown_reference_in_a_draft(
     assert issue.citations.count() == 1
 
 
+def test_deleting_a_paper_takes_its_card_out_of_issues_that_cite_it(
+    django_capture_on_commit_callbacks,
+):
+    PaperFactory(title="Withdrawn paper", arxiv_id="2201.03545")
+    issue = IssueFactory(body="Intro\n\n[[arxiv:2201.03545]]")
+    with django_capture_on_commit_callbacks(execute=True):
+        # As the admin's "delete selected" does: a queryset delete.
+        Paper.objects.filter(arxiv_id="2201.03545").delete()
+    issue.refresh_from_db()
+    assert "Withdrawn paper" not in issue.body_html
+    assert "paper-ref-missing" in issue.body_html
+    assert "Intro" in issue.body_html
+
+
 def test_publishing_sets_published_at():
     issue = IssueFactory(status=Issue.Status.PUBLISHED)
     assert issue.published_at is not None
