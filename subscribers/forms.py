@@ -4,8 +4,19 @@ from .addresses import InvalidAddress, normalise_email
 from .importing import FORMATS
 
 
+class AddressField(forms.CharField):
+    """An email address, cleaned to its stored form (see normalise_email)."""
+
+    def clean(self, value) -> str:
+        value = super().clean(value)
+        try:
+            return normalise_email(value)
+        except InvalidAddress as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 class SubscribeForm(forms.Form):
-    email = forms.CharField(
+    email = AddressField(
         max_length=254,
         widget=forms.EmailInput(
             attrs={"autocomplete": "email", "placeholder": "you@example.org"}
@@ -15,23 +26,11 @@ class SubscribeForm(forms.Form):
     # The honeypot: hidden from people, filled in by bots.
     website = forms.CharField(required=False)
 
-    def clean_email(self) -> str:
-        try:
-            return normalise_email(self.cleaned_data["email"])
-        except InvalidAddress as exc:
-            raise forms.ValidationError(str(exc)) from None
-
 
 class LoginForm(forms.Form):
-    email = forms.CharField(
+    email = AddressField(
         max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
-
-    def clean_email(self) -> str:
-        try:
-            return normalise_email(self.cleaned_data["email"])
-        except InvalidAddress as exc:
-            raise forms.ValidationError(str(exc)) from None
 
 
 class ProfileForm(forms.Form):
