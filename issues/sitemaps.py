@@ -33,7 +33,7 @@ class TagSitemap(Sitemap):
     priority = 0.3
 
     def items(self):
-        return Tag.objects.filter(issues__status=Issue.Status.PUBLISHED).distinct()
+        return Tag.objects.filter(issues__in=Issue.objects.published()).distinct()
 
 
 class PageSitemap(Sitemap):

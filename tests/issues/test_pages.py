@@ -324,6 +324,13 @@ def test_sitemap_lists_published_issues_papers_and_tags(client, library):
     assert "/tags/vision/" in text
 
 
+def test_sitemap_leaves_out_tags_only_on_issues_not_out_yet(client, library):
+    library["future"].tags.add(TagFactory(name="Embargoed", slug="embargoed"))
+    text = client.get("/sitemap.xml").content.decode()
+    assert "/tags/vision/" in text
+    assert "/tags/embargoed/" not in text
+
+
 def test_unknown_pages_are_404(client, db):
     for url in ("/issues/nope/", "/papers/nope/", "/tags/nope/", "/papers/nope/bibtex"):
         assert client.get(url).status_code == 404
