@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .markup import _parse, _render, html_to_text
+from .markup import _parse, _Parsed, _render, html_to_text
 from .references import Reference, resolve_references
 
 PAYWALL_RE = re.compile(r"^[ \t]*<!--\s*paywall\s*-->[ \t]*$", re.IGNORECASE | re.M)
@@ -41,12 +41,18 @@ def split_paywall(text: str) -> tuple[str, str | None]:
     return text[: match.start()], text[match.end() :]
 
 
-def render_issue_body(text: str) -> RenderedBody:
-    """Render an issue's body, split at its paywall break, in one paper lookup."""
+def _parse_body(text: str) -> tuple[_Parsed, _Parsed | None, dict]:
+    """Parse both sides of the paywall break and look up their papers at once."""
     free_md, paid_md = split_paywall(text)
     free = _parse(free_md)
     paid = _parse(paid_md) if paid_md is not None else None
     papers = resolve_references(free.references + (paid.references if paid else []))
+    return free, paid, papers
+
+
+def render_issue_body(text: str) -> RenderedBody:
+    """Render an issue's body, split at its paywall break, in one paper lookup."""
+    free, paid, papers = _parse_body(text)
     free_html = _render(free, papers)
     paid_html = _render(paid, papers) if paid is not None else ""
     text_of_free = html_to_text(free_html)
@@ -64,10 +70,7 @@ def render_issue_body(text: str) -> RenderedBody:
 
 def markdownify(text: str) -> str:
     """Return the admin's live preview of Markdown (MARKDOWNX_MARKDOWNIFY_FUNCTION)."""
-    free_md, paid_md = split_paywall(text)
-    free = _parse(free_md)
-    paid = _parse(paid_md) if paid_md is not None else None
-    papers = resolve_references(free.references + (paid.references if paid else []))
+    free, paid, papers = _parse_body(text)
     out = _render(free, papers, preview=True)
     if paid is not None:
         out += (
