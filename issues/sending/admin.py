@@ -72,7 +72,7 @@ def send_progress(send: Send, *, now=None) -> dict:
     return {
         "status": send.status,
         "status_display": send.get_status_display(),
-        "active": send.status in (Send.Status.PREPARING, Send.Status.SENDING),
+        "active": send.is_active,
         "total": total,
         "sent": counts[Delivery.Status.SENT],
         "failed": counts[Delivery.Status.FAILED],

@@ -55,19 +55,6 @@ class Send(models.Model):
         return f"Send of {self.issue}"
 
     @property
-    def handled(self) -> int:
-        return (
-            self.sent_count
-            + self.failed_count
-            + self.bounced_count
-            + self.skipped_count
-        )
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.handled / self.total) if self.total else 100
-
-    @property
     def is_active(self) -> bool:
         return self.status in (self.Status.PREPARING, self.Status.SENDING)
 
