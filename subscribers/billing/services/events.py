@@ -151,22 +151,22 @@ class StripeEventHandler:
     customer_subscription_updated = _subscription_event
     customer_subscription_deleted = _subscription_event
 
-    def invoice_paid(self) -> None:
+    def _invoice_event(self) -> str:
+        """Sync the invoice's subscription; return its id ("" when it has none)."""
         subscription_id = _invoice_subscription_id(self.obj)
         if subscription_id:
             self.applied = sync_subscription(
                 subscription_id=subscription_id,
                 customer_id=_object_id(self.obj.get("customer")),
             )
+        return subscription_id
+
+    invoice_paid = _invoice_event
 
     def invoice_payment_failed(self) -> None:
-        subscription_id = _invoice_subscription_id(self.obj)
+        subscription_id = self._invoice_event()
         if not subscription_id:
             return
-        self.applied = sync_subscription(
-            subscription_id=subscription_id,
-            customer_id=_object_id(self.obj.get("customer")),
-        )
         membership = Membership.objects.filter(
             stripe_subscription_id=subscription_id
         ).first()
