@@ -5,7 +5,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from .models import Membership
+from .models import Membership, grace_period
 
 SUBJECTS = {
     "welcome": "Welcome to {tier}: thank you for your support",
@@ -35,7 +35,7 @@ def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
         "publication_name": publication_name(),
         "account_url": settings.SITE_URL + _account_path(),
         "pricing_url": settings.SITE_URL + reverse("billing:pricing"),
-        "grace_days": getattr(settings, "BILLING_GRACE_PERIOD_DAYS", 7),
+        "grace_days": grace_period().days,
         **extra,
     }
     text = render_to_string(f"email/billing/{kind}.txt", context)

@@ -14,7 +14,7 @@ from subscribers.models import Subscriber
 
 def grace_period() -> timedelta:
     """Return how long a past-due member keeps paid access."""
-    return timedelta(days=getattr(settings, "BILLING_GRACE_PERIOD_DAYS", 7))
+    return timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS)
 
 
 class TierQuerySet(models.QuerySet):
