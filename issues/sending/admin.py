@@ -357,7 +357,8 @@ class SendingAdminMixin:
             self._context(request, issue, f"Send a test of “{issue}”", form=form),
         )
 
-    def email_preview_view(self, request, pk: int):
+    def _preview(self, request, pk: int):
+        """Return the issue, the segment asked for, its email and a sample reader."""
         issue = self._issue(request, pk)
         segment = request.GET.get("segment", "free")
         if segment not in Delivery.Segment.values:
@@ -366,6 +367,10 @@ class SendingAdminMixin:
         sample = Recipient(
             email=request.user.email or "reader@example.org", token=PREVIEW_TOKEN
         )
+        return issue, segment, prepared, sample
+
+    def email_preview_view(self, request, pk: int):
+        issue, segment, prepared, sample = self._preview(request, pk)
         return TemplateResponse(
             request,
             "admin/sending/email_preview.html",
@@ -385,14 +390,7 @@ class SendingAdminMixin:
 
     @xframe_options_sameorigin
     def email_preview_raw_view(self, request, pk: int):
-        issue = self._issue(request, pk)
-        segment = request.GET.get("segment", "free")
-        if segment not in Delivery.Segment.values:
-            raise Http404
-        prepared = render_segment(issue=issue, segment=segment)
-        sample = Recipient(
-            email=request.user.email or "reader@example.org", token=PREVIEW_TOKEN
-        )
+        _issue, _segment, prepared, sample = self._preview(request, pk)
         response = HttpResponse(prepared.personalised_html(sample))
         response["Content-Security-Policy"] = "script-src 'none'"
         return response
