@@ -1,3 +1,5 @@
+import email.utils
+
 from django.db import models
 
 
@@ -39,6 +41,13 @@ class Publication(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def from_header(self) -> str:
+        """Return the From of every email Quire sends: ``Sender Name <address>``."""
+        # One line whatever the admin typed: no header injection through the name.
+        name = " ".join((self.sender_name or self.name).split())
+        return email.utils.formataddr((name, self.sender_email), "utf-8")
 
     @classmethod
     def load(cls) -> "Publication":

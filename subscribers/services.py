@@ -278,7 +278,7 @@ def _send(
     message = EmailMultiAlternatives(
         subject=subject.format(publication=publication.name),
         body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
+        from_email=publication.from_header,
         to=[subscriber.email],
     )
     message.attach_alternative(html, "text/html")

@@ -254,3 +254,18 @@ def test_the_home_page_subscribe_form_posts_to_subscribe(client):
 
     assert 'action="/subscribe/"' in html
     assert 'name="website"' in html
+
+
+def test_account_emails_come_from_the_publications_sender(client, commit, mailoutbox):
+    publication = Publication.load()
+    publication.name = "Gradient Notes"
+    publication.sender_name = "Ada at\r\nGradient Notes"  # a stray line break
+    publication.sender_email = "ada@gradient.example"
+    publication.save()
+
+    post_subscribe(client, commit, "reader@example.org")
+
+    assert mailoutbox[0].from_email == "Ada at Gradient Notes <ada@gradient.example>"
+    assert "From: Ada at Gradient Notes <ada@gradient.example>" in (
+        mailoutbox[0].message().as_string()
+    )
