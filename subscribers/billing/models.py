@@ -139,6 +139,10 @@ class MembershipQuerySet(models.QuerySet):
         """Return memberships that open the paywall right now."""
         return self.filter(paid_access_q(now=now))
 
+    def of(self, subscriber) -> "Membership | None":
+        """Return the subscriber's membership with its tier, or None."""
+        return self.select_related("tier").filter(subscriber=subscriber).first()
+
     def paying(self) -> "MembershipQuerySet":
         """Return memberships paid through Stripe (not complimentary)."""
         return self.filter(

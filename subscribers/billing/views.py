@@ -33,9 +33,7 @@ def _membership(request: HttpRequest) -> Membership | None:
     subscriber = current_subscriber(request)
     if subscriber is None:
         return None
-    return (
-        Membership.objects.select_related("tier").filter(subscriber=subscriber).first()
-    )
+    return Membership.objects.of(subscriber)
 
 
 @require_GET

@@ -15,9 +15,7 @@ from ..models import Membership, Tier
 
 def export_membership(*, subscriber: Subscriber) -> dict[str, Any] | None:
     """Return what Quire stores about the subscriber's paid membership."""
-    membership = (
-        Membership.objects.select_related("tier").filter(subscriber=subscriber).first()
-    )
+    membership = Membership.objects.of(subscriber)
     if membership is None:
         return None
 

@@ -17,9 +17,7 @@ def membership_for(subscriber):
     """Return the subscriber's membership, or None."""
     if subscriber is None:
         return None
-    return (
-        Membership.objects.select_related("tier").filter(subscriber=subscriber).first()
-    )
+    return Membership.objects.of(subscriber)
 
 
 @register.simple_tag
