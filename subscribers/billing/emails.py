@@ -5,6 +5,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from newsletter.models import Publication
+
 from .models import Membership, grace_period
 
 SUBJECTS = {
@@ -12,12 +14,6 @@ SUBJECTS = {
     "payment_failed": "Your payment for {tier} did not go through",
     "ended": "Your {tier} membership has ended",
 }
-
-
-def publication_name() -> str:
-    from newsletter.models import Publication
-
-    return Publication.load().name or "Quire"
 
 
 def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
@@ -28,11 +24,12 @@ def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
         pk=membership_pk
     )
     tier_name = membership.tier.name if membership.tier else "the paid tier"
+    publication = Publication.load()
     context = {
         "membership": membership,
         "subscriber": membership.subscriber,
         "tier_name": tier_name,
-        "publication_name": publication_name(),
+        "publication_name": publication.name or "Quire",
         "account_url": settings.SITE_URL + _account_path(),
         "pricing_url": settings.SITE_URL + reverse("billing:pricing"),
         "grace_days": grace_period().days,
@@ -43,7 +40,7 @@ def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
     message = EmailMultiAlternatives(
         subject=SUBJECTS[kind].format(tier=tier_name),
         body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
+        from_email=publication.from_header,
         to=[membership.subscriber.email],
     )
     message.attach_alternative(html, "text/html")

@@ -336,3 +336,18 @@ def test_stripe_unreachable_keeps_the_event_for_a_retry(
     assert event.status in (StripeEvent.Status.RECEIVED, StripeEvent.Status.FAILED)
     assert event.error
     assert Membership.objects.get(subscriber=subscriber).status == "active"
+
+
+def test_billing_emails_come_from_the_publications_sender(paid_member, smtp_settings):
+    from newsletter.models import Publication
+
+    publication = Publication.load()
+    publication.sender_name = "Ada at Gradient Notes"
+    publication.sender_email = "ada@gradient.example"
+    publication.save()
+
+    paid_member()
+
+    assert smtp_settings.messages[0].message["From"] == (
+        "Ada at Gradient Notes <ada@gradient.example>"
+    )
