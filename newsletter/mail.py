@@ -1,11 +1,19 @@
-"""The outbox email backend of the embedded default."""
+"""Site-wide email pieces: header hygiene and the embedded default's outbox."""
 
+import re
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
+
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def clean_header_text(value: str) -> str:
+    """Return value on one line: no CR, LF or other control characters."""
+    return " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
 
 
 class OutboxBackend(BaseEmailBackend):

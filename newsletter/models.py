@@ -45,8 +45,10 @@ class Publication(models.Model):
     @property
     def from_header(self) -> str:
         """Return the From of every email Quire sends: ``Sender Name <address>``."""
+        from .mail import clean_header_text
+
         # One line whatever the admin typed: no header injection through the name.
-        name = " ".join((self.sender_name or self.name).split())
+        name = clean_header_text(self.sender_name or self.name)
         return email.utils.formataddr((name, self.sender_email), "utf-8")
 
     @classmethod

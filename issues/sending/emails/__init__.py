@@ -114,17 +114,15 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
     context["body_text"] = html_to_text(context["body_html"])
     text_out = render_to_string("email/issue.txt", context)
 
-    sender_name = publication.sender_name or publication.name
     from_email = publication.sender_email
+    from_header = publication.from_header
     subject = clean_header_text(issue.title)
     if test:
         subject = f"[Test] {subject}"
     domain = message_domain(from_email)
     list_id = f"{clean_header_text(publication.name)} <newsletter.{domain}>"
     static = [
-        b"From: "
-        + clean_header_text(format_address(sender_name, from_email)).encode("ascii")
-        + CRLF,
+        b"From: " + from_header.encode("ascii") + CRLF,
         encode_header("Subject", subject),
         encode_header("List-Id", list_id),
         b"MIME-Version: 1.0\r\n",
@@ -141,7 +139,7 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         segment=segment,
         subject=subject,
         from_email=from_email,
-        from_header=format_address(sender_name, from_email),
+        from_header=from_header,
         html=html_out,
         text=text_out,
         static_headers=b"".join(static),

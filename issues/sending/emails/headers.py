@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import email.utils
-import re
 from email.header import Header
 
+from newsletter.mail import clean_header_text
+
 CRLF = b"\r\n"
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-
-
-def clean_header_text(value: str) -> str:
-    """Return value on one line: no CR, LF or other control characters."""
-    return " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
 
 
 def encode_header(name: str, value: str) -> bytes:
