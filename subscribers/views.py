@@ -19,7 +19,11 @@ from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
 from .ratelimit import client_ip, over_limit
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
-from .tokens import read_confirmation_token, read_login_token
+from .tokens import (
+    read_confirmation_token,
+    read_login_token,
+    read_used_confirmation_token,
+)
 
 # Per client IP and per address, in attempts per hour.
 SUBSCRIBE_LIMIT_PER_IP = 20
@@ -79,13 +83,26 @@ def subscribe(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows a Confirm button (link scanners change nothing); POST confirms."""
+    """GET shows a Confirm button (link scanners change nothing); POST confirms.
+
+    The link confirms once. Clicked again by someone it confirmed, it says so and
+    changes nothing (and signs nobody in: the link may have been forwarded).
+    """
     subscriber = read_confirmation_token(token)
     if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+        confirmed = read_used_confirmation_token(token)
+        if confirmed is not None:
+            return render(
+                request,
+                "subscribers/confirm_already.html",
+                {"subscriber": confirmed},
+            )
         return render(request, "subscribers/confirm_invalid.html", status=404)
     if request.method == "GET":
         return render(request, "subscribers/confirm.html", {"token": token})
     subscriber = services.confirm_subscription(subscriber=subscriber)
+    if subscriber.status != Subscriber.Status.ACTIVE:  # suppressed meanwhile
+        return render(request, "subscribers/confirm_invalid.html", status=404)
     # Following the link proves the address is theirs, as a sign-in link would.
     sign_in_subscriber(request, subscriber)
     return render(request, "subscribers/confirmed.html", {"subscriber": subscriber})
