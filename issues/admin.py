@@ -70,6 +70,13 @@ class IssueAdminForm(forms.ModelForm):
         return cleaned
 
 
+def _https_url_formfield(db_field, **kwargs):
+    # Django 6 reads a typed address without a scheme as https; so does Quire now.
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class PaperAdminForm(forms.ModelForm):
     authors = AuthorsField(
         required=False,
@@ -78,6 +85,7 @@ class PaperAdminForm(forms.ModelForm):
 
     class Meta:
         model = Paper
+        formfield_callback = _https_url_formfield
         fields = [
             "title", "slug", "authors", "year", "venue", "arxiv_id", "doi", "url",
             "code_url", "tags", "summary",
@@ -147,6 +155,8 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
             .get_queryset(request)
             .annotate(n_citations=Count("citations"))
             .defer("body_html", "free_html", "paid_html", "public_text")
+            # Meta.ordering is left out of a GROUP BY query (see PaperAdmin).
+            .order_by(*Issue._meta.ordering, "pk")
         )
 
     @admin.display(description="papers", ordering="n_citations")
@@ -207,7 +217,14 @@ class PaperAdmin(admin.ModelAdmin):
     ]  # fmt: skip
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_issues=Count("citations"))
+        # Django leaves Meta.ordering out of a GROUP BY query; the changelist sorts
+        # on its own, but the citation picker's autocomplete pages through this.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_issues=Count("citations"))
+            .order_by(*Paper._meta.ordering, "pk")
+        )
 
     @admin.display(description="first author")
     def first_author(self, obj: Paper) -> str:

@@ -1,7 +1,12 @@
+import os
+import secrets
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
+from .admin_login import AdminLogin, find_admin_login, saved_password_path
 from .models import Heartbeat
 
 WORKER_HEARTBEAT = "worker"
@@ -14,3 +19,28 @@ def record_heartbeat(*, hostname: str = "", now: datetime | None = None) -> Hear
         defaults={"beat_at": now or timezone.now(), "hostname": hostname[:255]},
     )
     return heartbeat
+
+
+@transaction.atomic
+def ensure_admin_user(
+    *, username: str = "admin", email: str = "admin@localhost"
+) -> AdminLogin:
+    """Create a superuser if there is none and return the admin login.
+
+    The password comes from QUIRE_ADMIN_PASSWORD or is generated and kept in
+    var/admin-password (readable by its owner only), so later starts can print it.
+    """
+    login = find_admin_login()
+    if login is not None:
+        return login
+    password = os.environ.get("QUIRE_ADMIN_PASSWORD")
+    if not password:
+        password = secrets.token_urlsafe(12)
+        saved = saved_password_path()
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(password)
+        saved.chmod(0o600)
+    get_user_model().objects.create_superuser(
+        username=username, email=email, password=password
+    )
+    return AdminLogin(username, password)

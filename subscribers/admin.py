@@ -12,7 +12,7 @@ from django.utils import timezone
 from . import services
 from .billing.admin import grant_complimentary_membership
 from .exporting import iter_export_lines
-from .forms import ImportForm
+from .forms import ImportForm, SubscriberAdminForm
 from .importing import ImportFailed, import_subscribers
 from .models import Subscriber, Suppression
 
@@ -27,6 +27,7 @@ def _export_response(queryset, filename: str = "subscribers.csv"):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberAdminForm
     change_list_template = "admin/subscribers/subscriber/change_list.html"
     list_display = [
         "email",

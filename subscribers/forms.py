@@ -2,6 +2,7 @@ from django import forms
 
 from .addresses import InvalidAddress, normalise_email
 from .importing import FORMATS
+from .models import Subscriber
 
 
 class AddressField(forms.CharField):
@@ -9,6 +10,8 @@ class AddressField(forms.CharField):
 
     def clean(self, value) -> str:
         value = super().clean(value)
+        if not value:  # an optional field left empty
+            return value
         try:
             return normalise_email(value)
         except InvalidAddress as exc:
@@ -25,6 +28,16 @@ class SubscribeForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     # The honeypot: hidden from people, filled in by bots.
     website = forms.CharField(required=False)
+
+
+class SubscriberAdminForm(forms.ModelForm):
+    """The admin's subscriber form: the address is checked and normalised as on
+    the signup form, so a typo is shown next to the field."""
+
+    class Meta:
+        model = Subscriber
+        fields = ["email", "name", "status", "paused", "source"]
+        field_classes = {"email": AddressField}
 
 
 class LoginForm(forms.Form):

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 
+from .addresses import normalise_email
+
 
 def new_token() -> str:
     """Return a random opaque token for links in emails."""
@@ -102,7 +104,12 @@ class Subscriber(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+            models.UniqueConstraint(
+                Lower("email"),
+                name="subscriber_email_ci_unique",
+                violation_error_message="A subscriber with this address already "
+                "exists.",
+            ),
             models.UniqueConstraint(fields=["token"], name="subscriber_token_unique"),
         ]
         indexes = [
@@ -115,7 +122,10 @@ class Subscriber(models.Model):
         return self.email
 
     def save(self, *args, **kwargs) -> None:
-        self.email = self.email.strip().lower()
+        # The services and forms hand over the stored form already; normalising
+        # again here is a safety net, since uniqueness and the suppression hash
+        # depend on it. Raises InvalidAddress for text that is not an address.
+        self.email = normalise_email(self.email)
         self.email_hash = hash_email(self.email)
         super().save(*args, **kwargs)
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from newsletter.models import Publication
 
 from . import tasks
-from .addresses import normalise_email
+from .addresses import InvalidAddress, normalise_email
 from .models import Subscriber, Suppression, hash_email
 from .tokens import make_confirmation_token, make_login_token
 
@@ -22,9 +22,28 @@ from .tokens import make_confirmation_token, make_login_token
 CONFIRMATION_RESEND_AFTER = timedelta(hours=24)
 
 
+class AddressRefused(Exception):
+    """The address is on the suppression list; str() is the message for the person."""
+
+
 def is_suppressed(email: str) -> bool:
     """Return whether the address is on the suppression list."""
     return Suppression.objects.filter(email_hash=hash_email(email)).exists()
+
+
+def _record_consent(
+    *,
+    subscriber: Subscriber,
+    ip: str | None,
+    user_agent: str,
+    source: str,
+    now: datetime,
+) -> None:
+    subscriber.consent_at = now
+    subscriber.consent_ip = ip or None
+    subscriber.consent_user_agent = (user_agent or "")[:500]
+    subscriber.consent_source = source[:200]
+    subscriber.consent_text_version = str(Publication.load().consent_text_version)
 
 
 @transaction.atomic
@@ -58,15 +77,12 @@ def subscribe(
         Subscriber.Status.UNSUBSCRIBED,
     ):
         return subscriber
-    publication = Publication.load()
     subscriber.status = Subscriber.Status.PENDING
     if name.strip() and not subscriber.name:
         subscriber.name = name.strip()[:200]
-    subscriber.consent_at = now
-    subscriber.consent_ip = ip or None
-    subscriber.consent_user_agent = (user_agent or "")[:500]
-    subscriber.consent_source = form[:200]
-    subscriber.consent_text_version = str(publication.consent_text_version)
+    _record_consent(
+        subscriber=subscriber, ip=ip, user_agent=user_agent, source=form, now=now
+    )
     send = (
         subscriber.confirmation_sent_at is None
         or now - subscriber.confirmation_sent_at >= CONFIRMATION_RESEND_AFTER
@@ -79,6 +95,48 @@ def subscribe(
     if send:
         tasks.send_confirmation_email.delay_on_commit(subscriber.pk)
     return subscriber
+
+
+@transaction.atomic
+def subscriber_for_payment(
+    *,
+    email: str,
+    ip: str | None = None,
+    user_agent: str = "",
+    source: str = "checkout:/pricing/",
+    now: datetime | None = None,
+) -> tuple[Subscriber, bool]:
+    """Return the subscriber about to pay with this address, and whether it is new.
+
+    Raises InvalidAddress for a malformed address and AddressRefused for a suppressed
+    one. A new or unsubscribed address becomes pending with a consent record (paying
+    is the opt-in; the completed checkout confirms it); any other subscriber is
+    returned as it is.
+    """
+    now = now or timezone.now()
+    email = normalise_email(email)
+    if is_suppressed(email):
+        raise AddressRefused(
+            "This address cannot subscribe here; contact "
+            f"{Publication.load().sender_email} if you think this is a mistake."
+        )
+    subscriber, created = Subscriber.objects.select_for_update().get_or_create(
+        email=email, defaults={"source": Subscriber.Source.FORM}
+    )
+    if subscriber.status in (
+        Subscriber.Status.PENDING,
+        Subscriber.Status.UNSUBSCRIBED,
+    ):
+        subscriber.status = Subscriber.Status.PENDING
+        _record_consent(
+            subscriber=subscriber,
+            ip=ip,
+            user_agent=user_agent,
+            source=source,
+            now=now,
+        )
+        subscriber.save()
+    return subscriber, created
 
 
 @transaction.atomic
@@ -114,9 +172,15 @@ def resend_confirmation(*, queryset, now: datetime | None = None) -> int:
 def confirm_subscription(
     *, subscriber: Subscriber, now: datetime | None = None
 ) -> Subscriber:
-    """Make a pending subscriber active, void their link and send the welcome email."""
+    """Make a pending subscriber active, void their link and send the welcome email.
+
+    Anyone else (active, unsubscribed since, bounced) and any suppressed address is
+    left as it is.
+    """
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-    if subscriber.status != Subscriber.Status.PENDING:
+    if subscriber.status != Subscriber.Status.PENDING or is_suppressed(
+        subscriber.email
+    ):
         return subscriber
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = now or timezone.now()
@@ -220,7 +284,11 @@ def update_profile(*, subscriber: Subscriber, name: str) -> Subscriber:
 @transaction.atomic
 def request_login_link(*, email: str) -> Subscriber | None:
     """Email a sign-in link to the address if it belongs to a subscriber."""
-    subscriber = Subscriber.objects.filter(email=email.strip().lower()).first()
+    try:
+        email = normalise_email(email)
+    except InvalidAddress:
+        return None
+    subscriber = Subscriber.objects.filter(email=email).first()
     if subscriber is not None:
         tasks.send_login_email.delay_on_commit(subscriber.pk)
     return subscriber

@@ -21,21 +21,41 @@ def make_confirmation_token(subscriber: Subscriber) -> str:
     )
 
 
-def read_confirmation_token(token: str) -> Subscriber | None:
-    """Return the pending subscriber a confirmation token names, or None.
-
-    None for a forged, expired (7 days) or already used token: confirming clears the
-    nonce the token carries.
-    """
+def _load_confirmation_token(token: str) -> tuple[int, str] | None:
     try:
         pk, nonce = signing.loads(
             token, salt=_CONFIRM_SALT, max_age=CONFIRMATION_MAX_AGE
         )
     except (signing.BadSignature, ValueError, TypeError):
         return None
-    if not nonce:
+    return pk, nonce
+
+
+def read_confirmation_token(token: str) -> Subscriber | None:
+    """Return the pending subscriber a confirmation token names, or None.
+
+    None for a forged, expired (7 days) or already used token: confirming clears the
+    nonce the token carries.
+    """
+    loaded = _load_confirmation_token(token)
+    if loaded is None or not loaded[1]:
         return None
+    pk, nonce = loaded
     return Subscriber.objects.filter(pk=pk, confirmation_nonce=nonce).first()
+
+
+def read_used_confirmation_token(token: str) -> Subscriber | None:
+    """Return the active subscriber a genuine, unexpired confirmation token names.
+
+    For a link clicked again after it confirmed: the signature proves Quire sent it,
+    so the person may be told they are confirmed. None for anything else.
+    """
+    loaded = _load_confirmation_token(token)
+    if loaded is None:
+        return None
+    return Subscriber.objects.filter(
+        pk=loaded[0], status=Subscriber.Status.ACTIVE
+    ).first()
 
 
 def _login_marker(subscriber: Subscriber) -> int:

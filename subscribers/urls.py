@@ -8,6 +8,11 @@ urlpatterns = [
     path("subscribe/", views.subscribe, name="subscribe"),
     path("subscribe/confirm/<str:token>/", views.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path(
+        "unsubscribe/<str:token>/resubscribe/",
+        views.resubscribe_by_token,
+        name="resubscribe_by_token",
+    ),
     path("account/", views.account, name="account"),
     path("account/login/", views.login, name="login"),
     path("account/login/<str:token>/", views.login_link, name="login_link"),

@@ -11,6 +11,7 @@ import stripe
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -19,7 +20,11 @@ from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
 from .ratelimit import client_ip, over_limit
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
-from .tokens import read_confirmation_token, read_login_token
+from .tokens import (
+    read_confirmation_token,
+    read_login_token,
+    read_used_confirmation_token,
+)
 
 # Per client IP and per address, in attempts per hour.
 SUBSCRIBE_LIMIT_PER_IP = 20
@@ -79,32 +84,103 @@ def subscribe(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows a Confirm button (link scanners change nothing); POST confirms."""
+    """GET shows a Confirm button (link scanners change nothing); POST confirms.
+
+    The link confirms once. Clicked again by someone it confirmed, it says so and
+    changes nothing (and signs nobody in: the link may have been forwarded).
+    """
     subscriber = read_confirmation_token(token)
     if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+        confirmed = read_used_confirmation_token(token)
+        if confirmed is not None:
+            return render(
+                request,
+                "subscribers/confirm_already.html",
+                {"subscriber": confirmed},
+            )
         return render(request, "subscribers/confirm_invalid.html", status=404)
     if request.method == "GET":
         return render(request, "subscribers/confirm.html", {"token": token})
     subscriber = services.confirm_subscription(subscriber=subscriber)
+    if subscriber.status != Subscriber.Status.ACTIVE:  # suppressed meanwhile
+        return render(request, "subscribers/confirm_invalid.html", status=404)
     # Following the link proves the address is theirs, as a sign-in link would.
     sign_in_subscriber(request, subscriber)
     return render(request, "subscribers/confirmed.html", {"subscriber": subscriber})
 
 
+def _unsubscribe_context(token: str, subscriber: Subscriber | None) -> dict:
+    receiving = subscriber is not None and subscriber.status in (
+        Subscriber.Status.ACTIVE,
+        Subscriber.Status.PENDING,
+    )
+    return {
+        "token": token,
+        "subscriber": subscriber,
+        "receiving": receiving,
+        # Only someone who left by choice is offered the way back; a bounced or
+        # suppressed address could not subscribe again anyway.
+        "can_resubscribe": subscriber is not None
+        and subscriber.status == Subscriber.Status.UNSUBSCRIBED
+        and not services.is_suppressed(subscriber.email),
+    }
+
+
 @csrf_exempt  # RFC 8058 one-click: mail providers POST with no cookie, no token
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows an Unsubscribe button; POST unsubscribes at once.
+    """GET names the address and shows an Unsubscribe button; POST unsubscribes.
 
     The one-click POST (body ``List-Unsubscribe=One-Click``) lands here too. An
-    unknown token and a repeated POST get the same 200 answer.
+    unknown token gets the neutral page that names nobody, and changes nothing.
     """
-    if request.method == "GET":
-        return render(request, "subscribers/unsubscribe.html", {"token": token})
     subscriber = Subscriber.objects.filter(token=token).first()
+    if request.method == "GET":
+        return render(
+            request,
+            "subscribers/unsubscribe.html",
+            _unsubscribe_context(token, subscriber),
+        )
     if subscriber is not None:
-        services.unsubscribe_subscriber(subscriber=subscriber)
-    return render(request, "subscribers/unsubscribed.html")
+        subscriber = services.unsubscribe_subscriber(subscriber=subscriber)
+    return render(
+        request,
+        "subscribers/unsubscribed.html",
+        _unsubscribe_context(token, subscriber),
+    )
+
+
+# The secret token in the address is the only authority here (no session or cookie
+# is read), so a cross-site form gains nothing; and without a CSRF cookie the page
+# answering a one-click POST sets no cookie on the mail provider.
+@csrf_exempt
+@require_POST
+def resubscribe_by_token(request: HttpRequest, token: str) -> HttpResponse:
+    """Start a fresh double opt-in for the address an unsubscribe link names.
+
+    Never re-activates at once: a confirmation email goes out, as from the
+    subscribe form, under the same rate limits.
+    """
+    ip = client_ip(request)
+    if over_limit(f"subscribe:ip:{ip}", limit=SUBSCRIBE_LIMIT_PER_IP, window=HOUR):
+        return _too_many(request)
+    subscriber = Subscriber.objects.filter(token=token).first()
+    if subscriber is None or subscriber.status != Subscriber.Status.UNSUBSCRIBED:
+        # Unknown tokens and anyone already back: the unsubscribe page says where
+        # things stand (and names nobody for an unknown token).
+        return redirect(reverse("subscribers:unsubscribe", args=[token]))
+    if not over_limit(
+        f"subscribe:address:{subscriber.email}",
+        limit=SUBSCRIBE_LIMIT_PER_ADDRESS,
+        window=HOUR,
+    ):
+        services.subscribe(
+            email=subscriber.email,
+            ip=ip or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            form="form:/unsubscribe/",
+        )
+    return render(request, "subscribers/check_inbox.html", {"email": subscriber.email})
 
 
 @require_http_methods(["GET", "POST"])

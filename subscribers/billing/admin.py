@@ -55,7 +55,13 @@ class TierAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_members=Count("members"))
+        # Django leaves Meta.ordering out of a GROUP BY query: keep the tiers'.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_members=Count("members"))
+            .order_by(*Tier._meta.ordering)
+        )
 
     @admin.display(description="members", ordering="_members")
     def member_count(self, tier):

@@ -1,5 +1,7 @@
 from django import forms
 
+from subscribers.forms import AddressField
+
 from .models import Tier
 from .money import format_amount, parse_amount
 
@@ -11,8 +13,10 @@ class CheckoutForm(forms.Form):
     interval = forms.ChoiceField(
         choices=Tier.Interval.choices, widget=forms.HiddenInput
     )
-    email = forms.EmailField(
+    email = AddressField(
+        max_length=254,
         required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
         help_text="Your receipt and the paid issues go to this address.",
     )
     amount = forms.CharField(required=False, max_length=20)

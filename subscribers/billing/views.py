@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from subscribers import services as subscriber_services
+from subscribers.ratelimit import client_ip
 from subscribers.sessions import current_subscriber, sign_in_subscriber
 
 from . import services, stripe_api
@@ -75,9 +77,17 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         return pricing(request, form=form)
     new_subscriber = False
     if subscriber is None:
-        subscriber, new_subscriber = services.subscriber_for_checkout(
-            email=form.cleaned_data["email"]
-        )
+        try:
+            subscriber, new_subscriber = subscriber_services.subscriber_for_payment(
+                email=form.cleaned_data["email"],
+                ip=client_ip(request) or None,
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                source="checkout:/pricing/",
+            )
+        except subscriber_services.AddressRefused as exc:
+            form.add_error("email", str(exc))
+            request.method = "GET"
+            return pricing(request, form=form)
     base = request.build_absolute_uri("/").rstrip("/")
     try:
         session = services.create_checkout_session(

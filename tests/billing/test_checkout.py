@@ -1,8 +1,13 @@
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
+from newsletter.models import Publication
 from subscribers.billing.models import Membership, StripeEvent, Tier
-from subscribers.models import Subscriber
+from subscribers.billing.views import CHECKOUT_SESSION_KEY
+from subscribers.models import Subscriber, Suppression, hash_email
+from subscribers.services import suppress_address
 from subscribers.sessions import SESSION_KEY
 from tests.billing.stripe_fake import make_event
 from tests.factories.subscribers import SubscriberFactory
@@ -256,3 +261,186 @@ def test_manage_billing_without_a_subscription_goes_to_pricing(client, stripe_se
 
     assert response.status_code == 302 and response["Location"] == "/pricing/"
     assert not Membership.objects.exists()
+
+
+def _pay(client, fake_stripe, deliver, commit, email, **post):
+    """Post the pricing form for email, pay at Stripe and deliver the webhook."""
+    response = client.post(
+        "/pricing/subscribe/", {"interval": "month", "email": email, **post}
+    )
+    assert response.status_code == 303
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    fake_stripe.complete_checkout(session_id)
+    with commit(execute=True):
+        assert (
+            deliver(
+                make_event(
+                    "checkout.session.completed",
+                    fake_stripe.session_object(session_id),
+                )
+            ).status_code
+            == 200
+        )
+    return session_id
+
+
+def test_a_suppressed_address_is_refused_at_checkout_and_nothing_is_made(
+    client, fake_stripe, stripe_settings, tier
+):
+    publication = Publication.load()
+    publication.sender_email = "editor@gradient.example"
+    publication.save()
+    Suppression.objects.create(
+        email_hash=hash_email("gone@example.org"), reason="deleted"
+    )
+    bounced = SubscriberFactory(email="bounced@example.org")
+    suppress_address(email="bounced@example.org", reason="bounced")
+
+    for email in (" Gone@Example.ORG ", "bounced@example.org"):
+        response = client.post(
+            "/pricing/subscribe/",
+            {"tier": tier.pk, "interval": "month", "email": email},
+        )
+
+        assert response.status_code == 400
+        page = response.content.decode()
+        assert "This address cannot subscribe here; contact" in page
+        assert "editor@gradient.example" in page
+    assert list(Subscriber.objects.values_list("pk", "status")) == [
+        (bounced.pk, "bounced")
+    ]
+    assert fake_stripe.requests == []
+    assert CHECKOUT_SESSION_KEY not in client.session
+
+
+def test_checkout_keeps_a_consent_record_for_a_new_reader(
+    client, fake_stripe, stripe_settings, tier
+):
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "  New@Example.ORG "},
+        HTTP_USER_AGENT="Mozilla/5.0 test",
+        REMOTE_ADDR="198.51.100.7",
+    )
+
+    assert response.status_code == 303
+    subscriber = Subscriber.objects.get()
+    assert subscriber.email == "new@example.org"
+    assert subscriber.status == Subscriber.Status.PENDING
+    assert subscriber.consent_source == "checkout:/pricing/"
+    assert subscriber.consent_ip == "198.51.100.7"
+    assert subscriber.consent_user_agent == "Mozilla/5.0 test"
+    assert subscriber.consent_at is not None
+    assert subscriber.consent_text_version == str(
+        Publication.load().consent_text_version
+    )
+    assert not Subscriber.objects.receiving().exists()
+
+
+def test_an_address_the_form_refuses_is_refused_at_checkout_too(
+    client, fake_stripe, stripe_settings, tier
+):
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "ada@example..org"},
+    )
+
+    assert response.status_code == 400
+    assert not Subscriber.objects.exists()
+    assert fake_stripe.requests == []
+
+
+def test_a_new_reader_who_pays_is_confirmed_and_welcomed_by_email(
+    client, fake_stripe, stripe_settings, tier, deliver, smtp_settings,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    _pay(client, fake_stripe, deliver, django_capture_on_commit_callbacks,
+         "paid@example.org", tier=tier.pk)  # fmt: skip
+
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+    assert subscriber.confirmed_at is not None
+    assert list(Subscriber.objects.receiving()) == [subscriber]
+    received = {m.message["Subject"]: m.rcpt_tos for m in smtp_settings.messages}
+    assert received == {
+        "Welcome to Quire": ["paid@example.org"],
+        "Welcome to Supporter: thank you for your support": ["paid@example.org"],
+    }
+
+
+def test_paying_after_signing_up_voids_the_pending_confirmation_link(
+    client, fake_stripe, stripe_settings, tier, deliver, mailoutbox,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/subscribe/", {"email": "ada@example.org", "page": "/"})
+    (confirmation,) = mailoutbox
+    link = re.search(r"https?://[^/\s]+(/subscribe/confirm/\S+/)", confirmation.body)
+
+    _pay(client, fake_stripe, deliver, django_capture_on_commit_callbacks,
+         "ada@example.org", tier=tier.pk)  # fmt: skip
+
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == Subscriber.Status.ACTIVE
+    assert subscriber.confirmation_nonce == ""
+    assert [m.subject for m in mailoutbox].count("Welcome to Quire") == 1
+    again = client.post(link.group(1))
+    assert "You're already confirmed" in again.content.decode()
+    assert [m.subject for m in mailoutbox].count("Welcome to Quire") == 1
+
+
+@pytest.mark.parametrize("reason", ["bounced", "complained", "deleted"])
+def test_a_checkout_completed_after_the_address_was_suppressed_does_not_activate_it(
+    client, fake_stripe, stripe_settings, tier, deliver, smtp_settings, reason,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "ada@example.org"},
+    )
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    suppress_address(email="ada@example.org", reason=reason)
+    fake_stripe.complete_checkout(session_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            make_event(
+                "checkout.session.completed", fake_stripe.session_object(session_id)
+            )
+        )
+
+    assert not Subscriber.objects.receiving().exists()
+    assert not Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).exists()
+    if reason == "deleted":
+        assert not Subscriber.objects.exists()
+    subjects = [m.message["Subject"] for m in smtp_settings.messages]
+    assert "Welcome to Quire" not in subjects
+
+
+def test_a_checkout_completed_for_an_address_on_the_suppression_list_keeps_it_pending(
+    client, fake_stripe, stripe_settings, tier, deliver, smtp_settings,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "ada@example.org"},
+    )
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    # On the list by its hash only (as a suppression list carries it), the
+    # subscriber row itself untouched.
+    Suppression.objects.create(
+        email_hash=hash_email("ada@example.org"), reason="complained"
+    )
+    fake_stripe.complete_checkout(session_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            make_event(
+                "checkout.session.completed", fake_stripe.session_object(session_id)
+            )
+        )
+
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+    assert not Subscriber.objects.receiving().exists()
+    subjects = [m.message["Subject"] for m in smtp_settings.messages]
+    assert "Welcome to Quire" not in subjects

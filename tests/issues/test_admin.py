@@ -189,6 +189,23 @@ def test_paper_autocomplete_finds_papers_for_the_citation_picker(admin_client):
     assert [r["text"] for r in response.json()["results"]] == ["Masked Autoencoders"]
 
 
+def test_paper_autocomplete_pages_through_the_newest_papers_first(admin_client):
+    for year, title in [(2019, "Masked B"), (2023, "Masked C"), (2023, "Masked A")]:
+        PaperFactory(title=title, year=year)
+    PaperFactory.create_batch(20, title="Masked old", year=2001)
+    query = {"term": "Masked", "app_label": "issues", "model_name": "citation",
+             "field_name": "paper"}  # fmt: skip
+
+    first = admin_client.get("/admin/autocomplete/", query).json()
+    second = admin_client.get("/admin/autocomplete/", {**query, "page": 2}).json()
+
+    titles = [r["text"] for r in first["results"]]
+    assert titles[:3] == ["Masked A", "Masked C", "Masked B"]
+    assert first["pagination"]["more"] is True
+    ids = [r["id"] for r in first["results"] + second["results"]]
+    assert len(ids) == len(set(ids)) == 23
+
+
 # --- The editor's endpoints -----------------------------------------------------------
 
 

@@ -98,3 +98,58 @@ def test_ensure_admin_creates_one_admin_and_prints_its_login(monkeypatch, capsys
     admins = get_user_model().objects.filter(is_superuser=True)
     assert admins.count() == 1
     assert admins.get().check_password("correct-horse-battery")
+
+
+def test_the_running_banner_repeats_the_generated_admin_login_next_to_the_address(
+    monkeypatch, capsys, settings, tmp_path
+):
+    from newsletter.management.commands.runall import banner
+
+    monkeypatch.delenv("QUIRE_ADMIN_PASSWORD", raising=False)
+    settings.VAR_DIR = tmp_path
+    call_command("ensure_admin")
+    printed = capsys.readouterr().out.strip()
+    password = (tmp_path / "admin-password").read_text()
+
+    text = banner(addr="127.0.0.1", port=8000)
+
+    assert printed == f"Admin login: username admin  password {password}"
+    assert "Quire is running at http://127.0.0.1:8000/" in text
+    assert "admin: http://127.0.0.1:8000/admin/" in text
+    assert printed in text.splitlines()
+
+
+def test_the_running_banner_says_when_the_admin_password_was_changed(
+    monkeypatch, capsys, settings, tmp_path
+):
+    from django.contrib.auth import get_user_model
+
+    from newsletter.management.commands.runall import banner
+
+    monkeypatch.setenv("QUIRE_ADMIN_PASSWORD", "correct-horse-battery")
+    settings.VAR_DIR = tmp_path
+    call_command("ensure_admin")
+    admin = get_user_model().objects.get()
+    admin.set_password("something-else-now")
+    admin.save()
+    capsys.readouterr()
+
+    call_command("ensure_admin")
+    printed = capsys.readouterr().out.strip()
+    text = banner(addr="127.0.0.2", port=9000)
+
+    assert "correct-horse-battery" not in text
+    assert printed in text.splitlines()
+    assert "Admin login: username admin (password changed since" in text
+    assert "http://127.0.0.2:9000/" in text
+
+
+def test_the_running_banner_without_an_admin_prints_no_login(settings, tmp_path):
+    from newsletter.management.commands.runall import banner
+
+    settings.VAR_DIR = tmp_path
+
+    text = banner(addr="127.0.0.1", port=8000)
+
+    assert "Quire is running at http://127.0.0.1:8000/" in text
+    assert "Admin login" not in text

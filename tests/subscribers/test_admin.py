@@ -139,3 +139,22 @@ def test_publication_admin_bumps_the_consent_version_when_the_text_changes(staff
     staff.post(url, {**data, "consent_text": "New wording."})
     publication.refresh_from_db()
     assert publication.consent_text_version == 2
+
+
+def test_the_admin_form_checks_and_normalises_the_address(staff):
+    add = reverse("admin:subscribers_subscriber_add")
+    form = {"name": "", "status": "active", "source": "admin"}
+    SubscriberFactory(email="ada@example.org")
+
+    typo = staff.post(add, {**form, "email": "ada@example..org"})
+    taken = staff.post(add, {**form, "email": " ADA@Example.org "})
+    added = staff.post(add, {**form, "email": "  Grace@Example.ORG "})
+
+    assert typo.status_code == taken.status_code == 200
+    assert "two periods in a row" in typo.content.decode()
+    assert "already exists" in taken.content.decode()
+    assert added.status_code == 302
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "ada@example.org",
+        "grace@example.org",
+    ]

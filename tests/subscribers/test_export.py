@@ -16,7 +16,8 @@ def test_export_command_writes_status_dates_and_consent(tmp_path):
 
     call_command("export_subscribers", "--output", str(out))
 
-    rows = list(csv.DictReader(out.open()))
+    with out.open(newline="") as exported:
+        rows = list(csv.DictReader(exported))
     assert [r["email"] for r in rows] == ["ada@example.org", "left@example.org"]
     assert rows[0]["status"] == "active" and rows[0]["name"] == "Ada"
     assert rows[0]["consent_ip"] == "192.0.2.1"

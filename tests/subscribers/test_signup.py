@@ -1,11 +1,13 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.models import Publication
 from subscribers.models import Subscriber, Suppression, hash_email
+from subscribers.sessions import SESSION_KEY
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
 
 from .conftest import link_in
@@ -191,6 +193,78 @@ def test_a_confirm_link_works_once(client, commit, mailoutbox):
 
     assert again.status_code == 404
     assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+
+
+def test_a_reused_confirm_link_says_already_confirmed_and_changes_nothing(
+    client, commit, mailoutbox
+):
+    post_subscribe(client, commit, "ada@example.org")
+    path = link_in(mailoutbox[0], r"/subscribe/confirm/\S+/")
+    with commit():
+        client.post(path)
+    confirmed = Subscriber.objects.values_list(
+        "status", "confirmed_at", "confirmation_nonce"
+    ).get()
+    elsewhere = Client()  # the link forwarded, or opened in another browser
+
+    with commit():
+        shown = elsewhere.get(path)
+        posted = elsewhere.post(path)
+
+    for response in (shown, posted):
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "You're already confirmed" in page
+        assert "ada@example.org is subscribed" in page
+        assert ">Confirm</button>" not in page
+    assert (
+        Subscriber.objects.values_list(
+            "status", "confirmed_at", "confirmation_nonce"
+        ).get()
+        == confirmed
+    )
+    assert len(mailoutbox) == 2  # the confirmation and one welcome, nothing more
+    # A reused link signs nobody in.
+    assert SESSION_KEY not in elsewhere.session
+    assert elsewhere.get(reverse("subscribers:account")).status_code == 302
+
+
+def test_a_reused_confirm_link_does_not_bring_back_someone_who_left(
+    client, commit, mailoutbox
+):
+    post_subscribe(client, commit, "ada@example.org")
+    path = link_in(mailoutbox[0], r"/subscribe/confirm/\S+/")
+    with commit():
+        client.post(path)
+    sub = Subscriber.objects.get()
+    client.post(reverse("subscribers:unsubscribe", args=[sub.token]))
+
+    with commit():
+        shown = client.get(path)
+        posted = client.post(path)
+
+    assert shown.status_code == posted.status_code == 404
+    assert b"This link no longer works" in posted.content
+    assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
+    assert len(mailoutbox) == 2
+
+
+def test_a_confirm_link_does_not_activate_an_address_suppressed_since(
+    client, commit, mailoutbox
+):
+    post_subscribe(client, commit, "ada@example.org")
+    path = link_in(mailoutbox[0], r"/subscribe/confirm/\S+/")
+    Suppression.objects.create(
+        email_hash=hash_email("ada@example.org"), reason="complained"
+    )
+
+    with commit():
+        response = client.post(path)
+
+    assert response.status_code == 404
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+    assert len(mailoutbox) == 1
+    assert SESSION_KEY not in client.session
 
 
 def test_a_confirm_link_expires_after_seven_days(client, commit, mailoutbox):

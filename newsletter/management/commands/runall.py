@@ -8,6 +8,22 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from newsletter.admin_login import find_admin_login
+
+
+def banner(*, addr: str, port: int) -> str:
+    """Return what runall prints once the web server answers."""
+    # ensure_admin printed the login before the workers' logs scrolled it away,
+    # so it is repeated here, next to the address.
+    login = find_admin_login()
+    return (
+        f"\nQuire is running at http://{addr}:{port}/  "
+        f"(admin: http://{addr}:{port}/admin/, "
+        f"outbox: {settings.EMAIL_OUTBOX_DIR})\n"
+        + (f"{login}\n" if login is not None else "")
+        + "Press Ctrl-C to stop the web server, worker and beat.\n"
+    )
+
 
 class Command(BaseCommand):
     help = (
@@ -58,14 +74,7 @@ class Command(BaseCommand):
                         stopping = True
                 if not announced and _listening(addr, port):
                     announced = True
-                    self.stdout.write(
-                        self.style.SUCCESS(
-                            f"\nQuire is running at http://{addr}:{port}/  "
-                            f"(admin: http://{addr}:{port}/admin/, "
-                            f"outbox: {settings.EMAIL_OUTBOX_DIR})\n"
-                            "Press Ctrl-C to stop the web server, worker and beat.\n"
-                        )
-                    )
+                    self.stdout.write(self.style.SUCCESS(banner(addr=addr, port=port)))
                 time.sleep(0.3)
         finally:
             for proc in procs.values():

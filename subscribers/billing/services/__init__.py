@@ -7,13 +7,14 @@
 - ``feeds``: the member's private feed secret.
 
 Callers use the names re-exported here (``from subscribers.billing import services``).
+Subscribers themselves are written only through ``subscribers.services`` (the
+address rules, the suppression list and the consent record live there).
 """
 
 from .checkout import (
     cancel_subscription_for_erasure,
     create_checkout_session,
     create_portal_session,
-    subscriber_for_checkout,
 )
 from .events import (
     HANDLED_EVENT_TYPES,
@@ -56,6 +57,5 @@ __all__ = [
     "record_stripe_event_failure",
     "requeue_stripe_events",
     "reset_feed_token",
-    "subscriber_for_checkout",
     "sync_subscription",
 ]

@@ -2,25 +2,10 @@
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-
 from subscribers.models import Subscriber
 
 from .. import stripe_api
 from ..models import Membership, Tier
-
-
-def subscriber_for_checkout(*, email: str) -> tuple[Subscriber, bool]:
-    """Return the subscriber paying with this address, creating a pending one."""
-    email = email.strip().lower()
-    try:
-        with transaction.atomic():
-            return Subscriber.objects.get_or_create(
-                email=email,
-                defaults={"status": Subscriber.Status.PENDING},
-            )
-    except IntegrityError:
-        return Subscriber.objects.get(email=email), False
 
 
 def create_checkout_session(

@@ -6,6 +6,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from subscribers import services as subscriber_services
 from subscribers.models import Subscriber
 
 from .. import tasks
@@ -129,11 +130,10 @@ class StripeEventHandler:
         if subscriber is None:
             logger.warning("Checkout %s names no known subscriber", self.obj.get("id"))
             return
-        if subscriber.status == Subscriber.Status.PENDING:
-            # Paying through Checkout with this address confirms it.
-            subscriber.status = Subscriber.Status.ACTIVE
-            subscriber.confirmed_at = subscriber.confirmed_at or timezone.now()
-            subscriber.save(update_fields=["status", "confirmed_at"])
+        # Paying through Checkout with this address confirms it, as the link in
+        # the confirmation email would; someone who left or was suppressed since
+        # the checkout began stays as they are.
+        subscriber = subscriber_services.confirm_subscription(subscriber=subscriber)
         self.applied = sync_subscription(
             subscription_id=_object_id(self.obj["subscription"]),
             subscriber=subscriber,
