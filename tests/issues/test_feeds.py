@@ -20,9 +20,7 @@ A chart ![chart](/media/chart.png), a [tag](/tags/vision/), a note[^1] and
 
 
 @pytest.mark.parametrize("feed", ["issues:feed_rss", "issues:feed_atom"])
-def test_feed_addresses_and_item_links_are_absolute_on_site_url(
-    client, settings, feed
-):
+def test_feed_addresses_and_item_links_are_absolute_on_site_url(client, settings, feed):
     settings.SITE_URL = "https://news.example"
     PaperFactory(slug="convnext", arxiv_id="2201.03545", title="ConvNeXt")
     IssueFactory(slug="trends", published=True, body=BODY)
