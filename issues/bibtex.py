@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from django.conf import settings
+from newsletter.links import absolute_url
 
 from .models import Issue, Paper
 
@@ -84,7 +84,7 @@ def issue_bibtex(issue: Issue, papers: Iterable[Paper], *, publication: str) -> 
             ("howpublished", publication),
             ("year", f"{date:%Y}"),
             ("month", f"{date:%b}".lower()),
-            ("url", f"{settings.SITE_URL}{issue.get_absolute_url()}"),
+            ("url", absolute_url(issue.get_absolute_url())),
         ],
     )
     rest = papers_bibtex(papers)

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.html import escape
 
+from newsletter.links import absolute_url, absolutize
 from newsletter.models import Publication
 
 from .models import Issue
 from .reading import public_description, readable_body
+from .rendering import without_heading_anchors
 
 FEED_LENGTH = 20
 
 
 class IssuesFeed(Feed):
+    """The published issues; every address in it is absolute, on SITE_URL.
+
+    Django would otherwise fill in the host the feed was requested on, which is not
+    the site's public address behind a proxy or when fetched by the server itself.
+    """
+
     description_template = None
+    # Columns item_description never reads (the public feed shows free parts only).
+    unread_fields = ("body", "body_html")
+
+    def get_feed(self, obj, request):
+        feed = super().get_feed(obj, request)
+        feed.feed["feed_url"] = absolute_url(request.path)
+        return feed
 
     def get_object(self, request, *args, **kwargs) -> Publication:
         return Publication.load()
@@ -28,24 +42,35 @@ class IssuesFeed(Feed):
         return obj.description or f"New issues of {obj.name}"
 
     def link(self) -> str:
-        return "/"
+        return absolute_url("/")
 
     def items(self):
         # Feeds are public: never drafts, never scheduled, whoever asks.
         return (
             Issue.objects.published()
             .prefetch_related("tags")
-            .defer("body", "body_html")[:FEED_LENGTH]
+            .defer(*self.unread_fields)[:FEED_LENGTH]
         )
 
     def item_title(self, item: Issue) -> str:
         return item.title
 
+    def item_link(self, item: Issue) -> str:
+        return absolute_url(item.get_absolute_url())
+
+    def item_html(self, item: Issue, html: str) -> str:
+        """Return stored issue HTML as a feed reader needs it: links absolute."""
+        # Stored HTML links site-relative, and a feed reader shows it away from the
+        # site; footnote links point into the issue's page.
+        return absolutize(
+            without_heading_anchors(html), base=self.item_link(item), fragments=True
+        )
+
     def item_description(self, item: Issue) -> str:
         body = readable_body(item, paid_access=False)
-        html = body.html
+        html = self.item_html(item, body.html)
         if body.locked:
-            url = escape(f"{settings.SITE_URL}{item.get_absolute_url()}")
+            url = escape(self.item_link(item))
             html += (
                 '<p class="paywall-teaser"><em>'
                 + ("The rest of this issue" if html else "This issue")
@@ -66,7 +91,7 @@ class IssuesFeed(Feed):
         return [tag.name for tag in item.tags.all()]
 
     def item_guid(self, item: Issue) -> str:
-        return f"{settings.SITE_URL}{item.get_absolute_url()}"
+        return self.item_link(item)
 
     item_guid_is_permalink = True
 

@@ -304,11 +304,14 @@ class Issue(models.Model):
 
         pages.clear()
 
-    def render(self):
-        """Render body into the stored HTML fields; return the RenderedBody."""
+    def render(self, *, papers: dict | None = None):
+        """Render body into the stored HTML fields; return the RenderedBody.
+
+        papers: the cited papers already looked up (see render_issue_body).
+        """
         from .rendering import render_issue_body
 
-        rendered = render_issue_body(self.body)
+        rendered = render_issue_body(self.body, papers=papers)
         self.body_html = rendered.body_html
         self.free_html = rendered.free_html
         self.paid_html = rendered.paid_html

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from .models import Citation, Issue, Paper
 from .pagecache import pages
-from .rendering import Reference, RenderedBody, paper_keys
+from .rendering import (
+    Reference,
+    RenderedBody,
+    find_references,
+    paper_keys,
+    render_markdown,
+    resolve_references,
+    split_paywall,
+)
+
+# What Issue.render() fills in from the body.
+RENDERED_ISSUE_FIELDS = [
+    "body_html", "free_html", "paid_html", "public_text", "word_count",
+]  # fmt: skip
 
 
 @transaction.atomic
@@ -70,12 +85,83 @@ def rerender_issues_citing(
             rendered = issue.render()
             issue.updated = now
             record_citations(issue=issue, rendered=rendered)
-        Issue.objects.bulk_update(
-            issues,
-            ["body_html", "free_html", "paid_html", "public_text", "word_count",
-             "updated"],
-        )  # fmt: skip
+        Issue.objects.bulk_update(issues, [*RENDERED_ISSUE_FIELDS, "updated"])
     # bulk_update skips Issue.save, which forgets this process's cached pages.
     if issues:
         pages.clear()
     return len(issues)
+
+
+@dataclass(frozen=True)
+class Rerendered:
+    issues: int
+    issues_changed: int
+    papers: int
+    papers_changed: int
+
+
+def _chunks(queryset, size: int):
+    """Yield lists of rows in primary-key order, one query per chunk."""
+    last = None
+    while True:
+        rows = queryset.order_by("pk")
+        if last is not None:
+            rows = rows.filter(pk__gt=last)
+        rows = list(rows[:size])
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].pk
+
+
+def _rerender_issue_chunk(issues: list[Issue]) -> list[Issue]:
+    """Render a chunk of issues with one paper lookup; return those that changed."""
+    references = set()
+    for issue in issues:
+        free_md, paid_md = split_paywall(issue.body)
+        references.update(find_references(free_md))
+        references.update(find_references(paid_md or ""))
+    papers = resolve_references(references)
+    changed = []
+    for issue in issues:
+        before = [getattr(issue, name) for name in RENDERED_ISSUE_FIELDS]
+        issue.render(papers=papers)
+        if before != [getattr(issue, name) for name in RENDERED_ISSUE_FIELDS]:
+            changed.append(issue)
+    return changed
+
+
+def rerender_stored_html(*, chunk_size: int = 200) -> Rerendered:
+    """Render every issue body and paper summary again, storing what changed.
+
+    For HTML stored by an older version (absolute links to an earlier address, a
+    renderer since improved). Rows are written in bulk, chunk by chunk, without
+    save(): citations and "updated" stay as they are, since the Markdown, and so
+    what readers see, has not changed.
+    """
+    issues = changed_issues = 0
+    fields = ["pk", "body", "access", *RENDERED_ISSUE_FIELDS]
+    for chunk in _chunks(Issue.objects.only(*fields), chunk_size):
+        with transaction.atomic():
+            changed = _rerender_issue_chunk(chunk)
+            Issue.objects.bulk_update(changed, RENDERED_ISSUE_FIELDS)
+        issues += len(chunk)
+        changed_issues += len(changed)
+    papers = changed_papers = 0
+    for chunk in _chunks(
+        Paper.objects.only("pk", "summary", "summary_html"), chunk_size
+    ):
+        changed = []
+        for paper in chunk:
+            html = render_markdown(paper.summary, papers={})
+            if html != paper.summary_html:
+                paper.summary_html = html
+                changed.append(paper)
+        Paper.objects.bulk_update(changed, ["summary_html"])
+        papers += len(chunk)
+        changed_papers += len(changed)
+    if changed_issues:
+        # This process's cached pages; other server processes drop theirs within
+        # QUIRE_PAGE_CACHE_SECONDS.
+        pages.clear()
+    return Rerendered(issues, changed_issues, papers, changed_papers)

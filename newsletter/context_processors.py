@@ -1,6 +1,6 @@
-from django.conf import settings
+from .links import site_url
 
 
 def site(request) -> dict:
-    """Expose the site's public address to every template."""
-    return {"SITE_URL": settings.SITE_URL}
+    """Expose the site's public address to every template (canonical tags, feeds)."""
+    return {"SITE_URL": site_url()}

@@ -55,8 +55,27 @@ else:
         "ALLOWED_HOSTS", "a comma-separated list of host names, e.g. news.example.org."
     ).split(",")
 
-# The public address of the site, used for links in emails and feeds.
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+def _local_site_url(addr: str, port: str) -> str:
+    """Return the address `make run` serves on, as a browser would type it."""
+    # Bound to every interface, the server still answers on the loopback address.
+    if addr in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 - naming it, not binding
+        addr = "127.0.0.1"
+    if ":" in addr and not addr.startswith("["):
+        addr = f"[{addr}]"
+    return f"http://{addr}:{port}"
+
+
+# The public address of the site, used for links in emails and feeds. Unset, it is
+# where `make run` (manage.py runall) binds: QUIRE_ADDR and QUIRE_PORT, which runall
+# hands to the web server, the worker and beat alike, so all three link to one place.
+SITE_URL = env.str(
+    "SITE_URL",
+    default=_local_site_url(
+        env.str("QUIRE_ADDR", default="127.0.0.1"),
+        env.str("QUIRE_PORT", default="8000"),
+    ),
+).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

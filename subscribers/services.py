@@ -3,7 +3,6 @@
 import secrets
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q
@@ -11,6 +10,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from newsletter.links import absolute_url
 from newsletter.models import Publication
 
 from . import tasks
@@ -332,10 +332,6 @@ def export_subscriber_data(*, subscriber: Subscriber) -> dict:
 # --- Emails (called by tasks) ----------------------------------------------------
 
 
-def _absolute(path: str) -> str:
-    return f"{settings.SITE_URL}{path}"
-
-
 def _send(
     *, subscriber: Subscriber, template: str, subject: str, context: dict
 ) -> None:
@@ -366,7 +362,7 @@ def send_confirmation_email(*, subscriber_id: int) -> bool:
         template="confirm",
         subject="Confirm your subscription to {publication}",
         context={
-            "confirm_url": _absolute(reverse("subscribers:confirm", args=[token]))
+            "confirm_url": absolute_url(reverse("subscribers:confirm", args=[token]))
         },
     )
     return True
@@ -384,8 +380,8 @@ def send_welcome_email(*, subscriber_id: int) -> bool:
         template="welcome",
         subject="Welcome to {publication}",
         context={
-            "account_url": _absolute(reverse("subscribers:account")),
-            "unsubscribe_url": _absolute(
+            "account_url": absolute_url(reverse("subscribers:account")),
+            "unsubscribe_url": absolute_url(
                 reverse("subscribers:unsubscribe", args=[subscriber.token])
             ),
         },
@@ -404,7 +400,7 @@ def send_login_email(*, subscriber_id: int) -> bool:
         template="login",
         subject="Your sign-in link for {publication}",
         context={
-            "login_url": _absolute(reverse("subscribers:login_link", args=[token]))
+            "login_url": absolute_url(reverse("subscribers:login_link", args=[token]))
         },
     )
     return True

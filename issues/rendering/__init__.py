@@ -7,8 +7,11 @@ The public API:
     strikethrough, fenced code highlighted by Pygments (``<pre class="highlight">``
     with Pygments' short CSS classes, styled by ``static/css/site.css``; an email
     renderer inlines that stylesheet), heading anchors, images and paper cards for
-    ``[[arxiv:…]]``, ``[[doi:…]]`` and ``[[paper:slug]]`` references. Links in paper
-    cards are absolute (``SITE_URL``), so the output works in email as it is.
+    ``[[arxiv:…]]``, ``[[doi:…]]`` and ``[[paper:slug]]`` references. Links to the
+    site are site-relative (``/papers/convnext/``), so stored HTML survives a move
+    to another address; emails and feeds make them absolute
+    (``newsletter.links.absolutize``) and drop the heading permalinks
+    (``without_heading_anchors``).
     ``papers`` maps references to ``Paper`` objects; when it is None the references
     are looked up in one query. An unknown reference renders as a visible error
     marker, never silently dropped. The result always passes through nh3 with an
@@ -39,7 +42,12 @@ from .bodies import (
     split_paywall,
 )
 from .highlighting import pygments_css
-from .markup import find_references, html_to_text, render_markdown
+from .markup import (
+    find_references,
+    html_to_text,
+    render_markdown,
+    without_heading_anchors,
+)
 from .references import (
     ARXIV_VERSION_RE,
     REFERENCE_RE,
@@ -77,4 +85,5 @@ __all__ = [
     "resolve_references",
     "sanitize",
     "split_paywall",
+    "without_heading_anchors",
 ]

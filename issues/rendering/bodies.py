@@ -41,18 +41,26 @@ def split_paywall(text: str) -> tuple[str, str | None]:
     return text[: match.start()], text[match.end() :]
 
 
-def _parse_body(text: str) -> tuple[_Parsed, _Parsed | None, dict]:
+def _parse_body(
+    text: str, papers: dict | None = None
+) -> tuple[_Parsed, _Parsed | None, dict]:
     """Parse both sides of the paywall break and look up their papers at once."""
     free_md, paid_md = split_paywall(text)
     free = _parse(free_md)
     paid = _parse(paid_md) if paid_md is not None else None
-    papers = resolve_references(free.references + (paid.references if paid else []))
+    if papers is None:
+        refs = free.references + (paid.references if paid else [])
+        papers = resolve_references(refs)
     return free, paid, papers
 
 
-def render_issue_body(text: str) -> RenderedBody:
-    """Render an issue's body, split at its paywall break, in one paper lookup."""
-    free, paid, papers = _parse_body(text)
+def render_issue_body(text: str, *, papers: dict | None = None) -> RenderedBody:
+    """Render an issue's body, split at its paywall break, in one paper lookup.
+
+    papers: the papers its references name, already looked up (for many bodies at
+    once); a reference missing from it renders as an unknown paper.
+    """
+    free, paid, papers = _parse_body(text, papers)
     free_html = _render(free, papers)
     paid_html = _render(paid, papers) if paid is not None else ""
     text_of_free = html_to_text(free_html)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -78,6 +79,16 @@ def render_markdown(
     if papers is None:
         papers = resolve_references(parsed.references)
     return _render(parsed, papers, preview=preview)
+
+
+# The permalink the anchors plugin puts in every heading: <a class="header-anchor"
+# href="#slug">#</a>, after a space. Its text is only ever the symbol.
+_HEADING_ANCHOR = re.compile(r'\s?<a\b[^>]*\bclass="header-anchor"[^>]*>[^<]*</a>')
+
+
+def without_heading_anchors(html_text: str) -> str:
+    """Return rendered HTML without the headings' permalinks (for email and feeds)."""
+    return _HEADING_ANCHOR.sub("", html_text)
 
 
 def html_to_text(html_text: str) -> str:

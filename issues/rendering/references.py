@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.db.models import Q
 from markdown_it.rules_inline import StateInline
 
@@ -91,10 +90,6 @@ def _reference_rule(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def _site_url(path: str) -> str:
-    return f"{settings.SITE_URL}{path}"
-
-
 def paper_card_html(paper: Paper) -> str:
     """Return the inline card shown where an issue references a paper."""
     esc = html.escape
@@ -110,7 +105,7 @@ def paper_card_html(paper: Paper) -> str:
         links.append(f'<a href="https://doi.org/{esc(paper.doi)}">DOI</a>')
     if paper.code_url:
         links.append(f'<a href="{esc(paper.code_url)}">code</a>')
-    href = esc(_site_url(paper.get_absolute_url()))
+    href = esc(paper.get_absolute_url())
     return (
         '<span class="paper-card">'
         f'<a class="paper-card-title" href="{href}">'
@@ -129,7 +124,7 @@ def paper_card_html(paper: Paper) -> str:
 def paper_inline_html(paper: Paper) -> str:
     """Return a reference to a paper inside a sentence: its title and a short cite."""
     esc = html.escape
-    href = esc(_site_url(paper.get_absolute_url()))
+    href = esc(paper.get_absolute_url())
     who = paper.authors[0].split()[-1] if paper.authors else ""
     if len(paper.authors) > 1:
         who += " et al."

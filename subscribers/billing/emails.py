@@ -1,10 +1,10 @@
 """The three emails paid tiers send; receipts are Stripe's."""
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from newsletter.links import absolute_url
 from newsletter.models import Publication
 
 from .models import Membership, grace_period
@@ -30,8 +30,8 @@ def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
         "subscriber": membership.subscriber,
         "tier_name": tier_name,
         "publication_name": publication.name or "Quire",
-        "account_url": settings.SITE_URL + _account_path(),
-        "pricing_url": settings.SITE_URL + reverse("billing:pricing"),
+        "account_url": absolute_url(_account_path()),
+        "pricing_url": absolute_url(reverse("billing:pricing")),
         "grace_days": grace_period().days,
         **extra,
     }

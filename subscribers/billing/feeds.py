@@ -28,11 +28,14 @@ class PrivateIssuesFeed(IssuesFeed):
             raise Http404("No such feed.")
         return Publication.load()
 
+    # Unlike the public feed, this one shows every issue in full.
+    unread_fields = ("body", "free_html", "paid_html")
+
     def title(self, obj: Publication) -> str:
         return f"{obj.name} (supporters)"
 
     def item_description(self, item) -> str:
-        return item.body_html
+        return self.item_html(item, item.body_html)
 
 
 class PrivateIssuesAtomFeed(PrivateIssuesFeed, IssuesAtomFeed):

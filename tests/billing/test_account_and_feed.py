@@ -97,3 +97,27 @@ def test_the_private_feed_closes_when_access_ends_or_the_address_is_reset(
     )
     assert client.get(f"/feed/private/{new}/").status_code == 404
     assert client.get("/feed/private/made-up-token/").status_code == 404
+
+
+def test_the_private_feed_links_everything_on_site_url(client, paid_member, settings):
+    from tests.support.links import feed_links
+
+    settings.SITE_URL = "https://news.example"
+    IssueFactory(
+        published=True,
+        slug="paid-feed",
+        body="Free [home](/).\n\n<!-- paywall -->\n\nPaid ![chart](/media/chart.png).",
+    )
+    subscriber, _ = paid_member()
+    sign_in(client, subscriber)
+    client.get("/account/")  # the feed's address is made when first shown
+    token = Membership.objects.get(subscriber=subscriber).feed_token
+
+    for url in (f"/feed/private/{token}/", f"/feed/private/{token}/atom/"):
+        own, inside = feed_links(client.get(url).content.decode())
+
+        assert f"https://news.example{url}" in own
+        assert "https://news.example/issues/paid-feed/" in own
+        assert all(link.startswith("https://news.example/") for link in own), own
+        assert "https://news.example/media/chart.png" in inside
+        assert all(link.startswith("https://news.example/") for link in inside)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import secrets
 
 import css_inline
-from django.conf import settings
 from django.template.loader import render_to_string
 
 from issues.models import Issue
+from issues.rendering import without_heading_anchors
 from newsletter.models import Publication
 
 from ..models import Delivery
@@ -31,11 +31,12 @@ from .headers import (
     message_id_for,
 )
 from .links import (
-    _pricing_url,
-    _unsubscribe_url_parts,
     absolute_url,
     absolutize,
+    account_url,
+    pricing_url,
     unsubscribe_url,
+    unsubscribe_url_parts,
 )
 from .mime import (
     PH_EMAIL,
@@ -57,6 +58,7 @@ __all__ = [
     "Recipient",
     "absolute_url",
     "absolutize",
+    "account_url",
     "clean_header_text",
     "dot_stuff",
     "encode_header",
@@ -88,6 +90,13 @@ def _email_css() -> str:
     return pygments_css()
 
 
+def _email_body(body_html: str, *, web_url: str) -> str:
+    """Return stored issue HTML ready for email: absolute links, no permalinks."""
+    # Stored HTML links site-relative (/papers/…/); a mail program has no site to
+    # resolve them against. Heading permalinks only make sense on the web page.
+    return absolutize(without_heading_anchors(body_html), base=web_url)
+
+
 def render_segment(*, issue: Issue, segment: str, test: bool = False) -> PreparedEmail:
     """Render the issue's email for one audience segment (free or paid), once."""
     publication = Publication.load()
@@ -96,14 +105,15 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
     context = {
         "publication": publication,
         "issue": issue,
-        "body_html": absolutize(body_html),
+        "body_html": _email_body(body_html, web_url=web_url),
         "segment": segment,
         "has_more": has_more,
         "web_url": web_url,
-        "upgrade_url": _pricing_url(),
+        "upgrade_url": pricing_url(),
+        "account_url": account_url(),
         "unsubscribe_url": PH_UNSUBSCRIBE,
         "recipient_email": PH_EMAIL,
-        "site_url": settings.SITE_URL,
+        "site_url": absolute_url("/"),
         "cover_url": absolute_url(issue.cover_image.url) if issue.cover_image else "",
         "test": test,
         "extra_css": _email_css(),
@@ -134,7 +144,7 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode("ascii")
         + CRLF
     )
-    prefix, suffix = _unsubscribe_url_parts()
+    prefix, suffix = unsubscribe_url_parts()
     return PreparedEmail(
         segment=segment,
         subject=subject,

@@ -1,51 +1,52 @@
-"""Absolute links for email: the site, the unsubscribe page, the pricing page."""
+"""Absolute links for email: the site, the unsubscribe page, the pricing page.
+
+Every absolute address comes from ``newsletter.links``; this module only knows which
+pages an issue email links to.
+"""
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
-
-from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
+from newsletter.links import absolute_url, absolutize
 
-def absolute_url(path_or_url: str) -> str:
-    if urlsplit(path_or_url).scheme:
-        return path_or_url
-    return f"{settings.SITE_URL}/{path_or_url.lstrip('/')}"
-
-
-_RELATIVE_ATTR = re.compile(r'(?P<attr>\b(?:src|href))="(?P<url>/[^/"][^"]*|/)"')
-
-
-def absolutize(html_text: str) -> str:
-    """Return html with root-relative src/href attributes made absolute."""
-    return _RELATIVE_ATTR.sub(
-        lambda m: f'{m["attr"]}="{settings.SITE_URL}{m["url"]}"', html_text
-    )
+__all__ = [
+    "absolute_url",
+    "absolutize",
+    "account_url",
+    "pricing_url",
+    "unsubscribe_url",
+    "unsubscribe_url_parts",
+]
 
 
 def unsubscribe_url(token: str) -> str:
     """Return the https one-click unsubscribe URL for a subscriber's token."""
-    return f"{settings.SITE_URL}{reverse('subscribers:unsubscribe', args=[token])}"
+    return absolute_url(reverse("subscribers:unsubscribe", args=[token]))
 
 
-def _unsubscribe_url_parts() -> tuple[str, str]:
+def account_url() -> str:
+    """Return the account page, where a subscriber manages their subscription."""
+    return absolute_url(reverse("subscribers:account"))
+
+
+def unsubscribe_url_parts() -> tuple[str, str]:
     """Return the unsubscribe URL split around its token (reverse() once)."""
     marker = "TOKENMARKER0"
     try:
         url = unsubscribe_url(marker)
     except NoReverseMatch:
         # The unsubscribe page is not routed (yet): point at the site's home.
-        return f"{settings.SITE_URL}/unsubscribe/", "/"
+        return absolute_url("/unsubscribe/"), "/"
     prefix, _, suffix = url.partition(marker)
     return prefix, suffix
 
 
-def _pricing_url() -> str:
+def pricing_url() -> str:
+    """Return where a free reader becomes a supporter."""
     for name in ("billing:pricing", "subscribers:subscribe"):
         try:
             return absolute_url(reverse(name))
         except NoReverseMatch:
             continue
-    return settings.SITE_URL + "/"
+    return absolute_url("/")

@@ -53,8 +53,13 @@ class Command(BaseCommand):
                 f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}",
             ],
         }  # fmt: skip
+        # The worker and beat write links into emails: they read the address the
+        # web server binds from the same variables, so SITE_URL (when unset) agrees
+        # in all three processes even when --addr/--port were given on the command
+        # line.
+        env = {**os.environ, "QUIRE_ADDR": addr, "QUIRE_PORT": str(port)}
         procs = {
-            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR)
+            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env)
             for name, cmd in commands.items()
         }
         stopping = False
