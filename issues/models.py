@@ -1,5 +1,3 @@
-import re
-
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.signals import post_delete
@@ -9,29 +7,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 from markdownx.models import MarkdownxField
 
-# New style (2201.03545; 0704.0001 with four digits until 1412) and old style
-# (hep-th/9901001, math.GT/0309136), each with an optional version suffix (v2).
-ARXIV_ID_RE = re.compile(
-    r"^(?:(?P<yy>\d{2})(?P<mm>\d{2})\.(?P<num>\d{4,5})"
-    r"|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v[1-9]\d*)?$"
+# validate_arxiv_id is named here by the migrations.
+from .identifiers import (
+    NormalizedCharField,
+    normalize_arxiv_id,
+    normalize_doi,
+    validate_arxiv_id,
 )
-ARXIV_ID_MESSAGE = (
-    "Enter an arXiv id such as 2201.03545 or hep-th/9901001 (optionally with a "
-    "version, e.g. 2201.03545v2), without the https://arxiv.org/abs/ prefix."
-)
-
-
-def validate_arxiv_id(value: str) -> None:
-    """Raise ValidationError unless value is a well-formed arXiv identifier."""
-    match = ARXIV_ID_RE.match(value or "")
-    ok = match is not None
-    if ok and match.group("yy") is not None:
-        yymm, digits = int(match.group("yy") + match.group("mm")), len(match["num"])
-        ok = 1 <= int(match.group("mm")) <= 12 and (
-            (digits == 4 and 704 <= yymm <= 1412) or (digits == 5 and yymm >= 1501)
-        )
-    if not ok:
-        raise ValidationError(ARXIV_ID_MESSAGE, code="invalid_arxiv_id")
 
 
 def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:
@@ -96,16 +78,17 @@ class Paper(models.Model):
         db_index=True,
         help_text="Year of publication; the top-papers list of a year uses it.",
     )
-    arxiv_id = models.CharField(
+    arxiv_id = NormalizedCharField(
         "arXiv id", max_length=50, blank=True, db_index=True,
-        validators=[validate_arxiv_id],
-        help_text="e.g. 2201.03545 or hep-th/9901001, with an optional version (v2). "
+        normalize=normalize_arxiv_id, validators=[validate_arxiv_id],
+        help_text="e.g. 2201.03545 or hep-th/9901001, with an optional version (v2); "
+        "a pasted arxiv.org link or arXiv:2201.03545 is trimmed to the id. "
         "Cite it in an issue with [[arxiv:2201.03545]].",
     )  # fmt: skip
-    doi = models.CharField(
-        "DOI", max_length=200, blank=True, db_index=True,
-        help_text="e.g. 10.1109/CVPR52688.2022.01167, without https://doi.org/. "
-        "Cite it in an issue with [[doi:10.1109/…]].",
+    doi = NormalizedCharField(
+        "DOI", max_length=200, blank=True, db_index=True, normalize=normalize_doi,
+        help_text="e.g. 10.1109/CVPR52688.2022.01167; a https://doi.org/… link or "
+        "doi:10.… is trimmed to the DOI. Cite it in an issue with [[doi:10.1109/…]].",
     )  # fmt: skip
     url = models.URLField(
         "URL", max_length=500, blank=True,
@@ -137,8 +120,9 @@ class Paper(models.Model):
 
         if not self.slug:
             self.slug = unique_slug(Paper, self.title, instance_pk=self.pk)
-        self.arxiv_id = self.arxiv_id.strip()
-        self.doi = self.doi.strip()
+        # The same tidying as the form's, for papers made in code or the shell.
+        self.arxiv_id = normalize_arxiv_id(self.arxiv_id)
+        self.doi = normalize_doi(self.doi)
         self.summary_html = render_markdown(self.summary, papers={})
         super().save(*args, **kwargs)
         # Issues show this paper's card baked into their HTML: refresh them.
