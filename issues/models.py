@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.signals import post_delete
@@ -153,6 +155,16 @@ def _rerender_issues_after_paper_deleted(sender, instance: Paper, **kwargs) -> N
     transaction.on_commit(lambda: rerender_issues_citing(paper_id=paper_id, keys=keys))
 
 
+def unknown_references_message(references: Iterable) -> str:
+    """Return why an issue citing these unknown papers cannot go out, and the fix."""
+    names = ", ".join(str(ref) for ref in references)
+    return (
+        f"These references name no paper yet: {names}. Add each paper under Papers "
+        "(or fix the reference in the body); an issue that cites a missing paper "
+        "cannot be published or scheduled."
+    )
+
+
 class IssueQuerySet(models.QuerySet):
     def published(self) -> "IssueQuerySet":
         """Return issues readers may see: published, with a publish time passed."""
@@ -182,6 +194,8 @@ class Issue(models.Model):
         DRAFT = "draft", "Draft"
         SCHEDULED = "scheduled", "Scheduled"
         PUBLISHED = "published", "Published"
+        # Taken off the site after it went out; its email history is kept.
+        UNPUBLISHED = "unpublished", "Unpublished"
 
     class Access(models.TextChoices):
         FREE = "free", "Free"
@@ -231,7 +245,8 @@ class Issue(models.Model):
     )
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True,
-        help_text="Drafts and scheduled issues are visible to staff only.",
+        help_text="Drafts, scheduled and unpublished issues are visible to staff "
+        "only. Use the Email panel to publish, schedule, unpublish or publish again.",
     )  # fmt: skip
     access = models.CharField(
         max_length=10, choices=Access.choices, default=Access.FREE,
@@ -247,6 +262,13 @@ class Issue(models.Model):
         null=True, blank=True, db_index=True,
         help_text="When it went out; set automatically when it is published.",
     )  # fmt: skip
+    # The body's references that name no paper, as [[kind:value]]; kept by render()
+    # so the admin's list shows them without rendering each row.
+    unknown_references = models.JSONField(default=list, blank=True, editable=False)
+    # Why beat could not publish this scheduled issue at its time; cleared when it
+    # is published or the author saves it.
+    publish_error = models.TextField(blank=True, editable=False)
+    publish_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="issues")
     papers = models.ManyToManyField(
         Paper, through="Citation", blank=True, related_name="issues"
@@ -264,6 +286,9 @@ class Issue(models.Model):
 
     def save(self, *args, record_citations: bool = True, **kwargs) -> None:
         """Render the body, fill in the slug, and record the papers it cites."""
+        # The author has seen and acted on a failed scheduled publish; beat checks
+        # again at its next run and says so again if it still fails.
+        self.publish_error, self.publish_error_at = "", None
         if not self.slug:
             self.slug = unique_slug(Issue, self.title, instance_pk=self.pk)
         if self.status == self.Status.PUBLISHED and self.published_at is None:
@@ -297,6 +322,7 @@ class Issue(models.Model):
         self.free_html = rendered.free_html
         self.paid_html = rendered.paid_html
         self.word_count = rendered.word_count
+        self.unknown_references = [str(ref) for ref in rendered.unknown_references]
         self.public_text = (
             "" if self.is_paid_only and not rendered.paid_html else rendered.free_text
         )

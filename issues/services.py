@@ -73,7 +73,7 @@ def rerender_issues_citing(
         Issue.objects.bulk_update(
             issues,
             ["body_html", "free_html", "paid_html", "public_text", "word_count",
-             "updated"],
+             "unknown_references", "updated"],
         )  # fmt: skip
     # bulk_update skips Issue.save, which forgets this process's cached pages.
     if issues:

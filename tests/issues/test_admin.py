@@ -129,12 +129,16 @@ def test_publishing_with_an_unknown_reference_is_refused_and_keeps_the_text(
     assert "These references name no paper yet: [[arxiv:2301.99999]]" in text
     assert "that must not be lost" in text
     assert not Issue.objects.exists()
-    # As a draft it saves, and the reference shows as an error for the author.
+    # As a draft it saves; its page tells the author, the stored HTML stays plain.
     response = admin_client.post(
         reverse("admin:issues_issue_add"), _issue_form(body=body, status="draft")
     )
     assert response.status_code == 302
-    assert "paper-ref-missing" in Issue.objects.get().body_html
+    issue = Issue.objects.get()
+    assert "paper-ref" not in issue.body_html
+    assert "Draft text arXiv:2301.99999 that must" in issue.body_html
+    page = admin_client.get(reverse("admin:issues_issue_change", args=[issue.pk]))
+    assert "1 unknown reference</strong>" in page.content.decode()
 
 
 def test_paper_admin_searches_title_author_and_arxiv_id(admin_client):
