@@ -101,7 +101,7 @@ def test_publish_now_says_why_offers_the_fix_and_sends_nothing(
 
     assert MESSAGE in page
     assert "Yes, publish and send" not in page
-    assert f'href="{change_url(broken)}">Edit the issue</a>' in page
+    assert f'href="{change_url(broken)}#id_body">Edit the issue</a>' in page
     assert "/admin/issues/paper/add/?arxiv_id=2303.08774" in page
     assert "/admin/issues/paper/add/?doi=10.1%2Fmissing" in page
 

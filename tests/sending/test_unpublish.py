@@ -127,6 +127,8 @@ def test_unpublishing_takes_it_off_every_reader_page_and_keeps_its_history(
     assert "is off the site" in page
     assert "Publish again…" in page and "Unpublish…" not in page
     assert "Publish now…" not in page
+    archive = text(author_client.get(reverse("issues:archive")))
+    assert '<span class="badge badge-draft">Unpublished</span>' in archive
     assert len(smtp_settings.messages) == 3
 
 
