@@ -7,12 +7,12 @@ from django.contrib import admin
 from django.db import models
 from django.db.models import Count
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from markdownx.models import MarkdownxField
 from markdownx.widgets import AdminMarkdownxWidget
 
-from .models import Citation, Issue, Paper, Tag
-from .rendering import render_issue_body
+from .models import Citation, Issue, Paper, Tag, unknown_references_message
+from .rendering import find_unknown_references
 from .sending.admin import SendingAdminMixin
 from .services import record_citations
 
@@ -41,32 +41,45 @@ class IssueAdminForm(forms.ModelForm):
             "published_at", "access", "tags", "cover_image", "cover_alt",
         ]  # fmt: skip
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # An issue becomes "unpublished" only through Unpublish in the Email panel.
+        if self.instance.status != Issue.Status.UNPUBLISHED and "status" in self.fields:
+            self.fields["status"].choices = [
+                choice
+                for choice in self.fields["status"].choices
+                if choice[0] != Issue.Status.UNPUBLISHED
+            ]
+
     def clean(self):
         cleaned = super().clean()
         status = cleaned.get("status")
         body = cleaned.get("body") or ""
         # self.instance still holds the stored status here. A page left open while
         # beat published the issue would otherwise post its old status back.
-        if (
-            self.instance.pk
-            and self.instance.status == Issue.Status.PUBLISHED
-            and status != Issue.Status.PUBLISHED
-        ):
+        stored = self.instance.status if self.instance.pk else None
+        if stored == Issue.Status.PUBLISHED and status != Issue.Status.PUBLISHED:
             self.add_error(
                 "status",
                 "This issue is already published and has been emailed to "
-                "subscribers, so it cannot go back to draft or scheduled. Reload "
-                "the page to see it as it is now.",
+                "subscribers, so it cannot go back to draft or scheduled. To take it "
+                "off the site, use “Unpublish…” in the Email panel. Reload the page "
+                "to see it as it is now.",
+            )
+        elif stored == Issue.Status.UNPUBLISHED and status != stored:
+            # Leaving "unpublished" goes through publish_issue, which knows not to
+            # email it again; a status saved here would not.
+            self.add_error(
+                "status",
+                "This issue was published and emailed before. To put it back on the "
+                "site, use “Publish again…” in the Email panel (nobody is emailed a "
+                "second time).",
             )
         if status in (Issue.Status.PUBLISHED, Issue.Status.SCHEDULED):
-            unknown = render_issue_body(body).unknown_references
+            unknown = find_unknown_references(body)
             if unknown:
-                names = ", ".join(str(ref) for ref in unknown)
-                self.add_error(
-                    "body",
-                    f"These references name no paper yet: {names}. Add the paper "
-                    "under Papers (or fix the reference), or save as a draft.",
-                )
+                # The same words as every other way of publishing (the service's).
+                self.add_error("body", unknown_references_message(unknown))
         return cleaned
 
 
@@ -121,6 +134,7 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
         "publish_at",
         "published_at",
         "citation_count",
+        "attention",
         "updated",
     ]
     list_filter = [
@@ -162,6 +176,29 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
     @admin.display(description="papers", ordering="n_citations")
     def citation_count(self, obj: Issue) -> int:
         return obj.n_citations
+
+    @admin.display(description="needs attention")
+    def attention(self, obj: Issue) -> str:
+        # Both come from fields stored on save (and by beat): nothing is rendered
+        # or queried per row.
+        notes = []
+        if obj.publish_error:
+            notes.append(
+                format_html(
+                    '<strong title="{}">Not published at its time</strong>',
+                    obj.publish_error,
+                )
+            )
+        if n := len(obj.unknown_references):
+            notes.append(
+                format_html(
+                    '<span title="{}">{} unknown reference{}</span>',
+                    ", ".join(obj.unknown_references),
+                    n,
+                    "" if n == 1 else "s",
+                )
+            )
+        return format_html_join(" · ", "{}", ((note,) for note in notes))
 
     def save_model(self, request, obj, form, change):
         # Citations are recorded after the inline is saved (save_related), so a

@@ -1,4 +1,4 @@
-import re
+from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -9,29 +9,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 from markdownx.models import MarkdownxField
 
-# New style (2201.03545; 0704.0001 with four digits until 1412) and old style
-# (hep-th/9901001, math.GT/0309136), each with an optional version suffix (v2).
-ARXIV_ID_RE = re.compile(
-    r"^(?:(?P<yy>\d{2})(?P<mm>\d{2})\.(?P<num>\d{4,5})"
-    r"|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v[1-9]\d*)?$"
+# validate_arxiv_id is named here by the migrations.
+from .identifiers import (
+    NormalizedCharField,
+    normalize_arxiv_id,
+    normalize_doi,
+    validate_arxiv_id,
 )
-ARXIV_ID_MESSAGE = (
-    "Enter an arXiv id such as 2201.03545 or hep-th/9901001 (optionally with a "
-    "version, e.g. 2201.03545v2), without the https://arxiv.org/abs/ prefix."
-)
-
-
-def validate_arxiv_id(value: str) -> None:
-    """Raise ValidationError unless value is a well-formed arXiv identifier."""
-    match = ARXIV_ID_RE.match(value or "")
-    ok = match is not None
-    if ok and match.group("yy") is not None:
-        yymm, digits = int(match.group("yy") + match.group("mm")), len(match["num"])
-        ok = 1 <= int(match.group("mm")) <= 12 and (
-            (digits == 4 and 704 <= yymm <= 1412) or (digits == 5 and yymm >= 1501)
-        )
-    if not ok:
-        raise ValidationError(ARXIV_ID_MESSAGE, code="invalid_arxiv_id")
 
 
 def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:
@@ -96,16 +80,17 @@ class Paper(models.Model):
         db_index=True,
         help_text="Year of publication; the top-papers list of a year uses it.",
     )
-    arxiv_id = models.CharField(
+    arxiv_id = NormalizedCharField(
         "arXiv id", max_length=50, blank=True, db_index=True,
-        validators=[validate_arxiv_id],
-        help_text="e.g. 2201.03545 or hep-th/9901001, with an optional version (v2). "
+        normalize=normalize_arxiv_id, validators=[validate_arxiv_id],
+        help_text="e.g. 2201.03545 or hep-th/9901001, with an optional version (v2); "
+        "a pasted arxiv.org link or arXiv:2201.03545 is trimmed to the id. "
         "Cite it in an issue with [[arxiv:2201.03545]].",
     )  # fmt: skip
-    doi = models.CharField(
-        "DOI", max_length=200, blank=True, db_index=True,
-        help_text="e.g. 10.1109/CVPR52688.2022.01167, without https://doi.org/. "
-        "Cite it in an issue with [[doi:10.1109/…]].",
+    doi = NormalizedCharField(
+        "DOI", max_length=200, blank=True, db_index=True, normalize=normalize_doi,
+        help_text="e.g. 10.1109/CVPR52688.2022.01167; a https://doi.org/… link or "
+        "doi:10.… is trimmed to the DOI. Cite it in an issue with [[doi:10.1109/…]].",
     )  # fmt: skip
     url = models.URLField(
         "URL", max_length=500, blank=True,
@@ -137,8 +122,9 @@ class Paper(models.Model):
 
         if not self.slug:
             self.slug = unique_slug(Paper, self.title, instance_pk=self.pk)
-        self.arxiv_id = self.arxiv_id.strip()
-        self.doi = self.doi.strip()
+        # The same tidying as the form's, for papers made in code or the shell.
+        self.arxiv_id = normalize_arxiv_id(self.arxiv_id)
+        self.doi = normalize_doi(self.doi)
         self.summary_html = render_markdown(self.summary, papers={})
         super().save(*args, **kwargs)
         # Issues show this paper's card baked into their HTML: refresh them.
@@ -167,6 +153,16 @@ def _rerender_issues_after_paper_deleted(sender, instance: Paper, **kwargs) -> N
 
     paper_id, keys = instance.pk, paper_keys(instance)
     transaction.on_commit(lambda: rerender_issues_citing(paper_id=paper_id, keys=keys))
+
+
+def unknown_references_message(references: Iterable) -> str:
+    """Return why an issue citing these unknown papers cannot go out, and the fix."""
+    names = ", ".join(str(ref) for ref in references)
+    return (
+        f"These references name no paper yet: {names}. Add each paper under Papers "
+        "(or fix the reference in the body); an issue that cites a missing paper "
+        "cannot be published or scheduled."
+    )
 
 
 class IssueQuerySet(models.QuerySet):
@@ -198,6 +194,8 @@ class Issue(models.Model):
         DRAFT = "draft", "Draft"
         SCHEDULED = "scheduled", "Scheduled"
         PUBLISHED = "published", "Published"
+        # Taken off the site after it went out; its email history is kept.
+        UNPUBLISHED = "unpublished", "Unpublished"
 
     class Access(models.TextChoices):
         FREE = "free", "Free"
@@ -247,7 +245,8 @@ class Issue(models.Model):
     )
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True,
-        help_text="Drafts and scheduled issues are visible to staff only.",
+        help_text="Drafts, scheduled and unpublished issues are visible to staff "
+        "only. Use the Email panel to publish, schedule, unpublish or publish again.",
     )  # fmt: skip
     access = models.CharField(
         max_length=10, choices=Access.choices, default=Access.FREE,
@@ -263,6 +262,13 @@ class Issue(models.Model):
         null=True, blank=True, db_index=True,
         help_text="When it went out; set automatically when it is published.",
     )  # fmt: skip
+    # The body's references that name no paper, as [[kind:value]]; kept by render()
+    # so the admin's list shows them without rendering each row.
+    unknown_references = models.JSONField(default=list, blank=True, editable=False)
+    # Why beat could not publish this scheduled issue at its time; cleared when it
+    # is published or the author saves it.
+    publish_error = models.TextField(blank=True, editable=False)
+    publish_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="issues")
     papers = models.ManyToManyField(
         Paper, through="Citation", blank=True, related_name="issues"
@@ -280,6 +286,9 @@ class Issue(models.Model):
 
     def save(self, *args, record_citations: bool = True, **kwargs) -> None:
         """Render the body, fill in the slug, and record the papers it cites."""
+        # The author has seen and acted on a failed scheduled publish; beat checks
+        # again at its next run and says so again if it still fails.
+        self.publish_error, self.publish_error_at = "", None
         if not self.slug:
             self.slug = unique_slug(Issue, self.title, instance_pk=self.pk)
         if self.status == self.Status.PUBLISHED and self.published_at is None:
@@ -316,6 +325,7 @@ class Issue(models.Model):
         self.free_html = rendered.free_html
         self.paid_html = rendered.paid_html
         self.word_count = rendered.word_count
+        self.unknown_references = [str(ref) for ref in rendered.unknown_references]
         self.public_text = (
             "" if self.is_paid_only and not rendered.paid_html else rendered.free_text
         )

@@ -23,6 +23,7 @@ from .rendering import (
 # What Issue.render() fills in from the body.
 RENDERED_ISSUE_FIELDS = [
     "body_html", "free_html", "paid_html", "public_text", "word_count",
+    "unknown_references",
 ]  # fmt: skip
 
 

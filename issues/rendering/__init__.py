@@ -13,16 +13,21 @@ The public API:
     (``newsletter.links.absolutize``) and drop the heading permalinks
     (``without_heading_anchors``).
     ``papers`` maps references to ``Paper`` objects; when it is None the references
-    are looked up in one query. An unknown reference renders as a visible error
-    marker, never silently dropped. The result always passes through nh3 with an
-    explicit allowlist: no script, style, iframe, event attribute or
-    ``javascript:``/``data:`` URL survives.
+    are looked up in one query. An unknown reference renders as plain text
+    (``arXiv:2201.03545``), never an error marker and never silently dropped;
+    ``preview=True`` (the admin's live preview) shows it as an error instead.
+    The result always passes through nh3 with an explicit allowlist: no script,
+    style, iframe, event attribute or ``javascript:``/``data:`` URL survives.
 
 ``render_issue_body(text) -> RenderedBody``
     Render an issue's body split at its paywall break (a line ``<!-- paywall -->``):
     ``body_html`` (everything), ``free_html`` (above the break), ``paid_html`` (below
     it, empty without a break), the plain text of the free part, the word count and
     the references found in each part.
+
+``find_unknown_references(text) -> list[Reference]``
+    The references in Markdown that name no paper; publishing refuses an issue
+    with any (``issues.sending.services.UnknownReferencesError``).
 
 ``markdownify(text) -> str``
     The admin's live preview (``MARKDOWNX_MARKDOWNIFY_FUNCTION``): like
@@ -44,6 +49,7 @@ from .bodies import (
 from .highlighting import pygments_css
 from .markup import (
     find_references,
+    find_unknown_references,
     html_to_text,
     render_markdown,
     without_heading_anchors,
@@ -74,6 +80,7 @@ __all__ = [
     "Reference",
     "RenderedBody",
     "find_references",
+    "find_unknown_references",
     "html_to_text",
     "markdownify",
     "paper_card_html",

@@ -71,6 +71,13 @@ def find_references(text: str) -> list[Reference]:
     return _parse(text).references
 
 
+def find_unknown_references(text: str) -> list[Reference]:
+    """Return the paper references in Markdown that name no paper (one query)."""
+    references = find_references(text)
+    papers = resolve_references(references)
+    return [ref for ref in references if ref not in papers]
+
+
 def render_markdown(
     text: str, *, papers: dict | None = None, preview: bool = False
 ) -> str:

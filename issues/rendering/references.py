@@ -39,8 +39,23 @@ class Reference:
             value = value.lower()
         return cls(kind, value)
 
+    @classmethod
+    def parse(cls, text: str) -> Reference | None:
+        """Return the reference written as text ("[[arxiv:2201.03545]]"), or None."""
+        match = REFERENCE_RE.fullmatch(text or "")
+        return cls.make(match.group(1), match.group(2)) if match else None
+
     def __str__(self) -> str:
         return f"[[{self.kind}:{self.value}]]"
+
+    @property
+    def label(self) -> str:
+        """Return the reference as a reader may read it, without the brackets."""
+        if self.kind == "arxiv":
+            return f"arXiv:{self.value}"
+        if self.kind == "doi":
+            return f"doi:{self.value}"
+        return self.value
 
 
 def paper_keys(paper: Paper) -> list[Reference]:
@@ -157,10 +172,14 @@ def _render_reference(self, tokens, idx, options, env) -> str:
         if token.meta.get("card"):
             return paper_card_html(paper)
         return paper_inline_html(paper)
+    # Only the author's preview flags it. Everything readers get (the stored HTML
+    # behind pages, feeds and email) shows plain text: publishing refuses an issue
+    # with unknown references, so readers meet one only when a paper is deleted
+    # after the issue went out.
     if env.get("preview"):
         return (
             '<span class="paper-ref-error">Unknown paper reference '
             f"<code>{html.escape(str(ref))}</code>: add this paper under Papers "
             "first, or fix the reference.</span>"
         )
-    return f'<span class="paper-ref-missing">{html.escape(token.content)}</span>'
+    return html.escape(ref.label)

@@ -1,8 +1,10 @@
-"""Sending in the admin: publish, schedule, test, preview, and the live send panel.
+"""Sending in the admin: test, preview, the live send panel, and the send lists.
 
 ``SendingAdminMixin`` goes first in the Issue admin's bases; it adds the views below
-under /admin/issues/issue/<id>/… and routes a status set to "published" in the form
-through ``publish_issue`` so that a published issue always has its Send.
+under /admin/issues/issue/<id>/…, and through ``PublishingAdminMixin``
+(publishing_admin.py) the publish, schedule, unpublish and cancel-schedule pages,
+routing a status set to "published" in the form through ``publish_issue`` so that a
+published issue always has its Send.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -26,6 +28,7 @@ from issues.models import Issue
 from . import services
 from .emails import Recipient, render_segment
 from .models import Delivery, EmailEvent, Send
+from .publishing_admin import PublishingAdminMixin, unknown_reference_links
 
 # Stands in for a subscriber's link token in previews, so links read as they will.
 PREVIEW_TOKEN = "preview"  # noqa: S105 - not a secret
@@ -99,31 +102,6 @@ def send_progress(send: Send, *, now=None) -> dict:
     }
 
 
-class ScheduleForm(forms.Form):
-    publish_at = forms.SplitDateTimeField(
-        label="Publish and send at",
-        widget=admin.widgets.AdminSplitDateTime,
-        help_text="In the publication's time zone. Beat checks every 30 seconds.",
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The admin's split widget prints "Date:" and "Time:" as bare text; name
-        # each box so that screen readers (and people) know which is which.
-        date, time = self.fields["publish_at"].widget.widgets
-        date.attrs["aria-label"] = "Date"
-        time.attrs["aria-label"] = "Time"
-
-    def clean_publish_at(self):
-        value = self.cleaned_data["publish_at"]
-        if value < timezone.now() - timedelta(minutes=1):
-            raise ValidationError(
-                "That time has passed; choose a time in the future, or use "
-                "“Publish now”."
-            )
-        return value
-
-
 class TestEmailForm(forms.Form):
     emails = forms.CharField(
         label="Send to",
@@ -151,7 +129,7 @@ class TestEmailForm(forms.Form):
         return addresses
 
 
-class SendingAdminMixin:
+class SendingAdminMixin(PublishingAdminMixin):
     """Add publishing, test emails, email preview and the send panel to an admin."""
 
     def get_urls(self):
@@ -159,10 +137,6 @@ class SendingAdminMixin:
             return self.admin_site.admin_view(func)
 
         urls = [
-            path("<int:pk>/publish/", view(self.publish_view), name="sending_publish"),
-            path(
-                "<int:pk>/schedule/", view(self.schedule_view), name="sending_schedule"
-            ),
             path("<int:pk>/send-test/", view(self.send_test_view), name="sending_test"),
             path(
                 "<int:pk>/email-preview/",
@@ -187,32 +161,6 @@ class SendingAdminMixin:
         ]
         return urls + super().get_urls()
 
-    # --- helpers ---------------------------------------------------------------
-
-    def _issue(self, request, pk: int) -> Issue:
-        issue = get_object_or_404(Issue, pk=pk)
-        if not self.has_view_permission(request, issue):
-            raise PermissionDenied
-        return issue
-
-    def _require_change(self, request, issue: Issue) -> None:
-        if not self.has_change_permission(request, issue):
-            raise PermissionDenied
-
-    def _change_url(self, issue: Issue) -> str:
-        return reverse("admin:issues_issue_change", args=[issue.pk])
-
-    def _context(self, request, issue: Issue, title: str, **extra) -> dict:
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": issue,
-            "issue": issue,
-            "title": title,
-            "change_url": self._change_url(issue),
-            **extra,
-        }
-
     # --- the issue's change page -----------------------------------------------
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -223,6 +171,10 @@ class SendingAdminMixin:
             issue = None
         if issue is not None:
             extra_context["send_panel"] = self.send_panel_context(issue)
+            # From the list stored when the issue was saved: no render per page.
+            extra_context["issue_notes"] = {
+                "unknown": unknown_reference_links(issue.unknown_references)
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def send_panel_context(self, issue: Issue) -> dict:
@@ -236,96 +188,11 @@ class SendingAdminMixin:
             "retry_url": reverse("admin:sending_control", args=[issue.pk, "retry"]),
             "publish_url": reverse("admin:sending_publish", args=[issue.pk]),
             "schedule_url": reverse("admin:sending_schedule", args=[issue.pk]),
+            "unpublish_url": reverse("admin:sending_unpublish", args=[issue.pk]),
+            "unschedule_url": reverse("admin:sending_unschedule", args=[issue.pk]),
             "test_url": reverse("admin:sending_test", args=[issue.pk]),
             "preview_url": reverse("admin:sending_preview", args=[issue.pk]),
         }
-
-    # The Issue admin saves the form its own way (save_model, save_related); these
-    # run after it, still inside the admin's transaction.
-    def response_add(self, request, obj, post_url_continue=None):
-        self._publish_if_marked_published(request, obj)
-        return super().response_add(request, obj, post_url_continue)
-
-    def response_change(self, request, obj):
-        self._publish_if_marked_published(request, obj)
-        return super().response_change(request, obj)
-
-    def _publish_if_marked_published(self, request, obj: Issue) -> None:
-        # A published issue always has its Send: publishing from the status field
-        # goes through the same service as "Publish now" (and sends at most once).
-        if obj.status != Issue.Status.PUBLISHED:
-            return
-        if Send.objects.filter(issue=obj).exists():
-            return
-        services.publish_issue(issue=obj)
-        self.message_user(
-            request,
-            f"“{obj}” is published and is being sent to "
-            f"{services.audience().count()} subscribers.",
-            messages.SUCCESS,
-        )
-
-    # --- publish / schedule ----------------------------------------------------
-
-    def publish_view(self, request, pk: int):
-        issue = self._issue(request, pk)
-        self._require_change(request, issue)
-        existing = Send.objects.filter(issue=issue).first()
-        if request.method == "POST" and existing is None:
-            services.publish_issue(issue=issue)
-            self.message_user(
-                request,
-                f"“{issue}” is published; sending has started.",
-                messages.SUCCESS,
-            )
-            return redirect(self._change_url(issue))
-        if request.method == "POST":
-            self.message_user(
-                request, "This issue was already published and sent.", messages.INFO
-            )
-            return redirect(self._change_url(issue))
-        return TemplateResponse(
-            request,
-            "admin/sending/confirm_publish.html",
-            self._context(
-                request,
-                issue,
-                f"Publish “{issue}” now?",
-                counts=services.audience_counts(),
-                existing=existing,
-            ),
-        )
-
-    def schedule_view(self, request, pk: int):
-        issue = self._issue(request, pk)
-        self._require_change(request, issue)
-        existing = Send.objects.filter(issue=issue).first()
-        initial = {"publish_at": issue.publish_at or timezone.now() + timedelta(days=1)}
-        form = ScheduleForm(request.POST or None, initial=initial)
-        if request.method == "POST" and existing is None and form.is_valid():
-            services.schedule_issue(
-                issue=issue, publish_at=form.cleaned_data["publish_at"]
-            )
-            when = timezone.localtime(form.cleaned_data["publish_at"])
-            self.message_user(
-                request,
-                f"“{issue}” will be published and sent on {when:%Y-%m-%d at %H:%M}.",
-                messages.SUCCESS,
-            )
-            return redirect(self._change_url(issue))
-        return TemplateResponse(
-            request,
-            "admin/sending/schedule.html",
-            self._context(
-                request,
-                issue,
-                f"Schedule “{issue}”",
-                form=form,
-                counts=services.audience_counts(),
-                existing=existing,
-                media=self.media + form.media,
-            ),
-        )
 
     # --- test email and preview ------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -11,10 +12,14 @@ from django.db.models import Case, Max, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
-from issues.models import Issue
+from issues.models import Issue, unknown_references_message
+from issues.pagecache import pages
+from issues.rendering import find_unknown_references
 from subscribers.models import Subscriber
 
 from .models import Delivery, EmailEvent, Send
+
+logger = logging.getLogger(__name__)
 
 # Audience rows are written in chunks of subscriber ids, each one INSERT ... SELECT.
 FREEZE_CHUNK = 20_000
@@ -22,6 +27,25 @@ FREEZE_CHUNK = 20_000
 
 class SendingError(Exception):
     """A request the current state does not allow, with a message for the author."""
+
+
+class UnknownReferencesError(SendingError):
+    """The issue cites papers Quire does not know; readers would see broken cards."""
+
+    def __init__(self, references: Iterable) -> None:
+        self.references = [str(ref) for ref in references]
+        super().__init__(unknown_references_message(self.references))
+
+
+def check_publishable(*, issue: Issue) -> None:
+    """Raise UnknownReferencesError if the issue's body names a paper that is missing.
+
+    Read from the body as it is now (one parse, one query), not from the stored
+    list, so a paper added or deleted a moment ago counts.
+    """
+    unknown = find_unknown_references(issue.body)
+    if unknown:
+        raise UnknownReferencesError(unknown)
 
 
 def audience() -> QuerySet[Subscriber]:
@@ -38,8 +62,13 @@ def audience_counts() -> dict[str, int]:
 
 
 @transaction.atomic
-def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send:
+def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
     """Publish the issue and start its send, at most once however often it is called.
+
+    Refused (UnknownReferencesError) while the body names a paper that is missing.
+    An issue that was unpublished goes back on the site only: nobody is emailed a
+    second time. Returns the issue's Send (None for one that was never emailed,
+    such as demo content).
 
     The issue row is locked first, so two publishers (two tabs, the admin and the
     command line) queue behind each other; the unique Send per issue is the backstop.
@@ -48,15 +77,22 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send:
 
     now = now or timezone.now()
     issue = Issue.objects.select_for_update().get(pk=issue.pk)
-    send, created = Send.objects.get_or_create(issue=issue)
-    if created:
-        # update(), not save(): publishing must not re-render or touch other fields.
-        Issue.objects.filter(pk=issue.pk).update(
-            status=Issue.Status.PUBLISHED,
-            published_at=issue.published_at or now,
-            updated=now,
-        )
-        tasks.start_send.delay_on_commit(send.pk)
+    send = Send.objects.filter(issue=issue).first()
+    if send is not None and issue.status == Issue.Status.PUBLISHED:
+        return send
+    check_publishable(issue=issue)
+    if send is None and issue.status != Issue.Status.UNPUBLISHED:
+        send, created = Send.objects.get_or_create(issue=issue)
+        if created:
+            tasks.start_send.delay_on_commit(send.pk)
+    # update(), not save(): publishing must not re-render or touch other fields.
+    Issue.objects.filter(pk=issue.pk).update(
+        status=Issue.Status.PUBLISHED,
+        published_at=issue.published_at or now,
+        publish_error="",
+        publish_error_at=None,
+        updated=now,
+    )
     return send
 
 
@@ -64,10 +100,20 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send:
 def schedule_issue(*, issue: Issue, publish_at: datetime) -> Issue:
     """Schedule the issue to be published (and sent) at publish_at."""
     issue = Issue.objects.select_for_update().get(pk=issue.pk)
-    if Send.objects.filter(issue=issue).exists():
-        raise SendingError("This issue has already been sent; it cannot be scheduled.")
+    if Send.objects.filter(issue=issue).exists() or issue.status in (
+        Issue.Status.PUBLISHED,
+        Issue.Status.UNPUBLISHED,
+    ):
+        raise SendingError(
+            "This issue has already been published; it cannot be scheduled."
+        )
+    check_publishable(issue=issue)
     Issue.objects.filter(pk=issue.pk).update(
-        status=Issue.Status.SCHEDULED, publish_at=publish_at, updated=timezone.now()
+        status=Issue.Status.SCHEDULED,
+        publish_at=publish_at,
+        publish_error="",
+        publish_error_at=None,
+        updated=timezone.now(),
     )
     issue.refresh_from_db()
     return issue
@@ -76,20 +122,69 @@ def schedule_issue(*, issue: Issue, publish_at: datetime) -> Issue:
 @transaction.atomic
 def unschedule_issue(*, issue: Issue) -> Issue:
     """Turn a scheduled issue back into a draft."""
-    Issue.objects.filter(pk=issue.pk, status=Issue.Status.SCHEDULED).update(
-        status=Issue.Status.DRAFT, updated=timezone.now()
+    if not Issue.objects.filter(pk=issue.pk, status=Issue.Status.SCHEDULED).update(
+        status=Issue.Status.DRAFT,
+        publish_error="",
+        publish_error_at=None,
+        updated=timezone.now(),
+    ):
+        raise SendingError("This issue is not scheduled (any more).")
+    issue.refresh_from_db()
+    return issue
+
+
+@transaction.atomic
+def unpublish_issue(*, issue: Issue) -> Issue:
+    """Take a published issue off the site, keeping its send and delivery history.
+
+    A send still going out is paused: its emails would link to a page that is gone.
+    """
+    issue = Issue.objects.select_for_update().get(pk=issue.pk)
+    if issue.status != Issue.Status.PUBLISHED:
+        raise SendingError("This issue is not published (any more).")
+    Issue.objects.filter(pk=issue.pk).update(
+        status=Issue.Status.UNPUBLISHED, updated=timezone.now()
     )
+    Send.objects.filter(issue=issue, status=Send.Status.SENDING).update(
+        status=Send.Status.PAUSED
+    )
+    # Cached pages of this process go at once; other processes recheck within
+    # QUIRE_PAGE_RECHECK_SECONDS (see issues.pagecache).
+    transaction.on_commit(pages.clear)
     issue.refresh_from_db()
     return issue
 
 
 def publish_due_issues(*, now: datetime | None = None) -> list[Send]:
-    """Publish every scheduled issue whose time has come."""
+    """Publish every scheduled issue whose time has come; return the new sends.
+
+    An issue that cannot go out stays scheduled with the reason stored on it for the
+    author; it is tried again at every run, and the others go out regardless.
+    """
     now = now or timezone.now()
     due = Issue.objects.filter(
         status=Issue.Status.SCHEDULED, publish_at__lte=now
     ).order_by("publish_at")
-    return [publish_issue(issue=issue, now=now) for issue in due]
+    sends = []
+    for issue in due.only("pk", "title", "publish_error"):
+        try:
+            send = publish_issue(issue=issue, now=now)
+        except SendingError as exc:
+            flag_publish_error(issue=issue, error=str(exc), now=now)
+            continue
+        if send is not None:
+            sends.append(send)
+    return sends
+
+
+def flag_publish_error(*, issue: Issue, error: str, now: datetime) -> None:
+    """Store why a scheduled issue did not go out, logging it once per reason."""
+    if issue.publish_error == error:
+        return  # already flagged; beat retries every 30 s, the log says it once
+    Issue.objects.filter(pk=issue.pk).update(publish_error=error, publish_error_at=now)
+    logger.warning(
+        "Scheduled issue %s (“%s”) not published: %s", issue.pk, issue, error
+    )
 
 
 def freeze_audience(*, send: Send) -> int:

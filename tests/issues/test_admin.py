@@ -129,12 +129,16 @@ def test_publishing_with_an_unknown_reference_is_refused_and_keeps_the_text(
     assert "These references name no paper yet: [[arxiv:2301.99999]]" in text
     assert "that must not be lost" in text
     assert not Issue.objects.exists()
-    # As a draft it saves, and the reference shows as an error for the author.
+    # As a draft it saves; its page tells the author, the stored HTML stays plain.
     response = admin_client.post(
         reverse("admin:issues_issue_add"), _issue_form(body=body, status="draft")
     )
     assert response.status_code == 302
-    assert "paper-ref-missing" in Issue.objects.get().body_html
+    issue = Issue.objects.get()
+    assert "paper-ref" not in issue.body_html
+    assert "Draft text arXiv:2301.99999 that must" in issue.body_html
+    page = admin_client.get(reverse("admin:issues_issue_change", args=[issue.pk]))
+    assert "1 unknown reference</strong>" in page.content.decode()
 
 
 def test_paper_admin_searches_title_author_and_arxiv_id(admin_client):
@@ -160,7 +164,7 @@ def test_paper_admin_lists_the_issues_citing_it(admin_client):
 def test_paper_admin_takes_authors_one_per_line_and_validates_arxiv(admin_client):
     data = {
         "title": "MaxViT", "slug": "", "authors": "Zhengzhong Tu\n Hossein Talebi \n\n",
-        "year": "2022", "venue": "ECCV", "arxiv_id": "https://arxiv.org/abs/2204.01697",
+        "year": "2022", "venue": "ECCV", "arxiv_id": "https://arxiv.org/abs/2204.1697",
         "doi": "", "url": "", "code_url": "", "summary": "",
         "citations-TOTAL_FORMS": "0", "citations-INITIAL_FORMS": "0",
         "citations-MIN_NUM_FORMS": "0", "citations-MAX_NUM_FORMS": "1000",
@@ -176,6 +180,101 @@ def test_paper_admin_takes_authors_one_per_line_and_validates_arxiv(admin_client
     paper = Paper.objects.get()
     assert paper.authors == ["Zhengzhong Tu", "Hossein Talebi"]
     assert paper.slug == "maxvit"
+
+
+def _paper_form(**overrides):
+    data = {
+        "title": "Llama 2", "slug": "", "authors": "Hugo Touvron", "year": "2023",
+        "venue": "", "arxiv_id": "", "doi": "", "url": "", "code_url": "",
+        "summary": "", "citations-TOTAL_FORMS": "0", "citations-INITIAL_FORMS": "0",
+        "citations-MIN_NUM_FORMS": "0", "citations-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("pasted", "stored"),
+    [
+        ("arXiv:2307.09288", "2307.09288"),
+        ("  arxiv: 2307.09288v3 ", "2307.09288v3"),
+        ("https://arxiv.org/abs/2307.09288v2", "2307.09288v2"),
+        ("http://arxiv.org/pdf/2307.09288v1.pdf", "2307.09288v1"),
+        ("https://arxiv.org/pdf/2307.09288", "2307.09288"),
+        ("https://export.arxiv.org/abs/2307.09288?context=cs#top", "2307.09288"),
+        ("arxiv.org/abs/hep-th/9901001", "hep-th/9901001"),
+        ("https://arxiv.org/abs/math.GT/0309136v2/", "math.GT/0309136v2"),
+    ],
+)
+def test_paper_form_takes_an_arxiv_id_as_arxiv_shows_it(admin_client, pasted, stored):
+    response = admin_client.post(
+        reverse("admin:issues_paper_add"), _paper_form(arxiv_id=pasted)
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    from issues.models import Paper
+
+    paper = Paper.objects.get()
+    assert paper.arxiv_id == stored
+    # The bare id is what issues cite it by.
+    issue = IssueFactory(body=f"[[arxiv:{stored}]]")
+    assert list(issue.papers.all()) == [paper]
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "https://arxiv.org/abs/2307.9288",  # a link, but not to a valid id
+        "https://example.org/abs/2307.09288",
+        "arXiv:hello",
+    ],
+)
+def test_paper_form_still_refuses_what_is_not_an_arxiv_id(admin_client, pasted):
+    response = admin_client.post(
+        reverse("admin:issues_paper_add"), _paper_form(arxiv_id=pasted)
+    )
+    assert response.status_code == 200
+    assert "Enter an arXiv id such as 2201.03545" in response.content.decode()
+    from issues.models import Paper
+
+    assert not Paper.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "10.1109/CVPR52688.2022.01167",
+        "https://doi.org/10.1109/CVPR52688.2022.01167",
+        "http://dx.doi.org/10.1109/CVPR52688.2022.01167",
+        "doi:10.1109/CVPR52688.2022.01167",
+        " DOI: 10.1109/CVPR52688.2022.01167 ",
+    ],
+)
+def test_paper_form_stores_a_doi_bare(admin_client, pasted):
+    response = admin_client.post(
+        reverse("admin:issues_paper_add"), _paper_form(doi=pasted)
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    from issues.models import Paper
+
+    assert Paper.objects.get().doi == "10.1109/CVPR52688.2022.01167"
+
+
+def test_a_doi_link_with_escaped_characters_is_stored_as_the_doi(admin_client):
+    link = "https://doi.org/10.1002/(SICI)1097-4636(199706)35%3A4%3C441"
+    response = admin_client.post(
+        reverse("admin:issues_paper_add"), _paper_form(doi=link)
+    )
+    assert response.status_code == 302
+    from issues.models import Paper
+
+    assert Paper.objects.get().doi == "10.1002/(SICI)1097-4636(199706)35:4<441"
+
+
+def test_papers_made_in_code_are_tidied_the_same_way():
+    paper = PaperFactory(arxiv_id="https://arxiv.org/abs/2307.09288v2",
+                         doi="doi:10.1/abc")  # fmt: skip
+    paper.refresh_from_db()
+    assert (paper.arxiv_id, paper.doi) == ("2307.09288v2", "10.1/abc")
 
 
 def test_paper_autocomplete_finds_papers_for_the_citation_picker(admin_client):

@@ -107,12 +107,13 @@ def test_adding_a_paper_resolves_an_unknown_reference_in_a_draft(
     django_capture_on_commit_callbacks,
 ):
     issue = IssueFactory(body="[[arxiv:2301.00001]]")
-    assert "paper-ref-missing" in issue.body_html
+    assert issue.unknown_references == ["[[arxiv:2301.00001]]"]
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         PaperFactory(arxiv_id="2301.00001", title="Finally here")
     issue.refresh_from_db()
     assert "Finally here" in issue.body_html
     assert issue.citations.count() == 1
+    assert issue.unknown_references == []
 
 
 def test_deleting_a_paper_takes_its_card_out_of_issues_that_cite_it(
@@ -125,8 +126,10 @@ def test_deleting_a_paper_takes_its_card_out_of_issues_that_cite_it(
         Paper.objects.filter(arxiv_id="2201.03545").delete()
     issue.refresh_from_db()
     assert "Withdrawn paper" not in issue.body_html
-    assert "paper-ref-missing" in issue.body_html
+    # Readers get the reference as plain text, never an error box.
+    assert "<p>arXiv:2201.03545</p>" in issue.body_html
     assert "Intro" in issue.body_html
+    assert issue.unknown_references == ["[[arxiv:2201.03545]]"]
 
 
 def test_publishing_sets_published_at():

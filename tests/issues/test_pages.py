@@ -96,8 +96,11 @@ def test_staff_can_preview_drafts_with_a_banner(staff_client, library):
     text = response.content.decode()
     assert "Preview: this issue is <strong>draft</strong>" in text
     assert '<meta name="robots" content="noindex">' in text
-    # The author sees the unknown reference flagged.
-    assert "paper-ref-missing" in text
+    # The author sees the unknown reference flagged above the page, which shows it
+    # as readers would get it: plain text.
+    assert "1 reference names no paper yet ([[arxiv:2301.99999]])" in text
+    assert "draft words arXiv:2301.99999" in text
+    assert "paper-ref" not in text.split('class="prose"')[1].split("</div>")[0]
     archive = staff_client.get(reverse("issues:archive")).content.decode()
     assert "Secret draft" in archive
 

@@ -135,12 +135,21 @@ def test_a_reference_in_code_is_left_as_code():
     assert find_references("`[[arxiv:2201.03545]]`\n\n    [[paper:x]]\n") == []
 
 
-def test_an_unknown_reference_is_an_error_in_the_preview_and_visible_on_save():
+def test_an_unknown_reference_is_an_error_in_the_preview_and_plain_text_on_save():
     preview = markdownify("See [[arxiv:9999.99999]].")
     assert 'class="paper-ref-error"' in preview
     assert "[[arxiv:9999.99999]]" in preview
-    saved = render_markdown("See [[arxiv:9999.99999]].")
-    assert 'class="paper-ref-missing"' in saved and "[[arxiv:9999.99999]]" in saved
+    # What readers get (pages, feeds, email) never carries the author's error box.
+    saved = render_markdown("See [[arxiv:9999.99999]], [[doi:10.1/X]], [[paper:gone]].")
+    assert saved == "<p>See arXiv:9999.99999, doi:10.1/x, gone.</p>\n"
+    rendered = render_issue_body(
+        "[[arxiv:9999.99999v2]]\n\n<!-- paywall -->\n\n[[paper:gone]]"
+    )
+    assert [str(r) for r in rendered.unknown_references] == [
+        "[[arxiv:9999.99999]]",
+        "[[paper:gone]]",
+    ]
+    assert "paper-ref" not in rendered.body_html
 
 
 def test_the_paywall_break_splits_free_and_paid_parts():

@@ -8,7 +8,9 @@ from issues.sending.models import Send
 class Command(BaseCommand):
     help = (
         "Publish an issue and email it to every subscriber, once (running it again, "
-        "or while the admin publishes it, sends nothing more)."
+        "or while the admin publishes it, sends nothing more; an unpublished issue "
+        "goes back on the site without being emailed again). Refused while the "
+        "issue cites a paper that does not exist yet."
     )
 
     def add_arguments(self, parser):
@@ -20,9 +22,19 @@ class Command(BaseCommand):
         except Issue.DoesNotExist:
             raise CommandError(f"No issue with the slug “{slug}”.") from None
         already = Send.objects.filter(issue=issue).exists()
+        was_unpublished = issue.status == Issue.Status.UNPUBLISHED
         count = services.audience().count()
-        send = services.publish_issue(issue=issue)
-        if already:
+        try:
+            send = services.publish_issue(issue=issue)
+        except services.SendingError as exc:
+            raise CommandError(str(exc)) from None
+        if was_unpublished:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"“{issue}” is back on the site. Nobody was emailed again."
+                )
+            )
+        elif already:
             self.stdout.write(
                 f"“{issue}” was already published; its send is "
                 f"{send.get_status_display().lower()} "
