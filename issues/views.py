@@ -20,6 +20,7 @@ from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
 
 from newsletter.models import Publication
+from subscribers.sessions import current_subscriber
 
 from . import bibtex, pagecache
 from .models import Citation, Issue, Paper, Tag
@@ -46,8 +47,12 @@ def archive(request: HttpRequest) -> HttpResponse:
 
 def _issue_etag(issue: Issue, *, paid: bool, request: HttpRequest) -> str:
     user = request.user
+    # The header names the signed-in subscriber ("Account", not "Sign in"): a
+    # page fetched before signing in must not be revalidated after it.
+    subscriber = current_subscriber(request)
     state = f"{issue.pk}:{issue.updated.isoformat()}:{int(paid)}:"
-    state += f"{user.pk if user.is_authenticated else 0}"
+    state += f"{user.pk if user.is_authenticated else 0}:"
+    state += f"{subscriber.pk if subscriber is not None else 0}"
     # Weak: the same page may go out gzip-compressed or not.
     return 'W/"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
 
