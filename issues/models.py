@@ -304,11 +304,15 @@ class Issue(models.Model):
 
         pages.clear()
 
-    def render(self):
-        """Render body into the stored HTML fields; return the RenderedBody."""
+    def render(self, rendered=None):
+        """Render body into the stored HTML fields; return the RenderedBody.
+
+        rendered: the body already rendered (many issues rendered at once).
+        """
         from .rendering import render_issue_body
 
-        rendered = render_issue_body(self.body)
+        if rendered is None:
+            rendered = render_issue_body(self.body)
         self.body_html = rendered.body_html
         self.free_html = rendered.free_html
         self.paid_html = rendered.paid_html

@@ -8,7 +8,13 @@ from django.utils import timezone
 
 from .models import Citation, Issue, Paper
 from .pagecache import pages
-from .rendering import Reference, RenderedBody, paper_keys
+from .rendering import (
+    Reference,
+    RenderedBody,
+    paper_keys,
+    render_issue_bodies,
+    render_markdown,
+)
 
 
 @transaction.atomic
@@ -46,6 +52,55 @@ def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> N
             to_update.append(citation)
     Citation.objects.bulk_create(to_create)
     Citation.objects.bulk_update(to_update, ["in_paid_part"])
+
+
+RENDERED_ISSUE_FIELDS = ["body_html", "free_html", "paid_html", "public_text",
+                         "word_count"]  # fmt: skip
+
+
+def rerender_stored_html(*, batch_size: int = 20) -> int:
+    """Render every issue body and paper summary again; return how many changed.
+
+    The HTML is stored on save, so what is already stored keeps the renderer of
+    the day it was saved until this runs (`manage.py rerender_content`).
+    """
+    changed = 0
+    now = timezone.now()
+    for issues in _batches(Issue.objects.all(), batch_size):
+        before = [[getattr(i, name) for name in RENDERED_ISSUE_FIELDS] for i in issues]
+        for issue, rendered in zip(
+            issues, render_issue_bodies([i.body for i in issues]), strict=True
+        ):
+            issue.render(rendered)
+            issue.updated = now
+        # Only what changed: an unchanged page keeps its ETag and cached copies.
+        updated = [
+            issue
+            for issue, old in zip(issues, before, strict=True)
+            if old != [getattr(issue, name) for name in RENDERED_ISSUE_FIELDS]
+        ]
+        Issue.objects.bulk_update(updated, [*RENDERED_ISSUE_FIELDS, "updated"])
+        changed += len(updated)
+    for papers in _batches(Paper.objects.all(), batch_size * 10):
+        updated = []
+        for paper in papers:
+            html = render_markdown(paper.summary, papers={})
+            if html != paper.summary_html:
+                paper.summary_html = html
+                updated.append(paper)
+        Paper.objects.bulk_update(updated, ["summary_html"])
+        changed += len(updated)
+    # bulk_update skips Issue.save, which forgets this process's cached pages.
+    pages.clear()
+    return changed
+
+
+def _batches(queryset, size: int):
+    """Yield lists of rows, in primary key order, size at a time."""
+    last = 0
+    while batch := list(queryset.filter(pk__gt=last).order_by("pk")[:size]):
+        yield batch
+        last = batch[-1].pk
 
 
 def rerender_issues_citing(

@@ -35,6 +35,7 @@ from .bodies import (
     PAYWALL_RE,
     RenderedBody,
     markdownify,
+    render_issue_bodies,
     render_issue_body,
     split_paywall,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "paper_inline_html",
     "paper_keys",
     "pygments_css",
+    "render_issue_bodies",
     "render_issue_body",
     "render_markdown",
     "resolve_references",

@@ -41,18 +41,38 @@ def split_paywall(text: str) -> tuple[str, str | None]:
     return text[: match.start()], text[match.end() :]
 
 
-def _parse_body(text: str) -> tuple[_Parsed, _Parsed | None, dict]:
-    """Parse both sides of the paywall break and look up their papers at once."""
+def _split_and_parse(text: str) -> tuple[_Parsed, _Parsed | None]:
     free_md, paid_md = split_paywall(text)
     free = _parse(free_md)
-    paid = _parse(paid_md) if paid_md is not None else None
-    papers = resolve_references(free.references + (paid.references if paid else []))
-    return free, paid, papers
+    return free, _parse(paid_md) if paid_md is not None else None
+
+
+def _references(free: _Parsed, paid: _Parsed | None) -> list[Reference]:
+    return free.references + (paid.references if paid else [])
+
+
+def _parse_body(text: str) -> tuple[_Parsed, _Parsed | None, dict]:
+    """Parse both sides of the paywall break and look up their papers at once."""
+    free, paid = _split_and_parse(text)
+    return free, paid, resolve_references(_references(free, paid))
 
 
 def render_issue_body(text: str) -> RenderedBody:
     """Render an issue's body, split at its paywall break, in one paper lookup."""
     free, paid, papers = _parse_body(text)
+    return _render_body(free, paid, papers)
+
+
+def render_issue_bodies(texts: list[str]) -> list[RenderedBody]:
+    """Render many issue bodies (see render_issue_body) in one paper lookup."""
+    parsed = [_split_and_parse(text) for text in texts]
+    papers = resolve_references(
+        [ref for free, paid in parsed for ref in _references(free, paid)]
+    )
+    return [_render_body(free, paid, papers) for free, paid in parsed]
+
+
+def _render_body(free: _Parsed, paid: _Parsed | None, papers: dict) -> RenderedBody:
     free_html = _render(free, papers)
     paid_html = _render(paid, papers) if paid is not None else ""
     text_of_free = html_to_text(free_html)
