@@ -5,7 +5,6 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from newsletter.models import Publication
-
 from subscribers.billing.models import Membership, StripeEvent, Tier
 from subscribers.models import Subscriber
 from subscribers.sessions import SESSION_KEY

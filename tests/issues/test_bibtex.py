@@ -1,7 +1,7 @@
 """BibTeX of the kinds reference managers expect, with whole-word keys."""
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -100,7 +100,7 @@ def test_an_issue_key_keeps_whole_words_of_its_slug(client):
         slug="instruction-tuning-notes-from-a-busy-spring",
         title="Instruction tuning notes from a busy spring",
         published=True,
-        published_at=datetime(2023, 3, 14, 9, 30, 12, 345678, tzinfo=timezone.utc),
+        published_at=datetime(2023, 3, 14, 9, 30, 12, 345678, tzinfo=UTC),
     )
 
     text = bibtex(

@@ -25,7 +25,9 @@ def test_rerendering_fixes_stored_issues_and_papers(client, capsys):
     issue = IssueFactory(slug="results", published=True, body=BODY)
     _as_an_older_quire_stored_it(issue)
     paper = PaperFactory(summary="```\ncode\n```")
-    Paper.objects.filter(pk=paper.pk).update(summary_html="<pre><code>code</code></pre>")
+    Paper.objects.filter(pk=paper.pk).update(
+        summary_html="<pre><code>code</code></pre>"
+    )
     untouched = IssueFactory(slug="plain", published=True, body="Plain words.")
     untouched_at = Issue.objects.get(pk=untouched.pk).updated
     assert 'tabindex="0"' not in client.get("/issues/results/").content.decode()
