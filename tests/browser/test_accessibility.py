@@ -51,33 +51,14 @@ def test_the_issue_page_has_no_accessibility_violation(
     page = context.new_page()
     try:
         page.goto(f"/issues/{slug}/")
-        dark = (
-            page.evaluate("getComputedStyle(document.body).backgroundColor")
-            == "rgb(21, 22, 26)"
+        # The theme in force: the page's background is dark or light.
+        dark = page.evaluate(
+            """() => getComputedStyle(document.body).backgroundColor
+                .match(/\\d+/g).slice(0, 3).reduce((sum, c) => sum + +c, 0) < 200"""
         )
         assert dark is ((chosen or system) == "dark")
         assert page.locator(ISSUES[slug]).count() > 0
 
         assert axe_violations(page) == []
-    finally:
-        context.close()
-
-
-def test_a_wide_code_block_scrolls_from_the_keyboard(browser, live_server):
-    load_demo()
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 360, "height": 800}
-    )
-    page = context.new_page()
-    try:
-        page.goto("/issues/convolutions-strike-back/")
-        code = page.locator("pre.highlight").first
-        assert code.evaluate("e => e.scrollWidth > e.clientWidth"), "not wide enough"
-        code.focus()
-        page.keyboard.press("ArrowRight")
-        page.keyboard.press("ArrowRight")
-
-        assert code.evaluate("e => document.activeElement === e")
-        assert code.evaluate("e => e.scrollLeft") > 0
     finally:
         context.close()
