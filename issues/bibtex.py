@@ -39,22 +39,45 @@ def _entry(kind: str, key: str, fields: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Venues that publish articles rather than proceedings: the words and the short
+# names readers write in Paper.venue.
+_JOURNAL_WORDS = re.compile(
+    r"\b(journal|transactions|letters|review|magazine|nature|science|jmlr|tmlr"
+    r"|pami|tpami|ijcv|tacl|plos|pnas|cell)\b",
+    re.IGNORECASE,
+)
+
+
+def _is_journal(venue: str) -> bool:
+    return bool(_JOURNAL_WORDS.search(venue))
+
+
 def paper_bibtex(paper: Paper, *, key: str | None = None) -> str:
-    """Return the paper's BibTeX entry."""
+    """Return the paper's BibTeX entry, of the type reference managers expect.
+
+    A journal venue makes an @article, any other venue (a conference or a
+    workshop) an @inproceedings; a paper with no venue, such as an arXiv preprint,
+    is a @misc with arXiv's eprint fields.
+    """
     fields = [
         ("title", paper.title),
         ("author", " and ".join(paper.authors)),
         ("year", str(paper.year or "")),
     ]
-    if paper.venue:
+    if paper.venue and _is_journal(paper.venue):
+        kind = "article"
+        fields.append(("journal", paper.venue))
+    elif paper.venue:
+        kind = "inproceedings"
         fields.append(("booktitle", paper.venue))
+    else:
+        kind = "misc"
+        if paper.arxiv_id:
+            # Read by styles that know nothing of eprint (plain, alpha).
+            fields.append(("howpublished", f"arXiv preprint arXiv:{paper.arxiv_id}"))
     if paper.arxiv_id:
-        fields += [
-            ("eprint", paper.arxiv_id),
-            ("archivePrefix", "arXiv"),
-        ]
+        fields += [("eprint", paper.arxiv_id), ("archivePrefix", "arXiv")]
     fields += [("doi", paper.doi), ("url", paper.link)]
-    kind = "inproceedings" if paper.venue else "article" if paper.doi else "misc"
     return _entry(kind, key or citation_key(paper), fields)
 
 
@@ -76,9 +99,11 @@ def issue_bibtex(issue: Issue, papers: Iterable[Paper], *, publication: str) -> 
     """Return an entry for the issue itself followed by the papers it cites."""
     date = issue.published_at or issue.created
     key = f"{_ascii_word(publication) or 'quire'}{date:%Y%m}"
+    # A few whole words of the slug: "quire202203instructiontuningnotes".
+    words = [_ascii_word(word) for word in issue.slug.split("-")]
     issue_entry = _entry(
         "misc",
-        key + _ascii_word(issue.slug)[:20],
+        key + "".join([word for word in words if word][:3]),
         [
             ("title", issue.title),
             ("howpublished", publication),

@@ -362,7 +362,10 @@ class Citation(models.Model):
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="citations")
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="citations")
     position = models.PositiveIntegerField(
-        default=0, help_text="Order in the issue's list of papers."
+        default=0,
+        help_text="Order in the issue's list of papers. Quire numbers it on save: "
+        "ranked papers first, then those the body references in the order they "
+        "appear, then papers added here by hand, in the order you give them.",
     )
     rank = models.PositiveSmallIntegerField(
         null=True,

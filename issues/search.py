@@ -108,6 +108,9 @@ def snippet_html(issue: Issue, q: str, *, words: int = 30) -> str:
         terms = [re.escape(w) for w in q.split() if w]
         match = re.search("|".join(terms), text, re.I) if terms else None
         start = max(0, match.start() - 80) if match else 0
+        if start:
+            # Begin at the start of the word that position falls in, not inside it.
+            start = text.rfind(" ", 0, start) + 1
         raw = text[start:].split()
         raw = ("… " if start else "") + " ".join(raw[:words])
         if terms:

@@ -29,39 +29,47 @@ RENDERED_ISSUE_FIELDS = [
 
 @transaction.atomic
 def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> None:
-    """Add a citation for every paper the body references, in order of appearance.
+    """Cite every paper the body references and number the list in body order.
 
-    Citations added by hand (with a note or rank) are kept; a citation whose
-    reference left the body stays until the author removes it from the list.
+    The papers the body references come in order of first appearance; citations
+    added by hand without a reference follow, in their earlier order. Ranked
+    citations (a "top papers" list) lead, by rank, since such a list reads in
+    rank order whatever order the body discusses them in. Notes and ranks are
+    kept; a citation whose reference left the body stays (among the hand-added
+    ones) until the author removes it from the list.
     """
     if rendered is None:
         rendered = issue.render()
     existing = {c.paper_id: c for c in issue.citations.all()}
-    position = max((c.position for c in existing.values()), default=0)
+    stored = {c.pk: (c.position, c.in_paid_part) for c in existing.values()}
     free_refs = set(rendered.free_references)
-    to_create, to_update, seen = [], [], set()
+    ordered: list[Citation] = []
+    referenced: set[int] = set()
     for ref in rendered.references:
         paper = rendered.papers.get(ref)
-        if paper is None or paper.pk in seen:
+        if paper is None or paper.pk in referenced:
             continue
-        seen.add(paper.pk)
-        in_paid_part = not any(key in free_refs for key in paper_keys(paper))
-        citation = existing.get(paper.pk)
-        if citation is None:
-            position += 1
-            to_create.append(
-                Citation(
-                    issue=issue,
-                    paper=paper,
-                    position=position,
-                    in_paid_part=in_paid_part,
-                )
-            )
-        elif citation.in_paid_part != in_paid_part:
-            citation.in_paid_part = in_paid_part
-            to_update.append(citation)
-    Citation.objects.bulk_create(to_create)
-    Citation.objects.bulk_update(to_update, ["in_paid_part"])
+        referenced.add(paper.pk)
+        citation = existing.get(paper.pk) or Citation(issue=issue, paper=paper)
+        citation.in_paid_part = not any(key in free_refs for key in paper_keys(paper))
+        ordered.append(citation)
+    ordered += sorted(
+        (c for c in existing.values() if c.paper_id not in referenced),
+        key=lambda c: (c.position, c.pk),
+    )
+    # The sort is stable: unranked citations keep the order built above.
+    ordered.sort(key=lambda c: (c.rank is None, c.rank or 0))
+    for position, citation in enumerate(ordered, start=1):
+        citation.position = position
+    Citation.objects.bulk_create([c for c in ordered if c.pk is None])
+    Citation.objects.bulk_update(
+        [
+            c
+            for c in ordered
+            if c.pk in stored and stored[c.pk] != (c.position, c.in_paid_part)
+        ],
+        ["position", "in_paid_part"],
+    )
 
 
 def rerender_issues_citing(

@@ -6,7 +6,7 @@ import hashlib
 import time
 
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
@@ -20,6 +20,7 @@ from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
 
 from newsletter.models import Publication
+from subscribers.sessions import current_subscriber
 
 from . import bibtex, pagecache
 from .models import Citation, Issue, Paper, Tag
@@ -46,8 +47,12 @@ def archive(request: HttpRequest) -> HttpResponse:
 
 def _issue_etag(issue: Issue, *, paid: bool, request: HttpRequest) -> str:
     user = request.user
+    # The header names the signed-in subscriber ("Account", not "Sign in"): a
+    # page fetched before signing in must not be revalidated after it.
+    subscriber = current_subscriber(request)
     state = f"{issue.pk}:{issue.updated.isoformat()}:{int(paid)}:"
-    state += f"{user.pk if user.is_authenticated else 0}"
+    state += f"{user.pk if user.is_authenticated else 0}:"
+    state += f"{subscriber.pk if subscriber is not None else 0}"
     # Weak: the same page may go out gzip-compressed or not.
     return 'W/"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
 
@@ -170,10 +175,12 @@ def papers(request: HttpRequest) -> HttpResponse:
     if tag_slug:
         qs = qs.filter(tags__slug=tag_slug)
     page = Paginator(qs, PAPERS_PER_PAGE).get_page(request.GET.get("page"))
+    # Each year, and whether it has a "top papers" page for this reader.
     years = (
         Paper.objects.exclude(year=None)
+        .annotate(ranked=Exists(_ranked(request).filter(paper__year=OuterRef("year"))))
         .order_by("-year")
-        .values_list("year", flat=True)
+        .values_list("year", "ranked")
         .distinct()
     )
     tags = Tag.objects.filter(papers__isnull=False).distinct()
@@ -182,11 +189,31 @@ def papers(request: HttpRequest) -> HttpResponse:
         "issues/papers.html",
         {
             "page": page,
-            "years": list(years),
+            "years": [(y, ranked) for y, ranked in years],
             "tags": list(tags),
             "year": year,
             "tag": tag_slug,
         },
+    )
+
+
+def _ranked(request: HttpRequest):
+    """Return the ranked citations this reader may see."""
+    return Citation.objects.filter(
+        citations_q(paid_access=paid_access(request)),
+        rank__isnull=False,
+        issue__in=issues_for(request),
+    )
+
+
+def _ranked_years(request: HttpRequest) -> list[int]:
+    """Return the years whose top papers this reader may see, newest first."""
+    return list(
+        _ranked(request)
+        .exclude(paper__year=None)
+        .order_by("-paper__year")
+        .values_list("paper__year", flat=True)
+        .distinct()
     )
 
 
@@ -224,12 +251,8 @@ def paper_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
 def top_papers(request: HttpRequest, year: int) -> HttpResponse:
     """Show the ranked top papers of a year, from the issues that ranked them."""
     ranked = (
-        Citation.objects.filter(
-            citations_q(paid_access=paid_access(request)),
-            rank__isnull=False,
-            issue__in=issues_for(request),
-        )
-        .filter(Q(paper__year=year))
+        _ranked(request)
+        .filter(paper__year=year)
         .select_related("paper", "issue")
         .only("rank", "note", "paper", "issue__title", "issue__slug",
               "issue__published_at")
@@ -242,17 +265,10 @@ def top_papers(request: HttpRequest, year: int) -> HttpResponse:
             entries.append(citation)
     if not entries:
         raise Http404("No ranked papers for that year.")
-    years = list(
-        Citation.objects.filter(rank__isnull=False, issue__in=issues_for(request))
-        .exclude(paper__year=None)
-        .order_by("-paper__year")
-        .values_list("paper__year", flat=True)
-        .distinct()
-    )
     return render(
         request,
         "issues/top_papers.html",
-        {"year": year, "entries": entries, "years": years},
+        {"year": year, "entries": entries, "years": _ranked_years(request)},
     )
 
 

@@ -122,6 +122,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "newsletter.context_processors.site",
                 "issues.context_processors.publication",
+                "subscribers.context_processors.reader",
+                "subscribers.billing.context_processors.billing",
             ],
         },
     },

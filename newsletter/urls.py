@@ -7,6 +7,7 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     # The Markdown editor's preview and upload endpoints (staff only) live in
     # issues.urls under /markdownx/; django-markdownx's own views are not mounted.

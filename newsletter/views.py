@@ -3,8 +3,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
@@ -22,6 +28,13 @@ def home(request: HttpRequest) -> HttpResponse:
     issues = list(Issue.objects.published().for_listing()[:8])
     context = {"latest": issues[0] if issues else None, "recent": issues[1:]}
     return render(request, "home.html", context)
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Send browsers that ask for /favicon.ico to the icon among the static files."""
+    # Browsers and feed readers ask for /favicon.ico whatever the page links to.
+    return HttpResponsePermanentRedirect(static("favicon.ico"))
 
 
 def _check_database() -> tuple[bool, str]:

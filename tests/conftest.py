@@ -46,6 +46,16 @@ def smtp_settings(settings, smtp_server):
     return smtp_server
 
 
+@pytest.fixture
+def paid_enabled(settings):
+    """Switch paid subscriptions on: the Stripe keys are set (nothing calls Stripe)."""
+    from tests.billing.stripe_fake import PAID_ENV
+
+    for name, value in PAID_ENV.items():
+        setattr(settings, name, value)
+    return settings
+
+
 def database_url() -> str:
     """Return a DATABASE_URL naming the test database this process uses."""
     params = connection.settings_dict

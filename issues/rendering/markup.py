@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from functools import cache
+from html.parser import HTMLParser
 
-import nh3
 from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
@@ -98,7 +97,56 @@ def without_heading_anchors(html_text: str) -> str:
     return _HEADING_ANCHOR.sub("", html_text)
 
 
+# Elements whose text is not part of what a reader reads: the heading permalinks
+# ("#") and footnote back-links ("↩︎") that the Markdown plugins add.
+_SKIPPED_CLASSES = {"header-anchor", "footnote-backref"}
+_SKIPPED_TAGS = {"script", "style", "template"}
+# Parts of a paper card that follow its title: set off so that title, authors and
+# links do not run together ("A ConvNet for the 2020s — Zhuang Liu, … — arXiv:…").
+_CARD_PARTS = {"paper-card-meta", "paper-card-links"}
+_VOID_TAGS = {"area", "br", "col", "embed", "hr", "img", "input", "source", "wbr"}
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0  # depth inside a skipped element
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in _VOID_TAGS:
+            self.parts.append(" ")
+            return
+        classes = set((dict(attrs).get("class") or "").split())
+        if self._skipping or tag in _SKIPPED_TAGS or classes & _SKIPPED_CLASSES:
+            self._skipping += 1
+        elif classes & _CARD_PARTS:
+            self.parts.append(" — ")
+        else:
+            # Any element boundary may separate words (cells, items, blocks);
+            # a space too many is collapsed below.
+            self.parts.append(" " if tag not in _INLINE_TAGS else "")
+
+    def handle_endtag(self, tag) -> None:
+        if self._skipping:
+            self._skipping -= 1
+        elif tag not in _INLINE_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+_INLINE_TAGS = {
+    "a", "abbr", "b", "code", "del", "em", "i", "ins", "kbd", "mark", "q", "s",
+    "small", "span", "strong", "sub", "sup", "u",
+}  # fmt: skip
+
+
 def html_to_text(html_text: str) -> str:
     """Return the readable text of rendered HTML, whitespace collapsed."""
-    text = nh3.clean(html_text, tags=set(), clean_content_tags={"script", "style"})
-    return " ".join(html.unescape(text).split())
+    parser = _TextExtractor()
+    parser.feed(html_text or "")
+    parser.close()
+    return " ".join("".join(parser.parts).split())

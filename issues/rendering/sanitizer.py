@@ -38,7 +38,12 @@ def _cleaner() -> nh3.Cleaner:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=ALLOWED_URL_SCHEMES,
         filter_style_properties={"text-align"},
-        set_tag_attribute_values={"img": {"loading": "lazy"}},
+        set_tag_attribute_values={
+            "img": {"loading": "lazy"},
+            # A code block wider than the page scrolls; keyboard users reach
+            # (and scroll) it only if it can take focus.
+            "pre": {"tabindex": "0"},
+        },
         link_rel="noopener noreferrer",
         strip_comments=True,
     )

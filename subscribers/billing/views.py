@@ -2,6 +2,7 @@
 
 import json
 import logging
+from urllib.parse import urlencode
 
 import stripe
 from django.conf import settings
@@ -29,6 +30,10 @@ from .models import Membership, StripeEvent, Tier
 logger = logging.getLogger(__name__)
 
 CHECKOUT_SESSION_KEY = "billing_checkout"
+# The success page reloads itself every SUCCESS_REFRESH_SECONDS while Stripe's
+# webhook has not arrived, for at most SUCCESS_WAIT_SECONDS; then it says what to do.
+SUCCESS_REFRESH_SECONDS = 2
+SUCCESS_WAIT_SECONDS = 60
 
 
 def _membership(request: HttpRequest) -> Membership | None:
@@ -144,11 +149,24 @@ def success(request: HttpRequest) -> HttpResponse:
                 sign_in_subscriber(request, subscriber)
                 signed_in = subscriber
         request.session.pop(CHECKOUT_SESSION_KEY, None)
+    # Counted in the address, not in a script: the page works without JavaScript
+    # and under a Content-Security-Policy that forbids inline scripts.
+    waited = request.GET.get("waited", "")
+    waited = min(int(waited), SUCCESS_WAIT_SECONDS) if waited.isdigit() else 0
+    still_waiting = processing and waited * SUCCESS_REFRESH_SECONDS < (
+        SUCCESS_WAIT_SECONDS
+    )
     return render(
         request,
         "subscribers/billing/success.html",
         {
             "processing": processing,
+            "still_waiting": still_waiting,
+            "refresh_seconds": SUCCESS_REFRESH_SECONDS,
+            "refresh_query": urlencode(
+                {"session_id": session_id, "waited": waited + 1}
+            ),
+            "check_again_query": urlencode({"session_id": session_id}),
             "session_id": session_id,
             "subscriber": signed_in,
             "membership": _membership(request),

@@ -18,6 +18,12 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe"
 SECRET_KEY = "sk_test_quire"
 PUBLISHABLE_KEY = "pk_test_quire"
 WEBHOOK_SECRET = "whsec_test_quire"
+# The three settings that switch paid subscriptions on, as a worker's environment.
+PAID_ENV = {
+    "STRIPE_SECRET_KEY": SECRET_KEY,
+    "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+    "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+}
 
 
 def load(name: str) -> dict[str, Any]:

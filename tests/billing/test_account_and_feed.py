@@ -33,7 +33,7 @@ def test_account_shows_the_plan_next_payment_and_manage_billing(client, paid_mem
     assert f"/feed/private/{Membership.objects.get().feed_token}/" in page
 
 
-def test_account_of_a_free_subscriber_offers_the_paid_tiers(client):
+def test_account_of_a_free_subscriber_offers_the_paid_tiers(client, paid_enabled):
     sign_in(client, SubscriberFactory())
 
     page = client.get("/account/").content.decode()

@@ -1,3 +1,4 @@
+import html
 import re
 
 import pytest
@@ -444,3 +445,71 @@ def test_a_checkout_completed_for_an_address_on_the_suppression_list_keeps_it_pe
     assert not Subscriber.objects.receiving().exists()
     subjects = [m.message["Subject"] for m in smtp_settings.messages]
     assert "Welcome to Quire" not in subjects
+
+
+REFRESH_RE = re.compile(r'<meta http-equiv="refresh" content="(\d+); url=([^"]+)">')
+
+
+def _start_checkout(client, fake_stripe, tier) -> str:
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "slow@example.org"},
+    )
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    fake_stripe.complete_checkout(session_id)
+    return session_id
+
+
+def _follow_refreshes(client, url: str) -> tuple[list[int], str]:
+    """Load the page as a browser does, following its refreshes; give up at 100."""
+    delays = []
+    for _ in range(100):
+        page = client.get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\ssrc=)", page), "no inline script"
+        refresh = REFRESH_RE.search(page)
+        if refresh is None:
+            return delays, page
+        delays.append(int(refresh.group(1)))
+        url = html.unescape(refresh.group(2))
+    raise AssertionError("the page never stops refreshing")
+
+
+def test_the_success_page_stops_refreshing_after_a_minute_and_says_what_to_do(
+    client, fake_stripe, stripe_settings, tier
+):
+    Publication.objects.update_or_create(
+        pk=1, defaults={"sender_email": "editor@gradient.example"}
+    )
+    session_id = _start_checkout(client, fake_stripe, tier)
+
+    delays, page = _follow_refreshes(
+        client, f"/billing/success/?session_id={session_id}"
+    )
+
+    assert 60 <= sum(delays) <= 62
+    assert "Stripe has not confirmed your payment yet" in page
+    assert "inbox" in page
+    assert 'href="/account/login/">Sign in</a> with your email address' in page
+    assert 'href="mailto:editor@gradient.example"' in page
+    assert f'href="/billing/success/?session_id={session_id}">Check again' in page
+
+
+def test_the_success_page_shows_the_membership_when_the_webhook_comes_late(
+    client, fake_stripe, stripe_settings, tier, deliver,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    session_id = _start_checkout(client, fake_stripe, tier)
+    _follow_refreshes(client, f"/billing/success/?session_id={session_id}")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            make_event(
+                "checkout.session.completed", fake_stripe.session_object(session_id)
+            )
+        )
+
+    delays, page = _follow_refreshes(
+        client, f"/billing/success/?session_id={session_id}"
+    )
+
+    assert delays == []
+    assert "Your membership is active" in page

@@ -9,6 +9,7 @@ from issues.models import Issue
 from issues.sending import services
 from issues.sending.models import Send
 from subscribers.billing.models import Membership
+from tests.billing.stripe_fake import PAID_ENV
 from tests.billing.test_paywall_everywhere import PAID, PAID_ONLY
 from tests.conftest import wait_for
 from tests.factories.issues import IssueFactory
@@ -53,7 +54,11 @@ def test_free_and_paid_email_segments_hold_the_paid_part_for_paying_members_only
         body=f"Free opening words.\n\n<!-- paywall -->\n\nPaid analysis {PAID}.",
     )
     celery_worker_factory(
-        extra_env={"EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}"}
+        extra_env={
+            "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
+            # Paid subscriptions are on: the free segment is asked to upgrade.
+            **PAID_ENV,
+        }
     )
 
     _wait_until_done(services.publish_issue(issue=mixed))

@@ -78,7 +78,9 @@ def meta_descriptions(page: str) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", READERS)
-def test_issue_pages_show_the_paid_part_only_to_paying_members(content, kind):
+def test_issue_pages_show_the_paid_part_only_to_paying_members(
+    content, kind, paid_enabled
+):
     client, _ = reader_client(kind)
 
     mixed = text(client.get("/issues/mixed/"))

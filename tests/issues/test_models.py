@@ -1,6 +1,9 @@
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from issues.models import Citation, Issue, Paper, validate_arxiv_id
 from tests.factories.issues import CitationFactory, IssueFactory, PaperFactory
@@ -161,3 +164,88 @@ def test_a_scheduled_issue_needs_a_publish_time():
 def test_citation_factory_makes_a_citation():
     citation = CitationFactory(rank=3)
     assert citation.issue.papers.get() == citation.paper
+
+
+def _papers_in_this_issue(client, issue) -> list[str]:
+    page = client.get(issue.get_absolute_url()).content.decode()
+    section = page[page.index('id="papers-heading"') :]
+    return re.findall(r'class="citation-title" href="[^"]+">([^<]+)</a>', section)
+
+
+def test_a_paper_added_later_takes_its_place_in_the_body_order(
+    client, django_capture_on_commit_callbacks
+):
+    PaperFactory(arxiv_id="2201.03545", title="First in the body")
+    PaperFactory(arxiv_id="2204.01697", title="Third in the body")
+    issue = IssueFactory(
+        published=True,
+        body="[[arxiv:2201.03545]]\n\n[[arxiv:2301.00001]]\n\n[[arxiv:2204.01697]]",
+    )
+    assert _papers_in_this_issue(client, issue) == [
+        "First in the body",
+        "Third in the body",
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        PaperFactory(arxiv_id="2301.00001", title="Second, added later")
+
+    assert _papers_in_this_issue(client, issue) == [
+        "First in the body",
+        "Second, added later",
+        "Third in the body",
+    ]
+    positions = list(issue.citations.values_list("position", flat=True))
+    assert positions == [1, 2, 3]
+
+
+def test_papers_added_by_hand_follow_the_body_references_in_their_order(client):
+    a = PaperFactory(arxiv_id="2201.03545", title="Referenced first")
+    b = PaperFactory(arxiv_id="2204.01697", title="Referenced second")
+    issue = IssueFactory(published=True, body="Nothing cited yet.")
+    CitationFactory(issue=issue, paper=PaperFactory(title="Picked by hand, 2nd"),
+                    position=7)  # fmt: skip
+    CitationFactory(issue=issue, paper=PaperFactory(title="Picked by hand, 1st"),
+                    position=3)  # fmt: skip
+
+    issue.body = f"[[paper:{b.slug}]] after [[paper:{a.slug}]], then {a.slug} again"
+    issue.save()
+
+    assert _papers_in_this_issue(client, issue) == [
+        "Referenced second",
+        "Referenced first",
+        "Picked by hand, 1st",
+        "Picked by hand, 2nd",
+    ]
+
+
+def test_a_ranked_list_keeps_its_rank_order(client):
+    first = PaperFactory(arxiv_id="2201.03545", title="Ranked first")
+    second = PaperFactory(arxiv_id="2204.01697", title="Ranked second")
+    issue = IssueFactory(
+        published=True, body="[[arxiv:2204.01697]] and [[arxiv:2201.03545]]"
+    )
+    Citation.objects.filter(paper=first).update(rank=1)
+    Citation.objects.filter(paper=second).update(rank=2)
+
+    issue.body += "\n\nAnd [[arxiv:2301.00001]]."
+    PaperFactory(arxiv_id="2301.00001", title="Unranked newcomer")
+    issue.save()
+
+    assert _papers_in_this_issue(client, issue) == [
+        "Ranked first",
+        "Ranked second",
+        "Unranked newcomer",
+    ]
+
+
+def test_renumbering_the_papers_writes_them_in_one_update():
+    papers = [PaperFactory(arxiv_id=f"2201.{n:05d}") for n in range(10)]
+    issue = IssueFactory(body="\n\n".join(f"[[paper:{p.slug}]]" for p in papers))
+    issue.body = "\n\n".join(f"[[paper:{p.slug}]]" for p in reversed(papers))
+
+    with CaptureQueriesContext(connection) as captured:
+        issue.save()
+
+    updates = [q["sql"] for q in captured if q["sql"].startswith("UPDATE")]
+    assert len([sql for sql in updates if '"issues_citation"' in sql]) == 1
+    assert [c.paper for c in issue.citations.all()] == papers[::-1]

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -268,6 +269,56 @@ def test_papers_index_filters_by_year_and_tag(client, db):
     assert "Old diffusion" in text and "New thing" not in text
     text = client.get(reverse("issues:papers") + "?tag=diffusion").content.decode()
     assert "Old diffusion" in text and "New thing" not in text
+
+
+YEAR_LINK_RE = re.compile(r'<a href="([^"]+)"[^>]*>(\d{4})[^<]*</a>')
+
+
+def _year_links(client, url: str) -> dict[str, str]:
+    page = client.get(url).content.decode()
+    row = page[page.index('class="top-links"') :].split("</p>", 1)[0]
+    return {year: href for href, year in YEAR_LINK_RE.findall(row)}
+
+
+def test_papers_year_links_lead_to_top_papers_only_where_a_year_has_them(
+    client, library
+):
+    PaperFactory(title="Unranked one", year=2021)
+    # Ranked only below a paywall: free readers have no top list for that year.
+    hidden = PaperFactory(title="Ranked behind the paywall", year=2019)
+    IssueFactory(
+        slug="paid-ranking", published=True,
+        body=f"Free.\n\n<!-- paywall -->\n\n[[paper:{hidden.slug}]]",
+    )  # fmt: skip
+    Citation.objects.filter(paper=hidden).update(rank=1)
+
+    links = _year_links(client, reverse("issues:papers"))
+
+    assert links == {
+        "2022": reverse("issues:top_papers", args=[2022]),
+        "2021": "?year=2021",
+        "2019": "?year=2019",
+    }
+    for href in links.values():
+        response = client.get(href if href.startswith("/") else "/papers/" + href)
+        assert response.status_code == 200, href
+    unranked = client.get("/papers/?year=2021").content.decode()
+    assert "Unranked one" in unranked and library["papers"][0].title not in unranked
+    assert client.get(reverse("issues:top_papers", args=[2019])).status_code == 404
+
+
+def test_other_years_on_a_top_papers_page_all_have_top_papers(client, library):
+    PaperFactory(title="Unranked one", year=2021)
+    ranked_2020 = PaperFactory(title="Best of 2020", year=2020)
+    issue = IssueFactory(
+        slug="best-2020", published=True, body=f"[[paper:{ranked_2020.slug}]]"
+    )
+    Citation.objects.filter(issue=issue).update(rank=1)
+
+    page = client.get(reverse("issues:top_papers", args=[2022])).content.decode()
+
+    assert f'href="{reverse("issues:top_papers", args=[2020])}"' in page
+    assert reverse("issues:top_papers", args=[2021]) not in page
 
 
 def test_paper_page_lists_every_visible_issue_that_discussed_it(client, library):

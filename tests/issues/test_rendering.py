@@ -71,7 +71,7 @@ def test_tables_footnotes_and_strikethrough_render():
 
 def test_fenced_code_is_highlighted_by_pygments():
     html = render_markdown("```python\ndef f(x):\n    return x\n```\n")
-    assert '<pre class="highlight"><code class="language-python">' in html
+    assert '<pre class="highlight" tabindex="0"><code class="language-python">' in html
     assert '<span class="k">def</span>' in html
 
 

@@ -1,5 +1,7 @@
 """Pages render with hashed static files, as they are served when DEBUG is off."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 
@@ -42,3 +44,15 @@ def test_every_reader_page_finds_its_static_files_in_the_manifest(
         assert client.get(url).status_code == 200, url
     for url in ["/admin/", f"/admin/issues/issue/{issue.pk}/change/"]:
         assert admin_client.get(url).status_code == 200, url
+
+
+def test_favicon_ico_answers_with_the_icon(client, manifest_static):
+    response = client.get("/favicon.ico", follow=True)
+
+    ((target, status),) = response.redirect_chain
+    assert status == 301 and re.fullmatch(r"/static/favicon\.[0-9a-f]+\.ico", target)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"
+    page = client.get("/").content.decode()
+    svg = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page)
+    assert client.get(svg.group(1)).status_code == 200

@@ -100,7 +100,7 @@ def test_send_a_test_rejects_a_bad_address(staff_client, issue):
     assert "is not an email address" in response.content.decode()
 
 
-def test_email_preview_shows_free_and_paid_html_and_text(staff_client):
+def test_email_preview_shows_free_and_paid_html_and_text(staff_client, paid_enabled):
     from tests.factories.issues import IssueFactory
 
     issue = IssueFactory(body="Free words.\n\n<!-- paywall -->\n\nPaid words.")

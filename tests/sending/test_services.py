@@ -196,7 +196,9 @@ def test_non_ascii_subject_and_sender_are_encoded(outbox):
     assert message["From"].addresses[0].display_name == "Café Ñews"
 
 
-def test_free_readers_get_the_free_part_and_an_invitation(outbox, monkeypatch):
+def test_free_readers_get_the_free_part_and_an_invitation(
+    outbox, monkeypatch, paid_enabled
+):
     make_subscribers(2)
     monkeypatch.setattr(
         services, "paid_subscribers_q", lambda: Q(email="reader1@example.org")

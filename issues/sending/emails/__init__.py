@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from issues.models import Issue
 from issues.rendering import without_heading_anchors
 from newsletter.models import Publication
+from subscribers.billing import stripe_api
 
 from ..models import Delivery
 from .headers import (
@@ -111,6 +112,8 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         "web_url": web_url,
         "upgrade_url": pricing_url(),
         "account_url": account_url(),
+        # The same flag the web pages get (subscribers.billing.context_processors).
+        "paid_enabled": stripe_api.is_configured(),
         "unsubscribe_url": PH_UNSUBSCRIBE,
         "recipient_email": PH_EMAIL,
         "site_url": absolute_url("/"),

