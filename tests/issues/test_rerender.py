@@ -96,4 +96,5 @@ def test_rerendering_fixes_stored_issues_and_papers(client, capsys):
     assert "#" not in search.context["issues"][0].snippet_html
     assert '<pre tabindex="0">' in client.get(paper.get_absolute_url()).content.decode()
     assert Issue.objects.get(pk=untouched.pk).updated == untouched_at
-    assert "2 changed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 issues (1 changed)" in out and "1 paper summaries (1 changed)" in out

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from issues.sending import services
 from subscribers.billing.services import grant_complimentary_membership
 from subscribers.models import Subscriber
+from tests.billing.stripe_fake import PAID_ENV
 from tests.conftest import wait_for
 from tests.factories.issues import IssueFactory, PaperFactory
 from tests.support.links import html_links
@@ -87,9 +88,15 @@ def test_every_emailed_link_answers_200_on_the_running_site(
     live_server, settings, smtp_server, celery_worker_factory, client
 ):
     settings.SITE_URL = live_server.url
+    # Paid subscriptions on, so that the free reader's email invites them to pay.
+    for name, value in PAID_ENV.items():
+        setattr(settings, name, value)
     cache.clear()  # the signup and sign-in rate limits
     celery_worker_factory(
-        extra_env={"EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}"}
+        extra_env={
+            "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
+            **PAID_ENV,
+        }
     )
     PaperFactory(
         slug="convnext", arxiv_id="2201.03545", title="A ConvNet for the 2020s",
