@@ -17,7 +17,7 @@ help:
 	@echo "make run           install, migrate, load demo content, start web + worker + beat"
 	@echo "                   (QUIRE_PORT=8150 make run: another port; links in emails follow)"
 	@echo "make test          the whole test suite on the embedded default"
-	@echo "make test-browser  the browser tests (needs /usr/bin/chromium)"
+	@echo "make test-browser  the browser tests (needs /usr/bin/chromium, and Java for vnu)"
 	@echo "make bench         the benchmarks (tests/bench)"
 	@echo "make lint          ruff check and ruff format --check"
 
