@@ -204,6 +204,10 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
         # Citations are recorded after the inline is saved (save_related), so a
         # paper both referenced in the body and picked by hand is cited once.
         obj.save(record_citations=False)
+        # Only choosing "Published" in this form sends the issue (response_change);
+        # editing an issue that was already published (demo content, an imported
+        # archive) must never email it.
+        obj._published_by_form = "status" in form.changed_data
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -152,6 +152,8 @@ class PublishingAdminMixin:
         # The form refused unknown references already, with the service's words.
         if obj.status != Issue.Status.PUBLISHED:
             return
+        if not getattr(obj, "_published_by_form", False):
+            return
         if Send.objects.filter(issue=obj).exists():
             return
         services.publish_issue(issue=obj)

@@ -2,10 +2,12 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from issues.models import Issue
 from issues.sending import services
 from issues.sending.models import Delivery, Send
+from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers, parse
 
 pytestmark = pytest.mark.django_db
@@ -187,6 +189,34 @@ def test_setting_status_published_in_the_form_starts_the_send(
     assert response.status_code == 302, response.content.decode()[:3000]
     send = Send.objects.get(issue=issue)
     assert send.sent_count == 2
+
+
+def test_editing_an_issue_already_published_without_a_send_emails_nobody(
+    staff_client, django_capture_on_commit_callbacks, settings
+):
+    settings.EMAIL_BACKEND = "newsletter.mail.OutboxBackend"
+    # Demo content and imported archives are published without ever being sent.
+    issue = IssueFactory(status="published", published_at=timezone.now())
+    make_subscribers(2)
+    url = reverse("admin:issues_issue_change", args=[issue.pk])
+    data = {
+        "title": "A typo fixed",
+        "slug": issue.slug,
+        "subtitle": "",
+        "body": issue.body,
+        "status": "published",
+        "access": "free",
+        "citations-TOTAL_FORMS": "0",
+        "citations-INITIAL_FORMS": "0",
+        "citations-MIN_NUM_FORMS": "0",
+        "citations-MAX_NUM_FORMS": "1000",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Issue.objects.get(pk=issue.pk).title == "A typo fixed"
+    assert not Send.objects.filter(issue=issue).exists()
+    assert list(settings.EMAIL_OUTBOX_DIR.glob("*.eml")) == []
 
 
 def test_send_and_delivery_admin_lists_open(staff_client, issue):
