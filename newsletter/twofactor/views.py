@@ -103,8 +103,8 @@ def setup_view(request, *, site):
             )
         form.add_error(
             "code",
-            "That code is not the one the app shows now. Check that the app's "
-            "clock is right and try the newest code.",
+            "That code is not the one the app shows now. Check that the phone's "
+            "clock is right, wait a few seconds and try the newest code.",
         )
     device = services.start_enrolment(user=user)
     return _page(
