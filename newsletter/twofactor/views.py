@@ -42,6 +42,9 @@ def _page(request, site, template: str, title: str, **context):
         f"admin/two_factor/{template}.html",
         {
             **site.each_context(request),
+            # The sidebar lists pages a session that has not passed two-factor
+            # cannot open yet.
+            "is_nav_sidebar_enabled": False,
             "title": title,
             "next": _next_url(request, site),
             **context,
