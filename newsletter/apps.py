@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class NewsletterConfig(AppConfig):
@@ -7,3 +8,12 @@ class NewsletterConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401
+
+
+class QuireAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, with Quire's site (newsletter/adminsite.py) as admin.site."""
+
+    # Named in INSTALLED_APPS in place of django.contrib.admin; never the
+    # configuration of the newsletter app itself.
+    default = False
+    default_site = "newsletter.adminsite.QuireAdminSite"

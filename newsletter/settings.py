@@ -7,6 +7,7 @@ everything under ``var/``. Each service is switched on by its variable being pre
 (DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL, ...). The README lists every variable.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -78,7 +79,9 @@ SITE_URL = env.str(
 ).rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on Quire's own site (newsletter/adminsite.py): every action asks
+    # for its permission, and staff pass two-factor authentication where required.
+    "newsletter.apps.QuireAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -89,6 +92,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "markdownx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "newsletter",
     "issues",
     "subscribers",
@@ -103,8 +110,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Adds request.user.is_verified(): whether this session passed two-factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "newsletter.urls"
@@ -149,6 +160,33 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Staff sign-in ------------------------------------------------------------------
+# django-axes counts failed admin sign-ins per username and client IP (the same IP the
+# rate limits use, see TRUSTED_PROXIES) and refuses that pair for AXES_COOLOFF_HOURS
+# after AXES_FAILURE_LIMIT failures, even with the right password.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "subscribers.ratelimit.client_ip"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_VERBOSE = False
+# Two-factor authentication (django-otp: an authenticator app and recovery codes),
+# enrolled at /admin/two-factor/. Superusers must use it when this is on; it is on
+# whenever DEBUG is off, and off in the embedded default so that the login
+# `make run` prints works at once. Any staff member who enrolled must use it.
+QUIRE_REQUIRE_2FA_FOR_SUPERUSERS = env.bool(
+    "QUIRE_REQUIRE_2FA_FOR_SUPERUSERS", default=not DEBUG
+)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Quire")
+# Secrets are shown once, to their owner, when they enrol; never in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}
@@ -256,6 +294,24 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+
+# --- Client addresses ---------------------------------------------------------------
+# Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs, e.g. the
+# reverse proxy's address or its network, 172.18.0.0/16). Empty: nobody's is, and the
+# client is the connection's own address. Rate limits and the admin sign-in lockout
+# count per client address, so a header anyone can send must not choose it.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"Set the environment variable TRUSTED_PROXIES to IP addresses or CIDR "
+            f"networks separated by commas; {_proxy!r} is neither."
+        ) from None
+# Test emails of an issue a staff member may send per hour (each press of "Send
+# the test" counts once).
+QUIRE_TEST_SENDS_PER_HOUR = env.int("QUIRE_TEST_SENDS_PER_HOUR", default=10)
 
 # --- Celery ----------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html

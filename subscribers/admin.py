@@ -8,9 +8,10 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from . import services
-from .billing.admin import grant_complimentary_membership
+from .billing.admin import can_grant_complimentary, grant_complimentary_membership
 from .exporting import iter_export_lines
 from .forms import ImportForm, SubscriberAdminForm
 from .importing import ImportFailed, import_subscribers
@@ -88,7 +89,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             ),
             path(
                 "export/",
-                self.admin_site.admin_view(self.export_all_view),
+                self.admin_site.admin_view(require_safe(self.export_all_view)),
                 name="subscribers_subscriber_export",
             ),
         ]
@@ -118,12 +119,19 @@ class SubscriberAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context=extra_context)
 
-    @admin.action(description="Unsubscribe the selected subscribers")
+    def has_grant_complimentary_permission(self, request: HttpRequest) -> bool:
+        return can_grant_complimentary(request)
+
+    @admin.action(
+        description="Unsubscribe the selected subscribers", permissions=["change"]
+    )
     def unsubscribe(self, request: HttpRequest, queryset) -> None:
         count = services.unsubscribe_subscribers(queryset=queryset)
         self.message_user(request, f"Unsubscribed {count} subscribers.")
 
-    @admin.action(description="Send (or resend) the confirmation email")
+    @admin.action(
+        description="Send (or resend) the confirmation email", permissions=["change"]
+    )
     def resend_confirmation(self, request: HttpRequest, queryset) -> None:
         count = services.resend_confirmation(queryset=queryset)
         skipped = queryset.count() - count
@@ -133,7 +141,10 @@ class SubscriberAdmin(admin.ModelAdmin):
             "or already emailed in the last 24 hours.",
         )
 
-    @admin.action(description="Export the selected subscribers as CSV")
+    # Shows what the viewer may already see, so the view permission is enough.
+    @admin.action(
+        description="Export the selected subscribers as CSV", permissions=["view"]
+    )
     def export_csv(self, request: HttpRequest, queryset):
         return _export_response(queryset)
 

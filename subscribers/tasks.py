@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import services
+from .addresses import InvalidAddress
 
 # Account emails are retried on any error (SMTP down, a timeout): a lost
 # confirmation email means a lost subscriber.
@@ -12,6 +13,16 @@ _RETRY = {
     "retry_backoff_max": 600,
     "max_retries": 8,
 }
+
+
+# Queued by the subscribe form, so that its answer is the same whatever the
+# address's state. A malformed address (never from the form) is not retried.
+@shared_task(ignore_result=True, dont_autoretry_for=(InvalidAddress,), **_RETRY)
+def subscribe(
+    *, email: str, name: str, ip: str | None, user_agent: str, form: str
+) -> None:
+    """Ask the address to confirm its subscription (see services.subscribe)."""
+    services.subscribe(email=email, name=name, ip=ip, user_agent=user_agent, form=form)
 
 
 @shared_task(ignore_result=True, **_RETRY)

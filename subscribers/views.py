@@ -5,6 +5,7 @@ context processor.
 """
 
 import json
+import logging
 from functools import wraps
 
 import stripe
@@ -14,11 +15,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from . import services
+from . import services, tasks
 from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
-from .ratelimit import client_ip, over_limit
+from .ratelimit import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
 from .tokens import (
     read_confirmation_token,
@@ -26,12 +28,15 @@ from .tokens import (
     read_used_confirmation_token,
 )
 
-# Per client IP and per address, in attempts per hour.
+# Per client IP and per mailbox (see ratelimit.mailbox_key), in attempts per hour.
 SUBSCRIBE_LIMIT_PER_IP = 20
 SUBSCRIBE_LIMIT_PER_ADDRESS = 5
 LOGIN_LIMIT_PER_IP = 20
 LOGIN_LIMIT_PER_ADDRESS = 3
 HOUR = 60 * 60
+TRY_AGAIN_AFTER = 60
+
+logger = logging.getLogger(__name__)
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
@@ -40,12 +45,47 @@ def _too_many(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_http_methods(["GET", "POST"])
-def subscribe(request: HttpRequest) -> HttpResponse:
-    """Show the subscribe form; on POST, send a confirmation email.
+def _try_again_when_unavailable(view):
+    """Answer "try again in a minute" (503) while the cache or the broker is down.
 
-    The answer to a valid POST is the same page whatever the address's state, so
-    the form cannot be used to learn who subscribes.
+    Both are Redis in production. The limits are counted and the task queued before
+    anything is written, so nothing is half done; the page offers the same request
+    again, with what the person typed.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except (LimiterUnavailable, BrokerUnavailable) as exc:
+            if isinstance(exc, BrokerUnavailable):
+                logger.error("Task broker unavailable for %s: %s", request.path, exc)
+            again = [
+                (name, value)
+                for name, values in request.POST.lists()
+                if name != "csrfmiddlewaretoken"
+                for value in values
+            ]
+            response = render(
+                request,
+                "subscribers/try_again.html",
+                {"again": again, "action": request.path},
+                status=503,
+            )
+            response["Retry-After"] = str(TRY_AGAIN_AFTER)
+            return response
+
+    return wrapper
+
+
+@require_http_methods(["GET", "POST"])
+@_try_again_when_unavailable
+def subscribe(request: HttpRequest) -> HttpResponse:
+    """Show the subscribe form; on POST, queue the subscription and say so.
+
+    The answer to a valid POST is the same page, after the same work, whatever the
+    address's state: the view only checks the limits and queues a task, which looks
+    the address up. So the form cannot be used to learn who subscribes.
     """
     if request.method == "GET":
         form = SubscribeForm(initial={"email": request.GET.get("email", "")})
@@ -67,12 +107,15 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         )
     email = form.cleaned_data["email"]
     bot = bool(form.cleaned_data["website"])
+    # Per mailbox: ada+1@ and ada+2@ reach one inbox.
     flooded = over_limit(
-        f"subscribe:address:{email}", limit=SUBSCRIBE_LIMIT_PER_ADDRESS, window=HOUR
+        f"subscribe:mailbox:{mailbox_key(email)}",
+        limit=SUBSCRIBE_LIMIT_PER_ADDRESS,
+        window=HOUR,
     )
     if not bot and not flooded:
         page = (request.POST.get("page") or "/subscribe/")[:150]
-        services.subscribe(
+        tasks.subscribe.delay(
             email=email,
             name=form.cleaned_data["name"],
             ip=ip or None,
@@ -155,6 +198,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 # answering a one-click POST sets no cookie on the mail provider.
 @csrf_exempt
 @require_POST
+@_try_again_when_unavailable
 def resubscribe_by_token(request: HttpRequest, token: str) -> HttpResponse:
     """Start a fresh double opt-in for the address an unsubscribe link names.
 
@@ -170,7 +214,7 @@ def resubscribe_by_token(request: HttpRequest, token: str) -> HttpResponse:
         # things stand (and names nobody for an unknown token).
         return redirect(reverse("subscribers:unsubscribe", args=[token]))
     if not over_limit(
-        f"subscribe:address:{subscriber.email}",
+        f"subscribe:mailbox:{mailbox_key(subscriber.email)}",
         limit=SUBSCRIBE_LIMIT_PER_ADDRESS,
         window=HOUR,
     ):
@@ -184,6 +228,7 @@ def resubscribe_by_token(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@_try_again_when_unavailable
 def login(request: HttpRequest) -> HttpResponse:
     """Ask for an address and email it a sign-in link (same answer for unknown ones)."""
     if request.method == "GET":
@@ -198,7 +243,9 @@ def login(request: HttpRequest) -> HttpResponse:
         return render(request, "subscribers/login.html", {"form": form}, status=400)
     email = form.cleaned_data["email"]
     if not over_limit(
-        f"login:address:{email}", limit=LOGIN_LIMIT_PER_ADDRESS, window=HOUR
+        f"login:mailbox:{mailbox_key(email)}",
+        limit=LOGIN_LIMIT_PER_ADDRESS,
+        window=HOUR,
     ):
         services.request_login_link(email=email)
     return render(request, "subscribers/login_sent.html", {"email": email})

@@ -12,18 +12,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db.models.functions import Lower
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from issues.models import Issue
+from subscribers.ratelimit import LimiterUnavailable, over_limit
 
 from . import services
 from .emails import Recipient, render_segment
@@ -35,6 +39,8 @@ PREVIEW_TOKEN = "preview"  # noqa: S105 - not a secret
 # How far back the "current rate" looks.
 RATE_WINDOW = 30
 FAILURES_SHOWN = 50
+HOUR = 60 * 60
+OUTSIDE_STAFF_LABEL = "I confirm sending to addresses outside the staff"
 
 
 def send_progress(send: Send, *, now=None) -> dict:
@@ -102,16 +108,34 @@ def send_progress(send: Send, *, now=None) -> dict:
     }
 
 
+def staff_addresses(addresses) -> set[str]:
+    """Return which of these addresses (lower-cased) belong to active staff users."""
+    return set(
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True)
+        .annotate(address=Lower("email"))
+        .filter(address__in={address.lower() for address in addresses})
+        .values_list("address", flat=True)
+    )
+
+
 class TestEmailForm(forms.Form):
     emails = forms.CharField(
         label="Send to",
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="One address per line or separated by commas; at most 20.",
+        help_text="One address per line or separated by commas; at most 20. Staff "
+        "members' addresses need nothing more.",
     )
     segment = forms.ChoiceField(
         label="As a subscriber on",
         choices=[("paid", "the paid tier (everything)"), ("free", "the free tier")],
         initial="paid",
+    )
+    outside_staff = forms.BooleanField(
+        label=OUTSIDE_STAFF_LABEL,
+        required=False,
+        help_text="Needed for any address that is not an active staff member's: a "
+        "draft or paid issue is not for everyone yet.",
     )
 
     def clean_emails(self):
@@ -128,6 +152,23 @@ class TestEmailForm(forms.Form):
                 raise ValidationError(f"“{address}” is not an email address.") from None
         return addresses
 
+    def clean(self):
+        cleaned = super().clean()
+        addresses = cleaned.get("emails") or []
+        if addresses and not cleaned.get("outside_staff"):
+            staff = staff_addresses(addresses)
+            outside = [a for a in addresses if a.lower() not in staff]
+            for address in outside:
+                self.add_error(
+                    "emails", f"{address} is not the address of a staff member."
+                )
+            if outside:
+                self.add_error(
+                    "outside_staff",
+                    f"Tick “{OUTSIDE_STAFF_LABEL}” to send there anyway.",
+                )
+        return cleaned
+
 
 class SendingAdminMixin(PublishingAdminMixin):
     """Add publishing, test emails, email preview and the send panel to an admin."""
@@ -138,19 +179,21 @@ class SendingAdminMixin(PublishingAdminMixin):
 
         urls = [
             path("<int:pk>/send-test/", view(self.send_test_view), name="sending_test"),
+            # These three only show things: the view permission is enough, and
+            # they answer GET (and HEAD) only.
             path(
                 "<int:pk>/email-preview/",
-                view(self.email_preview_view),
+                view(require_safe(self.email_preview_view)),
                 name="sending_preview",
             ),
             path(
                 "<int:pk>/email-preview/raw/",
-                view(self.email_preview_raw_view),
+                view(require_safe(self.email_preview_raw_view)),
                 name="sending_preview_raw",
             ),
             path(
                 "<int:pk>/send-status/",
-                view(self.send_status_view),
+                view(require_safe(self.send_status_view)),
                 name="sending_status",
             ),
             path(
@@ -197,32 +240,60 @@ class SendingAdminMixin(PublishingAdminMixin):
     # --- test email and preview ------------------------------------------------
 
     def send_test_view(self, request, pk: int):
+        # Emailing a draft or paid issue out is acting on it: the change permission.
         issue = self._issue(request, pk)
+        self._require_change(request, issue)
         form = TestEmailForm(
             request.POST or None, initial={"emails": request.user.email or ""}
         )
+        status = 200
         if request.method == "POST" and form.is_valid():
-            try:
-                sent = services.send_test_email(
-                    issue=issue,
-                    emails=form.cleaned_data["emails"],
-                    segment=form.cleaned_data["segment"],
-                )
-            except services.SendingError as exc:
-                form.add_error(None, str(exc))
+            limited = self._test_sends_limited(request)
+            if limited is not None:
+                status, note = limited
+                form.add_error(None, note)
             else:
-                self.message_user(
-                    request,
-                    f"Test email sent to {', '.join(form.cleaned_data['emails'])} "
-                    f"({sent}). Nothing was published.",
-                    messages.SUCCESS,
-                )
-                return redirect(self._change_url(issue))
+                try:
+                    sent = services.send_test_email(
+                        issue=issue,
+                        emails=form.cleaned_data["emails"],
+                        segment=form.cleaned_data["segment"],
+                    )
+                except services.SendingError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(
+                        request,
+                        f"Test email sent to {', '.join(form.cleaned_data['emails'])}"
+                        f" ({sent}). Nothing was published.",
+                        messages.SUCCESS,
+                    )
+                    return redirect(self._change_url(issue))
         return TemplateResponse(
             request,
             "admin/sending/send_test.html",
             self._context(request, issue, f"Send a test of “{issue}”", form=form),
+            status=status,
         )
+
+    def _test_sends_limited(self, request) -> tuple[int, str] | None:
+        """Count one test send by this user; return (status, why) once over limit."""
+        limit = settings.QUIRE_TEST_SENDS_PER_HOUR
+        try:
+            over = over_limit(
+                f"test-send:user:{request.user.pk}", limit=limit, window=HOUR
+            )
+        except LimiterUnavailable:
+            return 503, (
+                "Test emails cannot be counted just now (the cache is not "
+                "answering), so none was sent. Try again in a minute."
+            )
+        if over:
+            return 429, (
+                f"You sent {limit} tests in the last hour, the most allowed; "
+                "nothing was sent. Try again later."
+            )
+        return None
 
     def _preview(self, request, pk: int):
         """Return the issue, the segment asked for, its email and a sample reader."""

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -87,6 +88,17 @@ class ComplimentaryForm(forms.Form):
     )
 
 
+def can_grant_complimentary(request) -> bool:
+    """Return whether the user may give (or extend) complimentary memberships."""
+    opts = Membership._meta
+    return request.user.has_perms(
+        [
+            f"{opts.app_label}.{get_permission_codename(action, opts)}"
+            for action in ("add", "change")
+        ]
+    )
+
+
 def grant_complimentary_form(modeladmin, request, *, subscribers, selected, action):
     """Ask for an optional end date and tier, then grant complimentary access."""
     if "apply" in request.POST:
@@ -122,7 +134,10 @@ def grant_complimentary_form(modeladmin, request, *, subscribers, selected, acti
     )
 
 
-@admin.action(description="Grant complimentary membership")
+# Needs has_grant_complimentary_permission() on the admin that lists it.
+@admin.action(
+    description="Grant complimentary membership", permissions=["grant_complimentary"]
+)
 def grant_complimentary_membership(modeladmin, request, queryset):
     """Subscriber admin action: give the selected subscribers paid access."""
     return grant_complimentary_form(
@@ -203,7 +218,13 @@ class MembershipAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "billing_summary": billing_summary()}
         return super().changelist_view(request, extra_context=extra_context)
 
-    @admin.action(description="Grant complimentary membership")
+    def has_grant_complimentary_permission(self, request) -> bool:
+        return can_grant_complimentary(request)
+
+    @admin.action(
+        description="Grant complimentary membership",
+        permissions=["grant_complimentary"],
+    )
     def grant_complimentary(self, request, queryset):
         from subscribers.models import Subscriber
 
@@ -217,7 +238,7 @@ class MembershipAdmin(admin.ModelAdmin):
             action="grant_complimentary",
         )
 
-    @admin.action(description="End complimentary membership")
+    @admin.action(description="End complimentary membership", permissions=["change"])
     def end_complimentary(self, request, queryset):
         count = services.end_complimentary_membership(memberships=queryset)
         self.message_user(request, f"Ended {count} complimentary membership(s).")
@@ -244,7 +265,7 @@ class StripeEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Process failed events again")
+    @admin.action(description="Process failed events again", permissions=["change"])
     def process_again(self, request, queryset):
         count = services.requeue_stripe_events(events=queryset)
         self.message_user(request, f"Queued {count} event(s) again.")

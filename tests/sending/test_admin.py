@@ -76,9 +76,13 @@ def test_schedule_refuses_a_time_in_the_past(staff_client, issue):
 
 
 def test_send_a_test_defaults_to_the_author_and_publishes_nothing(
-    staff_client, issue, settings
+    staff_client, issue, settings, django_user_model
 ):
     settings.EMAIL_BACKEND = "newsletter.mail.OutboxBackend"
+    # Tests go to staff addresses (others need a confirmation box).
+    django_user_model.objects.create_user(
+        "editor", "editor@example.org", "pw-for-tests-only", is_staff=True
+    )
     url = reverse("admin:sending_test", args=[issue.pk])
     page = staff_client.get(url)
     assert "author@example.org" in page.content.decode()
