@@ -239,6 +239,7 @@ class StripeEventAdmin(admin.ModelAdmin):
         "error",
         "received_at",
         "processed_at",
+        "retry_at",
     ]
 
     def has_add_permission(self, request):

@@ -288,6 +288,24 @@ class Membership(models.Model):
         )
 
 
+# How long a stored event may wait for its task before the reconciler queues it
+# again (a broker that was down, a message lost with a flushed Redis).
+STRIPE_EVENT_REQUEUE_AFTER = timedelta(minutes=1)
+
+
+def first_retry_at():
+    """Return when a Stripe event stored now is queued again if still waiting."""
+    return timezone.now() + STRIPE_EVENT_REQUEUE_AFTER
+
+
+class StripeEventQuerySet(models.QuerySet):
+    def stuck(self, *, now=None) -> "StripeEventQuerySet":
+        """Return events still waiting to be applied whose retry time has passed."""
+        return self.filter(
+            status=StripeEvent.Status.RECEIVED, retry_at__lte=now or timezone.now()
+        )
+
+
 class StripeEvent(models.Model):
     """One Stripe event, stored once: a delivery seen before changes nothing."""
 
@@ -308,9 +326,24 @@ class StripeEvent(models.Model):
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(
+        default=first_retry_at,
+        help_text="While the event is Received: when Quire queues it again if it "
+        "has not been applied by then (every minute, or after Stripe's retry "
+        "delay when Stripe could not be reached).",
+    )
+
+    objects = StripeEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["retry_at"],
+                condition=Q(status="received"),
+                name="billing_stripeevent_stuck_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"

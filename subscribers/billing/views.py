@@ -245,7 +245,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         data["data"]["object"]
     except (KeyError, TypeError):
         return HttpResponseBadRequest("The event has no object.")
-    event, created = services.record_stripe_event(payload=data)
+    event, created, queued = services.record_stripe_event(payload=data)
     if event is None:
         return JsonResponse({"received": True, "ignored": True})
-    return JsonResponse({"received": True, "duplicate": not created})
+    answer = {"received": True, "duplicate": not created}
+    if not created and queued:
+        answer["queued"] = True  # still waiting to be applied: queued once more
+    return JsonResponse(answer)

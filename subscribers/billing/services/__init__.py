@@ -24,6 +24,7 @@ from .events import (
     record_stripe_event,
     record_stripe_event_failure,
     requeue_stripe_events,
+    requeue_stuck_stripe_events,
 )
 from .feeds import ensure_feed_token, reset_feed_token
 from .memberships import (
@@ -56,6 +57,7 @@ __all__ = [
     "record_stripe_event",
     "record_stripe_event_failure",
     "requeue_stripe_events",
+    "requeue_stuck_stripe_events",
     "reset_feed_token",
     "sync_subscription",
 ]
