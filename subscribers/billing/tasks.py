@@ -47,3 +47,16 @@ def send_billing_email(membership_pk: int, kind: str, extra: dict) -> None:
     from . import emails
 
     emails.send_billing_email(membership_pk=membership_pk, kind=kind, extra=extra)
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=10,
+    max_retries=5,
+)
+def send_checkout_claim_email(claim_pk: int) -> None:
+    """Email an address the link that confirms a checkout paid with it."""
+    from . import emails
+
+    emails.send_checkout_claim_email(claim_pk=claim_pk)

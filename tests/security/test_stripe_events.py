@@ -66,6 +66,7 @@ def _checkout(fake_stripe, tier, subscriber) -> dict:
         tier=tier,
         interval="month",
         subscriber=subscriber,
+        signed_in=True,
         success_url="http://testserver/billing/success/",
         cancel_url="http://testserver/billing/cancel/",
     )

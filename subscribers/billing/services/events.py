@@ -12,7 +12,14 @@ from subscribers.models import Subscriber
 
 from .. import tasks
 from ..models import STRIPE_EVENT_REQUEUE_AFTER, Membership, StripeEvent
-from .subscriptions import _as_int, _object_id, _timestamp, sync_subscription
+from .claims import hold_checkout
+from .subscriptions import (
+    _as_int,
+    _object_id,
+    _timestamp,
+    needs_proof,
+    sync_subscription,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -195,12 +202,28 @@ class StripeEventHandler:
         if subscriber is None:
             logger.warning("Checkout %s names no known subscriber", self.obj.get("id"))
             return
-        # Paying through Checkout with this address confirms it, as the link in
+        subscription_id = _object_id(self.obj["subscription"])
+        metadata = self.obj.get("metadata") or {}
+        if needs_proof(
+            subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
+        ):
+            # Paid without signing in, for an address that is someone's already:
+            # held until the address's owner confirms by the emailed link.
+            hold_checkout(
+                subscriber=subscriber,
+                session_id=self.obj["id"],
+                subscription_id=subscription_id,
+                customer_id=_object_id(self.obj.get("customer")),
+                tier_id=_as_int(metadata.get("tier_id")),
+            )
+            self.applied = True
+            return
+        # Paying through Checkout with a new address confirms it, as the link in
         # the confirmation email would; someone who left or was suppressed since
         # the checkout began stays as they are.
         subscriber = subscriber_services.confirm_subscription(subscriber=subscriber)
         self.applied = sync_subscription(
-            subscription_id=_object_id(self.obj["subscription"]),
+            subscription_id=subscription_id,
             subscriber=subscriber,
             customer_id=_object_id(self.obj.get("customer")),
         )
