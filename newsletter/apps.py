@@ -7,7 +7,7 @@ class NewsletterConfig(AppConfig):
     verbose_name = "Site"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import checks, signals  # noqa: F401
 
 
 class QuireAdminConfig(admin_apps.AdminConfig):

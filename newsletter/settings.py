@@ -367,6 +367,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "issues.sending.tasks.reconcile_sends",
         "schedule": 60,
     },
+    # Queue again Stripe events stored while the broker was down (or lost with it),
+    # so a membership always ends up starting or ending as Stripe has it.
+    "reconcile-stripe-events": {
+        "task": "subscribers.billing.tasks.reconcile_stripe_events",
+        "schedule": 60,
+    },
 }
 
 # --- Stripe (paid tiers) ----------------------------------------------------------

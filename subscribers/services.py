@@ -47,6 +47,35 @@ def _record_consent(
 
 
 @transaction.atomic
+def record_consent(
+    *,
+    subscriber: Subscriber,
+    ip: str | None,
+    user_agent: str,
+    source: str,
+    now: datetime | None = None,
+) -> Subscriber:
+    """Record that the person asked, from this request, to get the publication."""
+    _record_consent(
+        subscriber=subscriber,
+        ip=ip,
+        user_agent=user_agent,
+        source=source,
+        now=now or timezone.now(),
+    )
+    subscriber.save(
+        update_fields=[
+            "consent_at",
+            "consent_ip",
+            "consent_user_agent",
+            "consent_source",
+            "consent_text_version",
+        ]
+    )
+    return subscriber
+
+
+@transaction.atomic
 def subscribe(
     *,
     email: str,

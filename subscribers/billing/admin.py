@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from . import services
-from .models import Membership, StripeEvent, Tier
+from .models import CheckoutClaim, Membership, StripeEvent, Tier
 from .money import format_amount
 
 
@@ -260,6 +260,7 @@ class StripeEventAdmin(admin.ModelAdmin):
         "error",
         "received_at",
         "processed_at",
+        "retry_at",
     ]
 
     def has_add_permission(self, request):
@@ -269,3 +270,36 @@ class StripeEventAdmin(admin.ModelAdmin):
     def process_again(self, request, queryset):
         count = services.requeue_stripe_events(events=queryset)
         self.message_user(request, f"Queued {count} event(s) again.")
+
+
+@admin.register(CheckoutClaim)
+class CheckoutClaimAdmin(admin.ModelAdmin):
+    """Paid checkouts waiting for their address to confirm (read only)."""
+
+    list_display = [
+        "subscriber",
+        "tier",
+        "stripe_subscription_id",
+        "created",
+        "claimed_at",
+    ]
+    list_filter = [("claimed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["subscriber__email", "stripe_subscription_id", "stripe_session_id"]
+    readonly_fields = [
+        "subscriber",
+        "tier",
+        "stripe_session_id",
+        "stripe_subscription_id",
+        "stripe_customer_id",
+        "created",
+        "claimed_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

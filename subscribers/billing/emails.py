@@ -54,3 +54,35 @@ def _account_path() -> str:
         return reverse("subscribers:account")
     except NoReverseMatch:
         return "/account/"
+
+
+def send_checkout_claim_email(*, claim_pk: int) -> None:
+    """Email the address a held checkout was paid with the link that attaches it."""
+    from .models import CheckoutClaim
+    from .tokens import make_claim_token
+
+    claim = CheckoutClaim.objects.select_related("subscriber", "tier").get(pk=claim_pk)
+    if claim.claimed_at is not None or not claim.nonce:
+        return
+    tier_name = claim.tier.name if claim.tier else "the paid tier"
+    publication = Publication.load()
+    context = {
+        "subscriber": claim.subscriber,
+        "tier_name": tier_name,
+        "publication_name": publication.name or "Quire",
+        "sender_email": publication.sender_email,
+        "claim_url": absolute_url(
+            reverse("billing:claim", args=[make_claim_token(claim)])
+        ),
+        "account_url": absolute_url(_account_path()),
+    }
+    text = render_to_string("email/billing/claim.txt", context)
+    html = render_to_string("email/billing/claim.html", context)
+    message = EmailMultiAlternatives(
+        subject=f"Confirm your {tier_name} membership",
+        body=text,
+        from_email=publication.from_header,
+        to=[claim.subscriber.email],
+    )
+    message.attach_alternative(html, "text/html")
+    message.send()

@@ -288,6 +288,24 @@ class Membership(models.Model):
         )
 
 
+# How long a stored event may wait for its task before the reconciler queues it
+# again (a broker that was down, a message lost with a flushed Redis).
+STRIPE_EVENT_REQUEUE_AFTER = timedelta(minutes=1)
+
+
+def first_retry_at():
+    """Return when a Stripe event stored now is queued again if still waiting."""
+    return timezone.now() + STRIPE_EVENT_REQUEUE_AFTER
+
+
+class StripeEventQuerySet(models.QuerySet):
+    def stuck(self, *, now=None) -> "StripeEventQuerySet":
+        """Return events still waiting to be applied whose retry time has passed."""
+        return self.filter(
+            status=StripeEvent.Status.RECEIVED, retry_at__lte=now or timezone.now()
+        )
+
+
 class StripeEvent(models.Model):
     """One Stripe event, stored once: a delivery seen before changes nothing."""
 
@@ -308,12 +326,75 @@ class StripeEvent(models.Model):
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(
+        default=first_retry_at,
+        help_text="While the event is Received: when Quire queues it again if it "
+        "has not been applied by then (every minute, or after Stripe's retry "
+        "delay when Stripe could not be reached).",
+    )
+
+    objects = StripeEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["retry_at"],
+                condition=Q(status="received"),
+                name="billing_stripeevent_stuck_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
 
     def get_absolute_url(self) -> str:
         return reverse("admin:billing_stripeevent_change", args=[self.pk])
+
+
+class CheckoutClaimQuerySet(models.QuerySet):
+    def waiting(self) -> "CheckoutClaimQuerySet":
+        """Return paid checkouts whose address has not confirmed them yet."""
+        return self.filter(claimed_at__isnull=True)
+
+
+class CheckoutClaim(models.Model):
+    """A subscription paid by someone who had not proven the address was theirs.
+
+    Held here, attached to no membership, until the address's owner follows the
+    link emailed to it; that proof keeps a stranger from attaching a subscription
+    (and a Stripe customer) to somebody else's membership.
+    """
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="checkout_claims"
+    )
+    tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stripe_session_id = models.CharField(
+        "Stripe Checkout Session id", max_length=100, unique=True
+    )
+    stripe_subscription_id = models.CharField("Stripe subscription id", max_length=100)
+    stripe_customer_id = models.CharField(
+        "Stripe customer id", max_length=100, blank=True
+    )
+    # The nonce in the emailed link; cleared once used, so the link works once.
+    nonce = models.CharField(max_length=32, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the address's owner confirmed the membership; empty while "
+        "the subscription is paid but attached to nobody.",
+    )
+
+    objects = CheckoutClaimQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "checkout awaiting confirmation"
+        verbose_name_plural = "checkouts awaiting confirmation"
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} ({self.stripe_subscription_id})"

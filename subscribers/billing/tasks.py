@@ -12,13 +12,22 @@ def process_stripe_event(self, event_pk: int) -> None:
     try:
         services.process_stripe_event(event_pk=event_pk)
     except stripe.StripeError as exc:
-        services.record_stripe_event_failure(event_pk=event_pk, error=str(exc))
+        countdown = min(600, 5 * 2**self.request.retries)
+        services.record_stripe_event_failure(
+            event_pk=event_pk, error=str(exc), retry_in=countdown
+        )
         if not _retryable(exc) or self.request.retries >= self.max_retries:
             services.mark_stripe_event_failed(event_pk=event_pk, error=str(exc))
             return
-        raise self.retry(
-            exc=exc, countdown=min(600, 5 * 2**self.request.retries)
-        ) from exc
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(ignore_result=True)
+def reconcile_stripe_events() -> int:
+    """Queue again Stripe events no task has applied (beat, every minute)."""
+    from . import services
+
+    return services.requeue_stuck_stripe_events()
 
 
 def _retryable(exc: stripe.StripeError) -> bool:
@@ -38,3 +47,16 @@ def send_billing_email(membership_pk: int, kind: str, extra: dict) -> None:
     from . import emails
 
     emails.send_billing_email(membership_pk=membership_pk, kind=kind, extra=extra)
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=10,
+    max_retries=5,
+)
+def send_checkout_claim_email(claim_pk: int) -> None:
+    """Email an address the link that confirms a checkout paid with it."""
+    from . import emails
+
+    emails.send_checkout_claim_email(claim_pk=claim_pk)

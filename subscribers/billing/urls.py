@@ -9,6 +9,7 @@ urlpatterns = [
     path("pricing/subscribe/", views.subscribe, name="subscribe"),
     path("billing/success/", views.success, name="success"),
     path("billing/cancel/", views.cancel, name="cancel"),
+    path("billing/claim/<str:token>/", views.claim, name="claim"),
     path("billing/portal/", views.manage_billing, name="portal"),
     path("stripe/webhook/", views.stripe_webhook, name="webhook"),
     path("billing/feed/reset/", views.reset_feed, name="reset_feed"),

@@ -17,7 +17,11 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+)
 
 from subscribers import services as subscriber_services
 from subscribers.ratelimit import client_ip
@@ -25,7 +29,8 @@ from subscribers.sessions import current_subscriber, sign_in_subscriber
 
 from . import services, stripe_api
 from .forms import CheckoutForm
-from .models import Membership, StripeEvent, Tier
+from .models import CheckoutClaim, Membership, StripeEvent, Tier
+from .tokens import read_claim_token
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +85,11 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         request.method = "GET"
         return pricing(request, form=form)
+    signed_in = subscriber is not None
     new_subscriber = False
     if subscriber is None:
         try:
-            subscriber, new_subscriber = subscriber_services.subscriber_for_payment(
+            subscriber, new_subscriber = services.subscriber_for_checkout(
                 email=form.cleaned_data["email"],
                 ip=client_ip(request) or None,
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
@@ -99,6 +105,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             tier=form.cleaned_data["tier"],
             interval=form.cleaned_data["interval"],
             subscriber=subscriber,
+            signed_in=signed_in,
             amount=form.cleaned_data.get("amount_cents"),
             success_url=base
             + reverse("billing:success")
@@ -137,6 +144,15 @@ def success(request: HttpRequest) -> HttpResponse:
         else None
     )
     processing = event is None
+    # Paid for an address that is someone's already: it waits for the emailed link.
+    held = (
+        CheckoutClaim.objects.waiting()
+        .filter(stripe_session_id=session_id)
+        .select_related("subscriber")
+        .first()
+        if event is not None
+        else None
+    )
     pending = request.session.get(CHECKOUT_SESSION_KEY) or {}
     signed_in = current_subscriber(request)
     if event is not None and pending.get("id") == session_id:
@@ -168,6 +184,7 @@ def success(request: HttpRequest) -> HttpResponse:
             ),
             "check_again_query": urlencode({"session_id": session_id}),
             "session_id": session_id,
+            "held": held,
             "subscriber": signed_in,
             "membership": _membership(request),
         },
@@ -178,6 +195,42 @@ def success(request: HttpRequest) -> HttpResponse:
 def cancel(request: HttpRequest) -> HttpResponse:
     """Tell the reader nothing was charged and lead back to the pricing page."""
     return render(request, "subscribers/billing/cancel.html")
+
+
+@require_http_methods(["GET", "POST"])
+def claim(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a Confirm button (link scanners change nothing); POST attaches the
+    held checkout to the address's subscriber, once."""
+    held, usable = read_claim_token(token)
+    if held is None:
+        return render(request, "subscribers/billing/claim_invalid.html", status=404)
+    if not usable:
+        return render(request, "subscribers/billing/claim_used.html", {"claim": held})
+    if request.method == "GET":
+        return render(
+            request, "subscribers/billing/claim.html", {"claim": held, "token": token}
+        )
+    try:
+        claimed = services.claim_checkout(
+            claim=held,
+            ip=client_ip(request) or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    except stripe.StripeError:
+        logger.exception("Could not read a held subscription from Stripe")
+        messages.error(
+            request, "We could not reach Stripe just now; please press Confirm again."
+        )
+        return redirect("billing:claim", token=token)
+    if claimed is None:
+        return render(request, "subscribers/billing/claim_invalid.html", status=404)
+    # Following the link proves the address is theirs, as a sign-in link would.
+    sign_in_subscriber(request, claimed.subscriber)
+    return render(
+        request,
+        "subscribers/billing/claim_done.html",
+        {"claim": claimed, "membership": _membership(request)},
+    )
 
 
 @require_POST
@@ -245,7 +298,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         data["data"]["object"]
     except (KeyError, TypeError):
         return HttpResponseBadRequest("The event has no object.")
-    event, created = services.record_stripe_event(payload=data)
+    event, created, queued = services.record_stripe_event(payload=data)
     if event is None:
         return JsonResponse({"received": True, "ignored": True})
-    return JsonResponse({"received": True, "duplicate": not created})
+    answer = {"received": True, "duplicate": not created}
+    if not created and queued:
+        answer["queued"] = True  # still waiting to be applied: queued once more
+    return JsonResponse(answer)

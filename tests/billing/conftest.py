@@ -55,6 +55,7 @@ def paid_member(
             tier=tier,
             interval="month",
             subscriber=subscriber,
+            signed_in=True,
             success_url="http://testserver/billing/success/",
             cancel_url="http://testserver/billing/cancel/",
         )

@@ -230,7 +230,9 @@ def test_paying_for_someone_elses_existing_address_does_not_sign_in_as_them(
 
     done = client.get(f"/billing/success/?session_id={session_id}")
 
-    assert "Sign in with your email address" in done.content.decode()
+    # The address is someone's already: the membership waits for its owner.
+    assert "emailed victim@example.org a link to confirm" in done.content.decode()
+    assert "Your membership is active" not in done.content.decode()
     assert SESSION_KEY not in client.session
 
 

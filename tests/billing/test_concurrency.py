@@ -29,7 +29,7 @@ def test_the_same_event_five_times_at_once_applies_once_and_sends_one_email(
 ):
     subscriber = SubscriberFactory(email="five@example.org")
     session = services.create_checkout_session(
-        tier=tier, interval="year", subscriber=subscriber,
+        tier=tier, interval="year", subscriber=subscriber, signed_in=True,
         success_url=live_server.url + "/billing/success/",
         cancel_url=live_server.url + "/billing/cancel/",
     )  # fmt: skip

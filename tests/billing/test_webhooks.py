@@ -159,7 +159,7 @@ def test_subscription_deleted_before_checkout_completed_ends_canceled(
 
     subscriber = SubscriberFactory()
     session = services.create_checkout_session(
-        tier=tier, interval="month", subscriber=subscriber,
+        tier=tier, interval="month", subscriber=subscriber, signed_in=True,
         success_url="http://testserver/s/", cancel_url="http://testserver/c/",
     )  # fmt: skip
     subscription = fake_stripe.complete_checkout(session["id"])
@@ -191,7 +191,7 @@ def test_events_in_any_order_end_in_stripes_current_state(
 
     subscriber = SubscriberFactory()
     session = services.create_checkout_session(
-        tier=tier, interval="month", subscriber=subscriber,
+        tier=tier, interval="month", subscriber=subscriber, signed_in=True,
         success_url="http://testserver/s/", cancel_url="http://testserver/c/",
     )  # fmt: skip
     trialing = fake_stripe.complete_checkout(session["id"], status="trialing")

@@ -1,6 +1,7 @@
 """Every write of paid tiers: checkout, portal, Stripe events, complimentary grants.
 
 - ``checkout``: Checkout and portal sessions, ending a subscription before erasure.
+- ``claims``: checkouts held until the address's owner confirms them by email.
 - ``events``: Stripe events, stored once and applied at most once.
 - ``subscriptions``: a membership made to match Stripe's current subscription.
 - ``memberships``: complimentary grants and the personal data export.
@@ -15,7 +16,9 @@ from .checkout import (
     cancel_subscription_for_erasure,
     create_checkout_session,
     create_portal_session,
+    subscriber_for_checkout,
 )
+from .claims import claim_checkout, hold_checkout
 from .events import (
     HANDLED_EVENT_TYPES,
     StripeEventHandler,
@@ -24,6 +27,7 @@ from .events import (
     record_stripe_event,
     record_stripe_event_failure,
     requeue_stripe_events,
+    requeue_stuck_stripe_events,
 )
 from .feeds import ensure_feed_token, reset_feed_token
 from .memberships import (
@@ -45,17 +49,21 @@ __all__ = [
     "StripeEventHandler",
     "apply_subscription",
     "cancel_subscription_for_erasure",
+    "claim_checkout",
     "create_checkout_session",
     "create_portal_session",
     "end_complimentary_membership",
     "ensure_feed_token",
     "export_membership",
     "grant_complimentary_membership",
+    "hold_checkout",
     "mark_stripe_event_failed",
     "process_stripe_event",
     "record_stripe_event",
     "record_stripe_event_failure",
     "requeue_stripe_events",
+    "requeue_stuck_stripe_events",
     "reset_feed_token",
+    "subscriber_for_checkout",
     "sync_subscription",
 ]

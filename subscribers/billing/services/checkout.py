@@ -2,10 +2,40 @@
 
 from typing import Any
 
+from django.db import transaction
+
+from subscribers import services as subscriber_services
+from subscribers.addresses import normalise_email
 from subscribers.models import Subscriber
 
 from .. import stripe_api
 from ..models import Membership, Tier
+from .subscriptions import is_established
+
+
+@transaction.atomic
+def subscriber_for_checkout(
+    *, email: str, ip: str | None, user_agent: str, source: str
+) -> tuple[Subscriber, bool]:
+    """Return who an anonymous checkout with this address is for, and if it is new.
+
+    An address that belongs to an active subscriber or a member is returned
+    untouched: whoever typed it has not proven it is theirs, so nothing about that
+    subscriber changes unless its owner confirms by the emailed link. Any other
+    address goes through the subscriber rules (refused when suppressed; pending,
+    with a consent record, when new or unsubscribed).
+    """
+    email = normalise_email(email)
+    existing = Subscriber.objects.filter(email=email).first()
+    if (
+        existing is not None
+        and is_established(subscriber=existing)
+        and not subscriber_services.is_suppressed(email)
+    ):
+        return existing, False
+    return subscriber_services.subscriber_for_payment(
+        email=email, ip=ip, user_agent=user_agent, source=source
+    )
 
 
 def create_checkout_session(
@@ -13,18 +43,29 @@ def create_checkout_session(
     tier: Tier,
     interval: str,
     subscriber: Subscriber,
+    signed_in: bool,
     success_url: str,
     cancel_url: str,
     amount: int | None = None,
 ) -> dict[str, Any]:
-    """Create a Stripe Checkout Session for the tier and return it (id and url)."""
+    """Create a Stripe Checkout Session for the tier and return it (id and url).
+
+    signed_in says the payer is this subscriber, signed in; only then is their
+    Stripe customer reused. Anyone else pays as a new customer with the address,
+    and the completed checkout waits for the address to confirm it when it belongs
+    to someone already (see claims).
+    """
     if interval not in tier.intervals:
         raise ValueError(f"{tier} has no {interval}ly price.")
-    membership = Membership.objects.filter(subscriber=subscriber).first()
+    membership = (
+        Membership.objects.filter(subscriber=subscriber).first() if signed_in else None
+    )
     metadata = {
         "subscriber_id": str(subscriber.pk),
         "tier_id": str(tier.pk),
         "interval": interval,
+        # Read back from the signed webhook: whether the payer proved the address.
+        "signed_in": "1" if signed_in else "0",
     }
     if tier.is_founding:
         if not tier.stripe_product_id:

@@ -1,6 +1,7 @@
 """Stripe events: stored once when they arrive, applied at most once by a task."""
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -10,8 +11,15 @@ from subscribers import services as subscriber_services
 from subscribers.models import Subscriber
 
 from .. import tasks
-from ..models import Membership, StripeEvent
-from .subscriptions import _as_int, _object_id, _timestamp, sync_subscription
+from ..models import STRIPE_EVENT_REQUEUE_AFTER, Membership, StripeEvent
+from .claims import hold_checkout
+from .subscriptions import (
+    _as_int,
+    _object_id,
+    _timestamp,
+    needs_proof,
+    sync_subscription,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +36,32 @@ HANDLED_EVENT_TYPES = frozenset(
 )
 
 
-def record_stripe_event(*, payload: dict[str, Any]) -> tuple[StripeEvent | None, bool]:
+def _queue_processing(event_pk: int) -> None:
+    """Queue the event's task once the transaction commits, whatever the broker.
+
+    Robust, unlike delay_on_commit: with the broker down the error is logged and
+    the stored event waits for the reconciler (or Stripe's retry), instead of
+    failing the webhook after the event was saved.
+    """
+
+    def queue() -> None:
+        tasks.process_stripe_event.delay(event_pk)
+
+    transaction.on_commit(queue, robust=True)
+
+
+def record_stripe_event(
+    *, payload: dict[str, Any]
+) -> tuple[StripeEvent | None, bool, bool]:
     """Store a verified Stripe event once and queue its processing.
 
-    Returns (event, created); an event seen before is returned with created False and
-    nothing is queued again. Types Quire does not handle are not stored.
+    Returns (event, created, queued). An event seen before is queued again only
+    while it is still waiting to be applied (its first task may never have reached
+    the broker); processing is idempotent. Types Quire does not handle are not
+    stored.
     """
     if payload.get("type") not in HANDLED_EVENT_TYPES:
-        return None, False
+        return None, False, False
     obj = (payload.get("data") or {}).get("object") or {}
     try:
         with transaction.atomic():
@@ -46,11 +72,15 @@ def record_stripe_event(*, payload: dict[str, Any]) -> tuple[StripeEvent | None,
                 created_at=_timestamp(payload.get("created")) or timezone.now(),
                 payload=payload,
             )
-            tasks.process_stripe_event.delay_on_commit(event.pk)
+            _queue_processing(event.pk)
     except IntegrityError:
         # Delivered again, or several times at once: the first insert won.
-        return StripeEvent.objects.get(event_id=payload["id"]), False
-    return event, True
+        event = StripeEvent.objects.get(event_id=payload["id"])
+        queued = event.status == StripeEvent.Status.RECEIVED
+        if queued:
+            _queue_processing(event.pk)
+        return event, False, queued
+    return event, True, True
 
 
 def process_stripe_event(*, event_pk: int) -> StripeEvent:
@@ -72,9 +102,17 @@ def process_stripe_event(*, event_pk: int) -> StripeEvent:
     return event
 
 
-def record_stripe_event_failure(*, event_pk: int, error: str) -> None:
-    """Note why an event could not be applied (it stays queued for a retry)."""
-    StripeEvent.objects.filter(pk=event_pk).update(error=error[:2000])
+def record_stripe_event_failure(
+    *, event_pk: int, error: str, retry_in: float = 0
+) -> None:
+    """Note why an event could not be applied; its task retries in retry_in seconds
+    (the reconciler leaves it alone until a minute after that)."""
+    StripeEvent.objects.filter(pk=event_pk).update(
+        error=error[:2000],
+        retry_at=timezone.now()
+        + timedelta(seconds=retry_in)
+        + STRIPE_EVENT_REQUEUE_AFTER,
+    )
 
 
 def mark_stripe_event_failed(*, event_pk: int, error: str) -> None:
@@ -84,14 +122,48 @@ def mark_stripe_event_failed(*, event_pk: int, error: str) -> None:
     )
 
 
+@transaction.atomic
 def requeue_stripe_events(*, events) -> int:
     """Queue failed events again (admin action)."""
     pks = list(
         events.filter(status=StripeEvent.Status.FAILED).values_list("pk", flat=True)
     )
-    StripeEvent.objects.filter(pk__in=pks).update(status=StripeEvent.Status.RECEIVED)
+    StripeEvent.objects.filter(pk__in=pks).update(
+        status=StripeEvent.Status.RECEIVED,
+        retry_at=timezone.now() + STRIPE_EVENT_REQUEUE_AFTER,
+    )
     for pk in pks:
-        tasks.process_stripe_event.delay_on_commit(pk)
+        _queue_processing(pk)
+    return len(pks)
+
+
+# At most this many events are queued again per reconciler run (once a minute), so
+# a long outage drains in steps rather than flooding the workers.
+REQUEUE_LIMIT = 500
+
+
+@transaction.atomic
+def requeue_stuck_stripe_events(
+    *, now: datetime | None = None, limit: int = REQUEUE_LIMIT
+) -> int:
+    """Queue again the events still waiting past their retry time; return how many.
+
+    Their task never reached the broker (it was down), or the message was lost.
+    Each gets a new retry time, so an event is queued at most once a minute.
+    """
+    now = now or timezone.now()
+    pks = list(
+        StripeEvent.objects.stuck(now=now)
+        .order_by("retry_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    StripeEvent.objects.filter(pk__in=pks).update(
+        retry_at=now + STRIPE_EVENT_REQUEUE_AFTER
+    )
+    for pk in pks:
+        _queue_processing(pk)
+    if pks:
+        logger.warning("Queued %d Stripe events again that were not applied", len(pks))
     return len(pks)
 
 
@@ -130,12 +202,28 @@ class StripeEventHandler:
         if subscriber is None:
             logger.warning("Checkout %s names no known subscriber", self.obj.get("id"))
             return
-        # Paying through Checkout with this address confirms it, as the link in
+        subscription_id = _object_id(self.obj["subscription"])
+        metadata = self.obj.get("metadata") or {}
+        if needs_proof(
+            subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
+        ):
+            # Paid without signing in, for an address that is someone's already:
+            # held until the address's owner confirms by the emailed link.
+            hold_checkout(
+                subscriber=subscriber,
+                session_id=self.obj["id"],
+                subscription_id=subscription_id,
+                customer_id=_object_id(self.obj.get("customer")),
+                tier_id=_as_int(metadata.get("tier_id")),
+            )
+            self.applied = True
+            return
+        # Paying through Checkout with a new address confirms it, as the link in
         # the confirmation email would; someone who left or was suppressed since
         # the checkout began stays as they are.
         subscriber = subscriber_services.confirm_subscription(subscriber=subscriber)
         self.applied = sync_subscription(
-            subscription_id=_object_id(self.obj["subscription"]),
+            subscription_id=subscription_id,
             subscriber=subscriber,
             customer_id=_object_id(self.obj.get("customer")),
         )

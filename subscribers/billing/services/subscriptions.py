@@ -48,6 +48,31 @@ def _object_id(value: Any) -> str:
     return value or ""
 
 
+def is_established(*, subscriber: Subscriber) -> bool:
+    """Return whether a stranger's checkout must not attach to this subscriber:
+    they are active, or have (or had) a membership."""
+    return (
+        subscriber.status == Subscriber.Status.ACTIVE
+        or Membership.objects.filter(subscriber=subscriber).exists()
+    )
+
+
+def needs_proof(
+    *, subscriber: Subscriber, subscription_id: str, metadata: dict[str, Any]
+) -> bool:
+    """Return whether a checkout's subscription must wait for the address's owner.
+
+    metadata is the Checkout Session's (or its subscription's), written by
+    create_checkout_session and read back from a signed webhook.
+    """
+    if metadata.get("signed_in") == "1":
+        return False
+    membership = Membership.objects.filter(subscriber=subscriber).first()
+    if membership is not None and membership.stripe_subscription_id == subscription_id:
+        return False  # attached already, as a new reader's own checkout is
+    return is_established(subscriber=subscriber)
+
+
 def _find_membership(
     *,
     subscription_id: str,
@@ -64,6 +89,12 @@ def _find_membership(
         subscriber = Subscriber.objects.filter(
             pk=_as_int(metadata.get("subscriber_id"))
         ).first()
+        if subscriber is not None and needs_proof(
+            subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
+        ):
+            # A stranger paid with this address: attached only once its owner
+            # confirms by the emailed link (see claims).
+            return None
     if membership is None and subscriber is None and customer_id:
         membership = Membership.objects.filter(stripe_customer_id=customer_id).first()
     if membership is None and subscriber is not None:
