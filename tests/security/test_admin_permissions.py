@@ -18,7 +18,7 @@ from django.utils import timezone
 from issues.models import Issue
 from issues.sending.models import Delivery, EmailEvent, Send
 from newsletter.models import Publication
-from subscribers.billing.models import Membership, StripeEvent, Tier
+from subscribers.billing.models import CheckoutClaim, Membership, StripeEvent, Tier
 from subscribers.models import Subscriber, Suppression, hash_email
 from tests.factories.issues import IssueFactory, PaperFactory, TagFactory
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
@@ -154,6 +154,14 @@ def world(db, superuser, viewer):
     )
     AccessLog.objects.create(username="author", ip_address="203.0.113.9")
     AccessFailureLog.objects.create(username="author", ip_address="203.0.113.9")
+    CheckoutClaim.objects.create(
+        subscriber=active,
+        tier=tier,
+        stripe_session_id="cs_held",
+        stripe_subscription_id="sub_held",
+        stripe_customer_id="cus_held",
+        nonce="n" * 32,
+    )
     TOTPDevice.objects.create(user=superuser, name="Authenticator app")
     StaticDevice.objects.create(user=superuser, name="Recovery codes")
     return {"draft": draft, "published": published, "send": send}
