@@ -172,6 +172,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Quire answers /media/ itself (newsletter/media.py: images as images, anything else
+# as a download) unless a web server in front serves the media folder, as the
+# proxy in docker-compose.yml does; then set QUIRE_SERVE_MEDIA=false.
+QUIRE_SERVE_MEDIA = env.bool("QUIRE_SERVE_MEDIA", default=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
