@@ -215,7 +215,10 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_")
 }
 
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Quire <quire@localhost>")
+# The sender of every email until the publication's settings in the admin name one
+# (Publication.sender_email); without a name of its own here, emails carry the
+# publication's name.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="quire@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Sending issues ----------------------------------------------------------------
