@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from newsletter import csp as _csp
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -89,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "markdownx",
+    "csp",
     "newsletter",
     "issues",
     "subscribers",
@@ -98,6 +101,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response that has none of its own.
+    "newsletter.csp.QuireCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -365,6 +370,24 @@ if not DEBUG:
     # /healthz is polled over plain HTTP by load balancers and compose.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# https://django-csp.readthedocs.io/ : scripts and stylesheets only from Quire's own
+# static files (no inline code anywhere, the admin included), images also from any
+# https address (issue bodies may show them), nothing may frame a page, and forms go
+# to Quire, which may redirect them to Stripe. Emails are not pages and keep their
+# inline styles; the email preview and uploads send stricter policies of their own.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-hashes'", *_csp.style_attribute_hashes()],
+        "img-src": ["'self'", "data:", "https:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", *_csp.STRIPE_FORM_TARGETS],
+    }
+}
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
