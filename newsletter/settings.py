@@ -46,6 +46,13 @@ else:
     SECRET_KEY = _required(
         "SECRET_KEY", "a long random string, e.g. from `openssl rand -hex 32`."
     )
+    # .env.example's value is public: a site running on it could be signed into by
+    # anyone (sessions, sign-in links and confirmation links are signed with it).
+    if SECRET_KEY.startswith("change-me"):
+        raise ImproperlyConfigured(
+            "Set the environment variable SECRET_KEY: .env.example's placeholder is "
+            "not a secret; use a long random string, e.g. from `openssl rand -hex 32`."
+        )
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 if DEBUG:
