@@ -353,7 +353,7 @@ EXPECTED = {
 }
 
 
-def _assert_strict(response, path: str) -> None:
+def _assert_policy(response, path: str) -> dict[str, list[str]]:
     policy = _policy(response)
     for name, values in EXPECTED.items():
         assert policy.get(name) == values, (path, name, policy.get(name))
@@ -365,6 +365,12 @@ def _assert_strict(response, path: str) -> None:
     allowed = set(policy["style-src-attr"][1:])
     assert _style_hash("text-align:right") in allowed
     assert _style_hash("color:red") not in allowed
+    return policy
+
+
+def _assert_strict(response, path: str) -> None:
+    policy = _assert_policy(response, path)
+    allowed = set(policy["style-src-attr"][1:])
     assert _inline_code(response, allowed) == [], path
 
 
@@ -437,6 +443,33 @@ def test_every_admin_page_has_a_strict_policy_and_no_inline_code(
         _assert_strict(response, path)
     anonymous = Client().get(reverse("admin:login"))
     _assert_strict(anonymous, "/admin/login/")
+
+
+def _parameterless_admin_urls() -> list[str]:
+    """Every admin URL that takes no argument, whoever added it to the admin site."""
+    from django.urls import URLPattern, URLResolver
+
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and "<" not in route:
+                yield "/admin/" + route.lstrip("^").rstrip("$")
+
+    return sorted(set(walk(admin.site.get_urls())))
+
+
+def test_every_parameterless_admin_url_answers_under_the_policy(author_client, site):
+    urls = _parameterless_admin_urls()
+    assert "/admin/subscribers/subscriber/import/" in urls
+    allowed = set(_policy(author_client.get("/admin/"))["style-src-attr"][1:])
+    for path in urls:
+        response = author_client.get(path)
+        # Whatever the answer (a page, a redirect, "use POST"), it carries the policy.
+        _assert_policy(response, path)
+        if response.get("Content-Type", "").startswith("text/html"):
+            assert _inline_code(response, allowed) == [], path
 
 
 def test_the_raw_email_preview_keeps_its_own_stricter_policy(author_client, site):
