@@ -1,6 +1,7 @@
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator
 from django.db import models, transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -234,6 +235,15 @@ class Issue(models.Model):
     cover_image = models.ImageField(
         upload_to="covers/%Y/",
         blank=True,
+        # The formats every browser and mail client shows, and the only ones
+        # /media/ serves as images (newsletter/media.py).
+        validators=[
+            FileExtensionValidator(
+                ["jpg", "jpeg", "png", "gif", "webp"],
+                message="Use a JPEG, PNG, GIF or WebP image; %(extension)s files "
+                "do not show in every browser and mail client.",
+            )
+        ],
         help_text="Optional; shown at the top of the issue and in link previews "
         "(1200×630 works best).",
     )

@@ -1,14 +1,45 @@
+from django import forms
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from .mail import validate_sender_address
 from .models import Publication
+
+
+class SenderAddressField(forms.EmailField):
+    """An email field that says why a non-ASCII address cannot send."""
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        # Before the generic "Enter a valid email address.", which would say nothing
+        # about what is wrong with ünï@example.org.
+        validate_sender_address(value)
+
+
+class PublicationForm(forms.ModelForm):
+    sender_email = SenderAddressField(
+        required=False, help_text=Publication._meta.get_field("sender_email").help_text
+    )
+
+    class Meta:
+        model = Publication
+        fields = [
+            "name",
+            "description",
+            "sender_name",
+            "sender_email",
+            "postal_address",
+            "welcome_email",
+            "consent_text",
+        ]
 
 
 @admin.register(Publication)
 class PublicationAdmin(admin.ModelAdmin):
     """One row of settings: the list page goes straight to it."""
 
+    form = PublicationForm
     fieldsets = [
         (None, {"fields": ["name", "description"]}),
         ("Sender", {"fields": ["sender_name", "sender_email", "postal_address"]}),

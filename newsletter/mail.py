@@ -5,15 +5,62 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+# The part before the @ that every mail server takes: RFC 5321 atoms, ASCII only
+# (anything else needs SMTPUTF8, which many servers and providers refuse).
+_ASCII_LOCAL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+)
 
 
 def clean_header_text(value: str) -> str:
     """Return value on one line: no CR, LF or other control characters."""
     return " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
+
+
+def validate_one_line(value: str) -> None:
+    """Refuse text with line breaks or control characters (it goes into headers)."""
+    if _HEADER_UNSAFE.search(value or ""):
+        raise ValidationError(
+            "Write it on one line: it goes into the headers of every email, where "
+            "a line break or control character is not allowed.",
+            code="not_one_line",
+        )
+
+
+def sending_address(address: str) -> str | None:
+    """Return the address as SMTP and a From header take it, or None if unusable.
+
+    The domain may be international (exämple.org): it is sent in its ASCII (IDNA)
+    form. The part before the @ must already be ASCII.
+    """
+    local, at, domain = (address or "").strip().rpartition("@")
+    if not at or not _ASCII_LOCAL.fullmatch(local) or _HEADER_UNSAFE.search(domain):
+        return None
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    if not ascii_domain or " " in ascii_domain:
+        return None
+    return f"{local}@{ascii_domain}"
+
+
+def validate_sender_address(value: str) -> None:
+    """Refuse a sender address that mail servers would not take."""
+    local = (value or "").rpartition("@")[0]
+    if value and not local.isascii():
+        raise ValidationError(
+            "Use only plain letters, digits and . _ + - before the @ (%(local)s "
+            "has others, which many mail servers refuse); the domain after the @ "
+            "may be in any script.",
+            code="not_ascii",
+            params={"local": local},
+        )
 
 
 class OutboxBackend(BaseEmailBackend):

@@ -1,6 +1,17 @@
 import email.utils
+import logging
 
+from django.conf import settings
 from django.db import models
+
+from .mail import (
+    clean_header_text,
+    sending_address,
+    validate_one_line,
+    validate_sender_address,
+)
+
+logger = logging.getLogger(__name__)
 
 
 class Heartbeat(models.Model):
@@ -17,10 +28,23 @@ class Heartbeat(models.Model):
 class Publication(models.Model):
     """The publication's own settings: one row, edited in the admin."""
 
-    name = models.CharField(max_length=200, default="Quire")
+    name = models.CharField(
+        max_length=200, default="Quire", validators=[validate_one_line]
+    )
     description = models.TextField(blank=True)
-    sender_name = models.CharField(max_length=200, blank=True)
-    sender_email = models.EmailField(default="newsletter@localhost")
+    sender_name = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_one_line],
+        help_text="The name readers see as the sender. Empty: the name of "
+        "DEFAULT_FROM_EMAIL, or else the publication's name.",
+    )
+    sender_email = models.EmailField(
+        blank=True,
+        validators=[validate_sender_address],
+        help_text="The address every email comes from and replies go to. Empty: "
+        "DEFAULT_FROM_EMAIL, from the server's settings.",
+    )
     postal_address = models.TextField(blank=True)
     welcome_email = models.TextField(
         blank=True,
@@ -43,13 +67,35 @@ class Publication(models.Model):
         return self.name
 
     @property
+    def sender_address(self) -> str:
+        """Return the address every email is sent from, in its ASCII form."""
+        return self._sender()[1]
+
+    @property
     def from_header(self) -> str:
         """Return the From of every email Quire sends: ``Sender Name <address>``."""
-        from .mail import clean_header_text
+        return email.utils.formataddr(self._sender(), "utf-8")
 
-        # One line whatever the admin typed: no header injection through the name.
-        name = clean_header_text(self.sender_name or self.name)
-        return email.utils.formataddr((name, self.sender_email), "utf-8")
+    def _sender(self) -> tuple[str, str]:
+        default_name, default_address = email.utils.parseaddr(
+            settings.DEFAULT_FROM_EMAIL
+        )
+        address = sending_address(self.sender_email)
+        if address is None:
+            if self.sender_email:
+                # Stored by an older version or straight into the database: mail
+                # must still go out, from the server's address.
+                logger.warning(
+                    "The publication's sender address %r cannot be sent from; "
+                    "using DEFAULT_FROM_EMAIL. Correct it in the admin.",
+                    self.sender_email,
+                )
+            address = sending_address(default_address) or "quire@localhost"
+            name = self.sender_name or default_name or self.name
+        else:
+            name = self.sender_name or self.name
+        # One line whatever is stored: no header injection through the name.
+        return clean_header_text(name), address
 
     @classmethod
     def load(cls) -> "Publication":

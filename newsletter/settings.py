@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from newsletter import csp as _csp
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -45,6 +47,13 @@ else:
     SECRET_KEY = _required(
         "SECRET_KEY", "a long random string, e.g. from `openssl rand -hex 32`."
     )
+    # .env.example's value is public: a site running on it could be signed into by
+    # anyone (sessions, sign-in links and confirmation links are signed with it).
+    if SECRET_KEY.startswith("change-me"):
+        raise ImproperlyConfigured(
+            "Set the environment variable SECRET_KEY: .env.example's placeholder is "
+            "not a secret; use a long random string, e.g. from `openssl rand -hex 32`."
+        )
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
 if DEBUG:
@@ -96,6 +105,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "csp",
     "newsletter",
     "issues",
     "subscribers",
@@ -105,6 +115,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response that has none of its own.
+    "newsletter.csp.QuireCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -210,6 +222,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Quire answers /media/ itself (newsletter/media.py: images as images, anything else
+# as a download) unless a web server in front serves the media folder, as the
+# proxy in docker-compose.yml does; then set QUIRE_SERVE_MEDIA=false.
+QUIRE_SERVE_MEDIA = env.bool("QUIRE_SERVE_MEDIA", default=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -249,7 +265,10 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_")
 }
 
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Quire <quire@localhost>")
+# The sender of every email until the publication's settings in the admin name one
+# (Publication.sender_email); without a name of its own here, emails carry the
+# publication's name.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="quire@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Sending issues ----------------------------------------------------------------
@@ -420,6 +439,24 @@ if not DEBUG:
     # /healthz is polled over plain HTTP by load balancers and compose.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# https://django-csp.readthedocs.io/ : scripts and stylesheets only from Quire's own
+# static files (no inline code anywhere, the admin included), images also from any
+# https address (issue bodies may show them), nothing may frame a page, and forms go
+# to Quire, which may redirect them to Stripe. Emails are not pages and keep their
+# inline styles; the email preview and uploads send stricter policies of their own.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-hashes'", *_csp.style_attribute_hashes()],
+        "img-src": ["'self'", "data:", "https:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", *_csp.STRIPE_FORM_TARGETS],
+    }
+}
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 

@@ -2,12 +2,18 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import media, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
+    # Uploads, unless the web server in front serves them (QUIRE_SERVE_MEDIA).
+    path(
+        f"{settings.MEDIA_URL.strip('/')}/<path:path>",
+        media.serve_media,
+        name="media",
+    ),
     path("admin/", admin.site.urls),
     # The Markdown editor's preview and upload endpoints (staff only) live in
     # issues.urls under /markdownx/; django-markdownx's own views are not mounted.
@@ -16,8 +22,3 @@ urlpatterns = [
     path("", include("subscribers.billing.urls")),
     path("", include("issues.sending.urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -22,6 +22,12 @@ EXPORT_FIELDS = [
 ]
 
 
+# A spreadsheet evaluates a cell that starts with one of these as a formula
+# (=HYPERLINK(...) can leak data or run commands); a leading single quote makes it
+# text. OWASP, "CSV Injection": https://owasp.org/www-community/attacks/CSV_Injection
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
 class _Line:
     """A file-like object whose write() hands the line back to the caller."""
 
@@ -29,12 +35,19 @@ class _Line:
         return value
 
 
+def neutralise_formula(text: str) -> str:
+    """Return the cell text so that no spreadsheet evaluates it as a formula."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 def _text(value) -> str:
     if value is None:
         return ""
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return neutralise_formula(str(value))
 
 
 def iter_export_lines(queryset=None) -> Iterator[str]:

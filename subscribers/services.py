@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.links import absolute_url
+from newsletter.mail import clean_header_text
 from newsletter.models import Publication
 
 from . import tasks
@@ -147,7 +148,7 @@ def subscriber_for_payment(
     if is_suppressed(email):
         raise AddressRefused(
             "This address cannot subscribe here; contact "
-            f"{Publication.load().sender_email} if you think this is a mistake."
+            f"{Publication.load().sender_address} if you think this is a mistake."
         )
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
         email=email, defaults={"source": Subscriber.Source.FORM}
@@ -369,7 +370,7 @@ def _send(
     text = render_to_string(f"email/subscribers/{template}.txt", context)
     html = render_to_string(f"email/subscribers/{template}.html", context)
     message = EmailMultiAlternatives(
-        subject=subject.format(publication=publication.name),
+        subject=subject.format(publication=clean_header_text(publication.name)),
         body=text,
         from_email=publication.from_header,
         to=[subscriber.email],

@@ -5,6 +5,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from newsletter.links import absolute_url
+from newsletter.mail import clean_header_text
 from newsletter.models import Publication
 
 from .models import Membership, grace_period
@@ -38,7 +39,7 @@ def send_billing_email(*, membership_pk: int, kind: str, extra: dict) -> None:
     text = render_to_string(f"email/billing/{kind}.txt", context)
     html = render_to_string(f"email/billing/{kind}.html", context)
     message = EmailMultiAlternatives(
-        subject=SUBJECTS[kind].format(tier=tier_name),
+        subject=SUBJECTS[kind].format(tier=clean_header_text(tier_name)),
         body=text,
         from_email=publication.from_header,
         to=[membership.subscriber.email],

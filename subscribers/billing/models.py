@@ -9,6 +9,7 @@ from django.db.models import Case, F, Q, Sum, When
 from django.urls import reverse
 from django.utils import timezone
 
+from newsletter.mail import validate_one_line
 from subscribers.models import Subscriber
 
 
@@ -28,7 +29,11 @@ class Tier(models.Model):
         MONTH = "month", "Monthly"
         YEAR = "year", "Yearly"
 
-    name = models.CharField(max_length=100, help_text="Shown on the pricing page.")
+    name = models.CharField(
+        max_length=100,
+        validators=[validate_one_line],
+        help_text="Shown on the pricing page and in the subject of members' emails.",
+    )
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(
         blank=True, help_text="One or two sentences under the tier's name."

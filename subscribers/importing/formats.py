@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ..exporting import FORMULA_PREFIXES
+
 FORMATS = {
     "auto": "Detect from the header",
     "substack": "Substack subscriber export",
@@ -73,7 +75,12 @@ def _column(header: list[str], *names: str) -> int | None:
 def _cell(row: list[str], index: int | None) -> str:
     if index is None or index >= len(row):
         return ""
-    return row[index].strip()
+    text = row[index]
+    # Quire's own export quotes cells a spreadsheet would run as formulas
+    # (subscribers/exporting.py); reading one back gives the original value.
+    if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES):
+        text = text[1:]
+    return text.strip()
 
 
 def _email_index(header: list[str], *names: str) -> int:

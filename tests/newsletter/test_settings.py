@@ -16,7 +16,15 @@ def _django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}
+        # DJANGO_ALLOW_ASYNC_UNSAFE: set by tests/browser/conftest.py for Playwright.
+        if k
+        not in {
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DEBUG",
+            "DATABASE_URL",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     env.update(env_overrides)
     return subprocess.run(
@@ -47,6 +55,14 @@ def test_debug_off_without_a_required_variable_stops_naming_it(given, missing):
 EXPLAINED_DEPLOY_WARNINGS = {"security.W005", "security.W021"}
 
 
+def _deploy_warnings(output: str) -> set[str]:
+    return {
+        word.rstrip(":").strip("()")
+        for word in output.split()
+        if word.startswith("(security.") or word.startswith("?: (security.")
+    }
+
+
 def test_check_deploy_warns_only_about_what_the_readme_explains():
     result = _django(
         {
@@ -59,15 +75,65 @@ def test_check_deploy_warns_only_about_what_the_readme_explains():
     )
 
     output = result.stdout + result.stderr
-    warnings = {
-        word.rstrip(":").strip("()")
-        for word in output.split()
-        if word.startswith("(security.") or word.startswith("?: (security.")
-    }
-    assert warnings <= EXPLAINED_DEPLOY_WARNINGS, output
+    assert _deploy_warnings(output) <= EXPLAINED_DEPLOY_WARNINGS, output
     readme = (settings.BASE_DIR / "README.md").read_text()
     for warning in EXPLAINED_DEPLOY_WARNINGS:
         assert warning in readme
+
+
+def _env_file(path) -> dict[str, str]:
+    """Read an env file as docker compose does: KEY=VALUE lines, # comments."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _compose_environment() -> dict[str, str]:
+    """Return what docker-compose.yml adds for the app, its defaults filled in."""
+    import re
+
+    import yaml
+
+    compose = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text())
+    return {
+        key: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+        for key, value in compose["x-app"]["environment"].items()
+    }
+
+
+def _production_env() -> dict[str, str]:
+    env = {"DEBUG": "", **_env_file(settings.BASE_DIR / ".env.example")}
+    env.update(_compose_environment())
+    del env["DEBUG"]  # neither file sets it: services mode turns it off
+    return env
+
+
+def test_env_example_as_it_is_refuses_to_start_until_the_secret_key_is_set():
+    result = _django(_production_env(), "check", "--deploy")
+
+    assert result.returncode != 0
+    assert "Set the environment variable SECRET_KEY" in result.stderr
+    assert "placeholder" in result.stderr
+
+
+def test_check_deploy_with_env_example_warns_only_about_what_the_readme_explains():
+    env = _production_env()
+    # What .env.example asks for: a long random secret in place of the placeholder.
+    env["SECRET_KEY"] = "k3y-" + "a8Zq" * 16
+
+    result = _django(env, "check", "--deploy")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert _deploy_warnings(output) <= EXPLAINED_DEPLOY_WARNINGS, output
+    assert "DEBUG" not in env
 
 
 def test_outbox_backend_writes_one_eml_file_per_message(settings, tmp_path):

@@ -127,7 +127,7 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
     context["body_text"] = html_to_text(context["body_html"])
     text_out = render_to_string("email/issue.txt", context)
 
-    from_email = publication.sender_email
+    from_email = publication.sender_address
     from_header = publication.from_header
     subject = clean_header_text(issue.title)
     if test:
