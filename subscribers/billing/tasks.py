@@ -2,6 +2,7 @@
 
 import stripe
 from celery import shared_task
+from django.db import DatabaseError, InterfaceError
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=10)
@@ -20,6 +21,18 @@ def process_stripe_event(self, event_pk: int) -> None:
             services.mark_stripe_event_failed(event_pk=event_pk, error=str(exc))
             return
         raise self.retry(exc=exc, countdown=countdown) from exc
+    except (DatabaseError, InterfaceError):
+        # The database is briefly away: the event stays received and the
+        # reconciler queues it again within a minute.
+        raise
+    except Exception as exc:
+        # Anything else (an event Quire cannot read) fails the same way every time:
+        # mark it failed so that the reconciler stops queueing it each minute; the
+        # admin shows the error and can process it again after a fix.
+        services.mark_stripe_event_failed(
+            event_pk=event_pk, error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
 
 
 @shared_task(ignore_result=True)

@@ -151,6 +151,23 @@ def test_stripe_retrying_an_event_still_waiting_applies_it(
     assert Subscriber.objects.get(pk=subscriber.pk).status == Subscriber.Status.ACTIVE
 
 
+def test_an_event_that_cannot_be_applied_fails_once_and_is_not_queued_forever(
+    stripe_settings, deliver, django_capture_on_commit_callbacks
+):
+    from subscribers.billing import services
+
+    # Signed and well-formed, but its subscription has no id: no retry can help.
+    event = make_event("customer.subscription.updated", {"object": "subscription"})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(event).status_code == 200
+
+    stored = StripeEvent.objects.get(event_id=event["id"])
+    assert stored.status == StripeEvent.Status.FAILED
+    assert "KeyError" in stored.error
+    later = timezone.now() + timedelta(hours=1)
+    assert services.requeue_stuck_stripe_events(now=later) == 0
+
+
 def _stored(n: int, **fields) -> StripeEvent:
     return StripeEvent.objects.create(
         event_id=f"evt_stuck_{n}",
