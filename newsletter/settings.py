@@ -291,6 +291,9 @@ SENDING_LEASE_SECONDS = env.int("SENDING_LEASE_SECONDS", default=120)
 # sending one recipient's message) before the send is paused with the reason,
 # instead of Celery handing the task that kills it to worker after worker.
 SENDING_MAX_WORKER_CRASHES = env.int("SENDING_MAX_WORKER_CRASHES", default=3)
+# /healthz reports a send with emails still queued that has claimed or sent
+# nothing for this many minutes (and any send paused because workers died on it).
+SENDING_STALLED_MINUTES = env.int("SENDING_STALLED_MINUTES", default=10)
 # Optional DKIM signing of every issue email (SMTP and outbox): the private key as
 # PEM text or a path to a PEM file, the selector and the signing domain.
 DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="")
