@@ -287,6 +287,13 @@ SENDING_RETRY_MAX_DELAY = env.float("SENDING_RETRY_MAX_DELAY", default=3600)
 # A worker renews its hold on claimed rows while it works; rows whose hold is older
 # than this belong to a dead worker and the reconciler frees them.
 SENDING_LEASE_SECONDS = env.int("SENDING_LEASE_SECONDS", default=120)
+# Times a worker may die on the same step of a send (rendering its email, or
+# sending one recipient's message) before the send is paused with the reason,
+# instead of Celery handing the task that kills it to worker after worker.
+SENDING_MAX_WORKER_CRASHES = env.int("SENDING_MAX_WORKER_CRASHES", default=3)
+# /healthz reports a send with emails still queued that has claimed or sent
+# nothing for this many minutes (and any send paused because workers died on it).
+SENDING_STALLED_MINUTES = env.int("SENDING_STALLED_MINUTES", default=10)
 # Optional DKIM signing of every issue email (SMTP and outbox): the private key as
 # PEM text or a path to a PEM file, the selector and the signing domain.
 DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="")

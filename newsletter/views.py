@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
 from .celery import app as celery_app
+from .health import registered_checks
 from .models import Heartbeat
 from .services import WORKER_HEARTBEAT
 
@@ -84,14 +85,22 @@ def _check_worker() -> tuple[bool, str]:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Report whether the database, the broker and a worker are alive."""
+    """Report whether the database, the broker and a worker are alive.
+
+    Apps add checks of their own (newsletter.health), such as sending's report of a
+    send that makes no progress.
+    """
     checks = {}
     for name, check in (
         ("database", _check_database),
         ("broker", _check_broker),
         ("worker", _check_worker),
+        *registered_checks(),
     ):
-        ok, detail = check()
+        try:
+            ok, detail = check()
+        except Exception as exc:  # noqa: BLE001 - a broken check is a failing one
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
         checks[name] = {"ok": ok, "detail": detail}
     failing = [name for name, result in checks.items() if not result["ok"]]
     body = {"status": "ok" if not failing else "failing", "failing": failing, **checks}

@@ -81,6 +81,9 @@ def send_progress(send: Send, *, now=None) -> dict:
     return {
         "status": send.status,
         "status_display": send.get_status_display(),
+        "paused_reason": (
+            send.paused_reason if send.status == Send.Status.PAUSED else ""
+        ),
         "active": send.is_active,
         "total": total,
         "sent": counts[Delivery.Status.SENT],
@@ -393,7 +396,7 @@ class SendAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status"]
     # A send changes only through its actions (pause, resume, retry failed).
-    readonly_fields = [*list_display, "last_error"]
+    readonly_fields = ["paused_reason", *list_display, "last_error"]
     inlines = [DeliveryInline]
 
     def has_add_permission(self, request):

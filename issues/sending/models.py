@@ -44,9 +44,19 @@ class Send(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    paused_reason = models.TextField(
+        blank=True,
+        help_text="Why Quire paused this send by itself (a worker kept dying on it). "
+        "Fix what it names, then resume; resuming clears it.",
+    )
     # Bumped whenever a worker claims a batch; the reconciler restarts a send whose
     # heartbeat stopped while work is left (its broker messages were lost).
     heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Renderings of the email begun and never finished. Counted (and committed)
+    # before each one starts, reset when one is stored: a worker killed while
+    # rendering (a crash in the CSS inliner) leaves it raised, so the next attempt
+    # knows, and at SENDING_MAX_WORKER_CRASHES the send pauses instead of rendering.
+    render_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created"]
@@ -122,6 +132,9 @@ class Delivery(models.Model):
         help_text="A worker died while handing this email to the mail server; it was "
         "sent again and may have arrived twice.",
     )
+    # Times a worker died while this row was "sending" (counted by the reconciler):
+    # at SENDING_MAX_WORKER_CRASHES the row fails instead of killing another worker.
+    crashes = models.PositiveSmallIntegerField(default=0, editable=False)
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -140,6 +153,37 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.get_status_display()})"
+
+
+class RenderedEmail(models.Model):
+    """A send's email for one audience segment, rendered once for every worker.
+
+    Batch tasks, in any worker process on any machine, load these rows instead of
+    rendering: per recipient only substitutions happen.
+    """
+
+    send = models.ForeignKey(
+        Send, on_delete=models.CASCADE, related_name="rendered_emails"
+    )
+    segment = models.CharField(max_length=10, choices=Delivery.Segment.choices)
+    # The issue's `updated` when this was rendered: an edit made during the send is
+    # rendered again (once) and goes to the recipients not yet reached.
+    issue_updated = models.DateTimeField()
+    rendered_at = models.DateTimeField()
+    html = models.TextField()
+    text = models.TextField()
+    # The rest of the prepared email: subject, headers, boundary, link parts.
+    headers = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["send", "segment"], name="unique_rendered_email_per_segment"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.send} ({self.get_segment_display()})"
 
 
 class EmailEvent(models.Model):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Max, Min, Q, QuerySet, Value, When
+from django.db.models import Case, F, Max, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
@@ -233,7 +233,7 @@ def _insert_deliveries(send: Send, low: int, high: int) -> None:
         )
         .values_list(
             "_send", "pk", "email", "_segment", "_status", "_zero", "_blank",
-            "_blank", "_blank", "_false",
+            "_blank", "_blank", "_false", "_zero",
         )
         .order_by()
     )  # fmt: skip
@@ -244,6 +244,7 @@ def _insert_deliveries(send: Send, low: int, high: int) -> None:
         for name in (
             "send", "subscriber", "email", "segment", "status", "attempts",
             "last_error", "message_id", "claimed_by", "possibly_duplicate",
+            "crashes",
         )
     )  # fmt: skip
     with connection.cursor() as cursor:
@@ -251,20 +252,36 @@ def _insert_deliveries(send: Send, low: int, high: int) -> None:
 
 
 @transaction.atomic
-def pause_send(*, send: Send) -> Send:
-    """Stop handing out more emails of this send until it is resumed."""
-    Send.objects.filter(pk=send.pk, status=Send.Status.SENDING).update(
-        status=Send.Status.PAUSED
-    )
+def pause_send(*, send: Send, reason: str = "") -> Send:
+    """Stop handing out more emails of this send until it is resumed.
+
+    reason: why Quire itself paused it (shown to the author and by /healthz); also
+    recorded on a send the author had paused already.
+    """
+    if reason:
+        Send.objects.filter(
+            pk=send.pk, status__in=[Send.Status.SENDING, Send.Status.PAUSED]
+        ).update(status=Send.Status.PAUSED, paused_reason=reason[:2000])
+    else:
+        Send.objects.filter(pk=send.pk, status=Send.Status.SENDING).update(
+            status=Send.Status.PAUSED
+        )
     send.refresh_from_db()
     return send
 
 
 @transaction.atomic
 def resume_send(*, send: Send) -> Send:
-    """Resume a paused send."""
+    """Resume a paused send, forgetting why Quire paused it (it may be fixed now).
+
+    Should the same content still stop workers, the guard pauses it again after
+    SENDING_MAX_WORKER_CRASHES more tries.
+    """
     if Send.objects.filter(pk=send.pk, status=Send.Status.PAUSED).update(
-        status=Send.Status.SENDING, heartbeat_at=timezone.now()
+        status=Send.Status.SENDING,
+        heartbeat_at=timezone.now(),
+        paused_reason="",
+        render_attempts=0,
     ):
         kick_send(send_id=send.pk)
     send.refresh_from_db()
@@ -277,6 +294,7 @@ def retry_failed(*, send: Send) -> int:
     retried = Delivery.objects.filter(send=send, status=Delivery.Status.FAILED).update(
         status=Delivery.Status.QUEUED,
         attempts=0,
+        crashes=0,
         next_attempt_at=None,
         claimed_by="",
         claimed_at=None,
@@ -348,7 +366,14 @@ def reconcile_sends(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     lease = timedelta(seconds=settings.SENDING_LEASE_SECONDS)
     expired = Q(claimed_at__lt=now - lease) | Q(claimed_at__isnull=True)
-    result = {"started": 0, "freed": 0, "resolved": 0, "kicked": 0, "finished": 0}
+    result = {
+        "started": 0,
+        "freed": 0,
+        "resolved": 0,
+        "failed_after_crashes": 0,
+        "kicked": 0,
+        "finished": 0,
+    }
     stale_preparing = Send.objects.filter(
         status=Send.Status.PREPARING, created__lt=now - timedelta(seconds=60)
     )
@@ -365,22 +390,42 @@ def reconcile_sends(*, now: datetime | None = None) -> dict[str, int]:
                 .filter(expired)
                 .update(claimed_by="", claimed_at=None)
             )
-            resolved = (
-                Delivery.objects.filter(send=send, status=Delivery.Status.SENDING)
-                .filter(expired)
-                .update(
-                    status=Delivery.Status.QUEUED,
-                    claimed_by="",
-                    claimed_at=None,
-                    next_attempt_at=None,
-                    possibly_duplicate=True,
-                    last_error="A worker stopped while sending this email; sent "
-                    "again, it may have arrived twice.",
-                )
+            dead = Delivery.objects.filter(
+                send=send, status=Delivery.Status.SENDING
+            ).filter(expired)
+            # A row that every worker dies on (each time it is sent) would loop
+            # for ever: after SENDING_MAX_WORKER_CRASHES it fails, and the send
+            # pauses in case it is not only this recipient.
+            poisoned = dead.filter(crashes__gte=settings.SENDING_MAX_WORKER_CRASHES - 1)
+            poisoned_emails = list(poisoned.values_list("email", flat=True)[:3])
+            failed = poisoned.update(
+                status=Delivery.Status.FAILED,
+                crashes=F("crashes") + 1,
+                claimed_by="",
+                claimed_at=None,
+                next_attempt_at=None,
+                possibly_duplicate=True,
+                last_error=f"A worker stopped each time this email was being sent "
+                f"({settings.SENDING_MAX_WORKER_CRASHES} times), so it is not sent "
+                "again; it may have arrived. Retry failed to send it once more.",
+            )
+            resolved = dead.update(
+                status=Delivery.Status.QUEUED,
+                crashes=F("crashes") + 1,
+                claimed_by="",
+                claimed_at=None,
+                next_attempt_at=None,
+                possibly_duplicate=True,
+                last_error="A worker stopped while sending this email; sent "
+                "again, it may have arrived twice.",
             )
             result["resolved"] += resolved
-        if resolved:
+            result["failed_after_crashes"] += failed
+        if resolved or failed:
             refresh_counts(send_id=send.pk)
+        if failed:
+            pause_send(send=send, reason=_poisoned_reason(poisoned_emails, failed))
+            continue
         if send.status != Send.Status.SENDING:
             continue
         if finish_send_if_complete(send_id=send.pk):
@@ -393,6 +438,28 @@ def reconcile_sends(*, now: datetime | None = None) -> dict[str, int]:
             kick_send(send_id=send.pk)
             result["kicked"] += 1
     return result
+
+
+def _poisoned_reason(emails: list[str], count: int) -> str:
+    # An erased subscriber's row keeps no address.
+    shown = [email or "an erased address" for email in emails]
+    who = ", ".join(shown) + (f" and {count - len(shown)} more" if count > 3 else "")
+    return (
+        f"Sending to {who} stopped the worker "
+        f"{settings.SENDING_MAX_WORKER_CRASHES} times, so "
+        f"{'that email is' if count == 1 else 'those emails are'} marked failed "
+        "and not sent again. Resume to send the rest."
+    )
+
+
+def start_send(*, send_id: int) -> None:
+    """Freeze the send's audience, render its email once, then start batch tasks."""
+    from . import delivery
+
+    freeze_audience(send=Send(pk=send_id))
+    prepared = delivery.prepare_send(send_id=send_id)
+    if prepared.state in (delivery.READY, delivery.BUSY):
+        kick_send(send_id=send_id)
 
 
 def send_test_email(

@@ -24,11 +24,8 @@ MAX_WAIT = 60
 
 @shared_task(ignore_result=True, **RETRY)
 def start_send(send_id: int) -> None:
-    """Freeze the send's audience and start its batch tasks."""
-    from .models import Send
-
-    services.freeze_audience(send=Send(pk=send_id))
-    services.kick_send(send_id=send_id)
+    """Freeze the send's audience, render its email and start its batch tasks."""
+    services.start_send(send_id=send_id)
 
 
 @shared_task(ignore_result=True, **RETRY)

@@ -31,6 +31,7 @@
         (when === "sending" && data.status === "sending") ||
         (when === "paused" && data.status === "paused") ||
         (when === "failures" && data.failed > 0) ||
+        (when === "paused_reason" && !!data.paused_reason) ||
         (when === "active" && data.active) ||
         (when === "finished" && !data.active);
       button.hidden = !show;
@@ -64,7 +65,7 @@
       return;
     }
     ["status_display", "sent", "total", "percent", "queued", "failed", "bounced",
-     "skipped", "rate", "possibly_duplicated"].forEach(function (name) {
+     "skipped", "rate", "possibly_duplicated", "paused_reason"].forEach(function (name) {
       setText(name, data[name]);
     });
     setText("eta", formatEta(data.eta_seconds));

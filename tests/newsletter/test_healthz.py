@@ -58,3 +58,24 @@ def test_a_real_worker_turns_healthz_green_within_seconds(celery_worker, client)
         message="the worker's first heartbeat",
     )
     assert client.get("/healthz").json()["worker"]["ok"] is True
+
+
+def test_a_check_another_app_registers_is_run_and_a_broken_one_fails(
+    client, monkeypatch
+):
+    from newsletter import health
+
+    services.record_heartbeat(hostname="worker@test")
+    monkeypatch.setattr(health, "_checks", dict(health._checks))
+
+    def broken():
+        raise RuntimeError("cannot tell")
+
+    health.register_check("extra", lambda: (True, "fine"))
+    health.register_check("broken", broken)
+
+    body = client.get("/healthz").json()
+
+    assert body["extra"] == {"ok": True, "detail": "fine"}
+    assert body["broken"] == {"ok": False, "detail": "RuntimeError: cannot tell"}
+    assert body["failing"] == ["broken"]

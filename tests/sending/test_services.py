@@ -231,7 +231,6 @@ def test_issue_is_rendered_once_per_segment_not_per_recipient(
         return real(**kwargs)
 
     monkeypatch.setattr(emails, "render_segment", counting)
-    delivery._PREPARED.clear()
     make_subscribers(50)
     run_send(services.publish_issue(issue=issue))
     assert calls == {"free": 1, "paid": 1}
@@ -327,7 +326,9 @@ def test_reconciler_finishes_a_send_with_nothing_left(issue, outbox):
     delivery.send_batch(
         send_id=send.pk,
         rows=delivery.claim_batch(send_id=send.pk, claimant="w", size=10),
-        prepared=delivery.prepared_for(Send.objects.get(pk=send.pk)),
+        prepared=delivery.prepared_for(
+            Send.objects.select_related("issue").get(pk=send.pk)
+        ).emails,
         transport=delivery.open_transport(),
         claimant="w",
     )

@@ -157,3 +157,22 @@ def test_rejected_message_marks_row_failed_and_it_can_be_retried(
     wait_until_done(send)
     assert Counter(smtp_server.recipients())[rejected] == 1
     assert send.sent_count == 50
+
+
+def test_two_workers_share_one_rendering_of_the_email(
+    celery_worker_factory, smtp_server
+):
+    make_subscribers(400)
+    issue = IssueFactory()
+    env = worker_env(smtp_server, SENDING_BATCH_SIZE=20, SENDING_PARALLELISM=8)
+    workers = [celery_worker_factory(extra_env=env) for _ in range(2)]
+
+    send = wait_until_done(services.publish_issue(issue=issue))
+
+    assert send.sent_count == 400
+    assert set(Counter(smtp_server.recipients()).values()) == {1}
+    logs = [worker.output() for worker in workers]
+    # Many batch tasks ran, in four worker processes; one process rendered, once.
+    assert sum(log.count("Rendered the email of send") for log in logs) == 1
+    ran = sum(log.count("tasks.deliver_send[") for log in logs)
+    assert ran > 8

@@ -6,9 +6,11 @@ one sending is a single UPDATE, so recording costs one round trip per message an
 crash leaves at most one ambiguous row per process (the reconciler re-sends it and
 flags it as a possible duplicate).
 
-The parts: ``claims`` (taking a batch of queued deliveries and the rendered emails),
-``recording`` (one UPDATE per outcome), ``postgres`` (overlapping that UPDATE with
-SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop over them).
+The parts: ``preparing`` (the emails, rendered once per send and stored, with the
+guard against content that kills workers), ``claims`` (taking a batch of queued
+deliveries), ``recording`` (one UPDATE per outcome), ``postgres`` (overlapping that
+UPDATE with SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop
+over them).
 """
 
 from ..transports import open_transport
@@ -19,26 +21,35 @@ from .batches import (
     deliver_send,
     send_batch,
 )
-from .claims import (
-    _PREPARED,
-    Claimed,
-    claim_batch,
+from .claims import Claimed, claim_batch, retry_delay, worker_name
+from .preparing import (
+    BUSY,
+    PAUSED,
+    READY,
+    STOPPED,
+    Prepared,
+    prepare_send,
     prepared_for,
-    retry_delay,
-    worker_name,
+    stored_emails,
 )
 
 __all__ = [
+    "BUSY",
     "MAX_CONNECTION_FAILURES",
-    "_PREPARED",
+    "PAUSED",
+    "READY",
+    "STOPPED",
     "BatchRun",
     "Claimed",
     "LoopResult",
+    "Prepared",
     "claim_batch",
     "deliver_send",
     "open_transport",
+    "prepare_send",
     "prepared_for",
     "retry_delay",
     "send_batch",
+    "stored_emails",
     "worker_name",
 ]

@@ -15,12 +15,15 @@ from ..emails import PreparedEmail, Recipient
 from ..models import Delivery, Send
 from ..ratelimit import get_rate_limiter
 from ..transports import SENT, TRANSIENT, Transport, open_transport
-from .claims import Claimed, claim_batch, prepared_for, retry_delay, worker_name
+from .claims import Claimed, claim_batch, retry_delay, worker_name
 from .postgres import _fast_commits, _PgMarks
+from .preparing import PAUSED, STOPPED, prepared_for
 from .recording import _Recorder
 
 # After this many connection failures in a row a batch stops and waits.
 MAX_CONNECTION_FAILURES = 3
+# Seconds a batch task waits while another process renders the send's email.
+RENDERING_WAIT = 3.0
 
 
 @dataclass
@@ -101,7 +104,15 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
     if send.status != Send.Status.SENDING:
         result.next = "stopped"
         return result
-    prepared = prepared_for(send)
+    ready = prepared_for(send)
+    if ready.state in (PAUSED, STOPPED):
+        result.next = "stopped"
+        return result
+    if ready.emails is None:
+        result.next = "wait"
+        result.wait = RENDERING_WAIT
+        return result
+    prepared = ready.emails
     claimant = f"{worker_name()}:{secrets.token_hex(4)}"
     deadline = time.monotonic() + time_budget
     _fast_commits(True)

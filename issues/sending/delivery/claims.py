@@ -1,4 +1,4 @@
-"""Claiming work: which queued deliveries a worker takes, and what it sends them."""
+"""Claiming work: which queued deliveries a worker takes (the emails: preparing)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,11 @@ from django.utils import timezone
 
 from subscribers.models import Subscriber
 
-from ..emails import PreparedEmail, render_send
 from ..models import Delivery, Send
-
-# A few rendered sends per worker process, keyed by (send id, issue updated time).
-_PREPARED: dict[tuple[int, object], dict[str, PreparedEmail]] = {}
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def prepared_for(send: Send) -> dict[str, PreparedEmail]:
-    """Return the send's emails per segment, rendered once per worker process."""
-    key = (send.pk, send.issue.updated)
-    if key not in _PREPARED:
-        if len(_PREPARED) > 4:
-            _PREPARED.clear()
-        _PREPARED[key] = render_send(send.issue)
-    return _PREPARED[key]
 
 
 @dataclass
