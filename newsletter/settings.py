@@ -5,6 +5,9 @@ With no environment at all, Quire runs in its *embedded default*: SQLite, Celery
 kombu's filesystem transport and email written as .eml files to an outbox folder,
 everything under ``var/``. Each service is switched on by its variable being present
 (DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL, ...). The README lists every variable.
+
+Project wiring, above every app: it may name and import any of them (the layers and
+their import direction bind the apps, not this file).
 """
 
 import ipaddress
