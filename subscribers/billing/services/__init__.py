@@ -5,7 +5,7 @@
 - ``events``: Stripe events, stored once and applied at most once.
 - ``subscriptions``: a membership made to match Stripe's current subscription.
 - ``memberships``: complimentary grants and the personal data export.
-- ``feeds``: the member's private feed secret.
+- ``feed_tokens``: the secret in a member's private feed address.
 
 Callers use the names re-exported here (``from subscribers.billing import services``).
 Subscribers themselves are written only through ``subscribers.services`` (the
@@ -29,7 +29,7 @@ from .events import (
     requeue_stripe_events,
     requeue_stuck_stripe_events,
 )
-from .feeds import ensure_feed_token, reset_feed_token
+from .feed_tokens import opens_private_feed, reset_feed_token
 from .memberships import (
     end_complimentary_membership,
     export_membership,
@@ -53,11 +53,11 @@ __all__ = [
     "create_checkout_session",
     "create_portal_session",
     "end_complimentary_membership",
-    "ensure_feed_token",
     "export_membership",
     "grant_complimentary_membership",
     "hold_checkout",
     "mark_stripe_event_failed",
+    "opens_private_feed",
     "process_stripe_event",
     "record_stripe_event",
     "record_stripe_event_failure",
