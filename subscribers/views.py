@@ -19,16 +19,16 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from . import services, tasks
 from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
-from .ratelimit import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
 from .signals import ErasureRefused
+from .throttling import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .tokens import (
     read_confirmation_token,
     read_login_token,
     read_used_confirmation_token,
 )
 
-# Per client IP and per mailbox (see ratelimit.mailbox_key), in attempts per hour.
+# Per client IP and per mailbox (see throttling.mailbox_key), in attempts per hour.
 SUBSCRIBE_LIMIT_PER_IP = 20
 SUBSCRIBE_LIMIT_PER_ADDRESS = 5
 LOGIN_LIMIT_PER_IP = 20

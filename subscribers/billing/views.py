@@ -24,8 +24,8 @@ from django.views.decorators.http import (
 )
 
 from subscribers import services as subscriber_services
-from subscribers.ratelimit import client_ip
 from subscribers.sessions import current_subscriber, sign_in_subscriber
+from subscribers.throttling import client_ip
 
 from . import services, stripe_api
 from .forms import CheckoutForm
