@@ -3,15 +3,13 @@
 import secrets
 from datetime import datetime, timedelta
 
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.links import absolute_url
-from newsletter.mail import clean_header_text
+from newsletter.mail import send_templated_email
 from newsletter.models import Publication
 
 from . import signals, tasks
@@ -369,17 +367,13 @@ def _send(
     *, subscriber: Subscriber, template: str, subject: str, context: dict
 ) -> None:
     publication = Publication.load()
-    context = {"subscriber": subscriber, "publication": publication, **context}
-    text = render_to_string(f"email/subscribers/{template}.txt", context)
-    html = render_to_string(f"email/subscribers/{template}.html", context)
-    message = EmailMultiAlternatives(
-        subject=subject.format(publication=clean_header_text(publication.name)),
-        body=text,
+    send_templated_email(
+        to=subscriber.email,
+        template=f"email/subscribers/{template}",
+        subject=subject.format(publication=publication.name),
+        context={"subscriber": subscriber, "publication": publication, **context},
         from_email=publication.from_header,
-        to=[subscriber.email],
     )
-    message.attach_alternative(html, "text/html")
-    message.send()
 
 
 def send_confirmation_email(*, subscriber_id: int) -> bool:
