@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 
-from .addresses import normalise_email
+from .addresses import address_key, normalise_email
 
 
 def new_token() -> str:
@@ -14,8 +14,9 @@ def new_token() -> str:
 
 
 def hash_email(email: str) -> str:
-    """Return the hex SHA-256 of a normalised address (the suppression key)."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """Return the hex SHA-256 of the address in its stored form (the suppression
+    key)."""
+    return hashlib.sha256(address_key(email).encode()).hexdigest()
 
 
 class SubscriberQuerySet(models.QuerySet):

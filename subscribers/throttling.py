@@ -14,6 +14,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 
+from .addresses import address_key
+
 logger = logging.getLogger(__name__)
 
 # Providers that ignore dots in the local part (ada.lovelace@ is adalovelace@).
@@ -53,7 +55,7 @@ def mailbox_key(email: str) -> str:
 
     Only for rate limits; the subscriber keeps the address exactly as typed.
     """
-    local, _, domain = email.strip().lower().rpartition("@")
+    local, _, domain = address_key(email).rpartition("@")
     local = local.split("+", 1)[0] or local
     if domain in DOTLESS_DOMAINS:
         local, domain = local.replace(".", ""), DOTLESS_DOMAINS[domain]
