@@ -23,8 +23,8 @@ class SubscriberQuerySet(models.QuerySet):
     def receiving(self) -> "SubscriberQuerySet":
         """Return who gets the next issue: active, not paused and not suppressed.
 
-        A plain set-based filter (no evaluation), cheap enough to freeze an audience
-        from with one INSERT ... SELECT.
+        A plain set-based filter (no evaluation): an audience is frozen from it
+        with one INSERT ... SELECT.
         """
         return self.filter(status=Subscriber.Status.ACTIVE, paused=False).exclude(
             Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash")))
