@@ -4,6 +4,9 @@ leaves Quire (pages, feeds, search, sitemap, BibTeX, meta tags, email segments).
 from django.db.models import Q
 from django.http import HttpRequest
 
+from subscribers.billing.models import Membership, paid_access_q
+from subscribers.sessions import current_subscriber
+
 
 def request_has_paid_access(request: HttpRequest) -> bool:
     """Return whether this reader may see paid-only issues and paid sections.
@@ -19,9 +22,6 @@ def request_has_paid_access(request: HttpRequest) -> bool:
     if user is not None and user.is_authenticated and user.is_staff:
         allowed = True
     else:
-        from subscribers.billing.models import Membership
-        from subscribers.sessions import current_subscriber
-
         subscriber = current_subscriber(request)
         allowed = (
             subscriber is not None
@@ -35,6 +35,4 @@ def request_has_paid_access(request: HttpRequest) -> bool:
 
 def paid_subscribers_q() -> Q:
     """Return a filter on Subscriber selecting those who get the paid email."""
-    from subscribers.billing.models import paid_access_q
-
     return paid_access_q(prefix="membership__")

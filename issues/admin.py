@@ -11,10 +11,10 @@ from django.utils.html import format_html, format_html_join
 from markdownx.models import MarkdownxField
 from markdownx.widgets import AdminMarkdownxWidget
 
+from . import services
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 from .sending.admin import SendingAdminMixin
-from .services import record_citations
 
 
 class AuthorsField(forms.CharField):
@@ -203,7 +203,7 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Citations are recorded after the inline is saved (save_related), so a
         # paper both referenced in the body and picked by hand is cited once.
-        obj.save(record_citations=False)
+        obj.save()
         # Only choosing "Published" in this form sends the issue (response_change);
         # editing an issue that was already published (demo content, an imported
         # archive) must never email it.
@@ -211,7 +211,7 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        record_citations(issue=form.instance)
+        services.record_citations(issue=form.instance)
 
 
 class CitingIssueInline(admin.TabularInline):
@@ -266,6 +266,17 @@ class PaperAdmin(admin.ModelAdmin):
             .annotate(n_issues=Count("citations"))
             .order_by(*Paper._meta.ordering, "pk")
         )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Issues show this paper's card baked into their HTML: refresh them.
+        services.rerender_citing_issues(paper=form.instance)
+
+    def delete_model(self, request, obj):
+        services.delete_papers(papers=Paper.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_papers(papers=queryset)
 
     @admin.display(description="first author")
     def first_author(self, obj: Paper) -> str:

@@ -1,13 +1,16 @@
-"""RSS 2.0 and Atom feeds: full free issues, only the free part of paid ones."""
+"""RSS 2.0 and Atom feeds: the public one (full free issues, only the free part of
+paid ones) and each member's private one (every issue in full)."""
 
 from __future__ import annotations
 
 from django.contrib.syndication.views import Feed
+from django.http import Http404
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.html import escape
 
 from newsletter.links import absolute_url, absolutize
 from newsletter.models import Publication
+from subscribers.billing.services import opens_private_feed
 
 from .models import Issue
 from .reading import public_description, readable_body
@@ -101,3 +104,35 @@ class IssuesAtomFeed(IssuesFeed):
 
     def subtitle(self, obj: Publication) -> str:
         return self.description(obj)
+
+
+class PrivateIssuesFeed(IssuesFeed):
+    """The issues feed with every paid section, at an address only a member knows.
+
+    The address stops working as soon as the membership no longer gives paid access,
+    or when the member asks for a new one.
+    """
+
+    def __call__(self, request, *args, **kwargs):
+        response = super().__call__(request, *args, **kwargs)
+        response["Cache-Control"] = "private, no-store"
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    def get_object(self, request, token: str) -> Publication:
+        if not opens_private_feed(token=token):
+            raise Http404("No such feed.")
+        return Publication.load()
+
+    # Unlike the public feed, this one shows every issue in full.
+    unread_fields = ("body", "free_html", "paid_html")
+
+    def title(self, obj: Publication) -> str:
+        return f"{obj.name} (supporters)"
+
+    def item_description(self, item) -> str:
+        return self.item_html(item, item.body_html)
+
+
+class PrivateIssuesAtomFeed(PrivateIssuesFeed, IssuesAtomFeed):
+    pass

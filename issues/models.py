@@ -2,9 +2,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator
-from django.db import models, transaction
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -17,6 +15,8 @@ from .identifiers import (
     normalize_doi,
     validate_arxiv_id,
 )
+from .pagecache import pages
+from .rendering import render_issue_body, render_markdown
 
 
 def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:
@@ -119,8 +119,11 @@ class Paper(models.Model):
         return self.title
 
     def save(self, *args, **kwargs) -> None:
-        from .rendering import render_markdown
+        """Fill in the slug, tidy the ids and render the summary.
 
+        The issues showing this paper's card are refreshed by
+        services.rerender_citing_issues, which the admin and commands call.
+        """
         if not self.slug:
             self.slug = unique_slug(Paper, self.title, instance_pk=self.pk)
         # The same tidying as the form's, for papers made in code or the shell.
@@ -128,11 +131,6 @@ class Paper(models.Model):
         self.doi = normalize_doi(self.doi)
         self.summary_html = render_markdown(self.summary, papers={})
         super().save(*args, **kwargs)
-        # Issues show this paper's card baked into their HTML: refresh them.
-        if self.pk:
-            from .services import rerender_issues_citing
-
-            transaction.on_commit(lambda: rerender_issues_citing(paper_id=self.pk))
 
     def get_absolute_url(self) -> str:
         return reverse("issues:paper", kwargs={"slug": self.slug})
@@ -144,16 +142,6 @@ class Paper(models.Model):
         if self.doi:
             return f"https://doi.org/{self.doi}"
         return self.url
-
-
-@receiver(post_delete, sender=Paper)
-def _rerender_issues_after_paper_deleted(sender, instance: Paper, **kwargs) -> None:
-    """Take a deleted paper's card out of the issues that referenced it."""
-    from .rendering import paper_keys
-    from .services import rerender_issues_citing
-
-    paper_id, keys = instance.pk, paper_keys(instance)
-    transaction.on_commit(lambda: rerender_issues_citing(paper_id=paper_id, keys=keys))
 
 
 def unknown_references_message(references: Iterable) -> str:
@@ -294,8 +282,12 @@ class Issue(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def save(self, *args, record_citations: bool = True, **kwargs) -> None:
-        """Render the body, fill in the slug, and record the papers it cites."""
+    def save(self, *args, **kwargs) -> None:
+        """Render the body and fill in the slug.
+
+        The papers it cites are recorded by services.record_citations, which the
+        admin and commands call once the citations picked by hand are saved too.
+        """
         # The author has seen and acted on a failed scheduled publish; beat checks
         # again at its next run and says so again if it still fails.
         self.publish_error, self.publish_error_at = "", None
@@ -303,33 +295,22 @@ class Issue(models.Model):
             self.slug = unique_slug(Issue, self.title, instance_pk=self.pk)
         if self.status == self.Status.PUBLISHED and self.published_at is None:
             self.published_at = self.publish_at or timezone.now()
-        rendered = self.render()
+        self.render()
         super().save(*args, **kwargs)
-        self._forget_cached_pages()
-        if record_citations:
-            from .services import record_citations as record
-
-            record(issue=self, rendered=rendered)
+        pages.clear()
 
     def get_absolute_url(self) -> str:
         return reverse("issues:issue", kwargs={"slug": self.slug})
 
     def delete(self, *args, **kwargs):
-        self._forget_cached_pages()
-        return super().delete(*args, **kwargs)
-
-    def _forget_cached_pages(self) -> None:
-        from .pagecache import pages
-
         pages.clear()
+        return super().delete(*args, **kwargs)
 
     def render(self, *, papers: dict | None = None):
         """Render body into the stored HTML fields; return the RenderedBody.
 
         papers: the cited papers already looked up (see render_issue_body).
         """
-        from .rendering import render_issue_body
-
         rendered = render_issue_body(self.body, papers=papers)
         self.body_html = rendered.body_html
         self.free_html = rendered.free_html

@@ -6,6 +6,12 @@ from __future__ import annotations
 import html
 import re
 
+from django.contrib.postgres.search import (
+    SearchHeadline,
+    SearchQuery,
+    SearchRank,
+    SearchVector,
+)
 from django.db import connection
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -29,13 +35,6 @@ def _uses_postgres() -> bool:
 def search_issues(issues: QuerySet[Issue], q: str) -> QuerySet[Issue]:
     """Return these issues matching q, best first, with a `snippet` attribute."""
     if _uses_postgres():
-        from django.contrib.postgres.search import (
-            SearchHeadline,
-            SearchQuery,
-            SearchRank,
-            SearchVector,
-        )
-
         query = SearchQuery(q, search_type="websearch", config="english")
         vector = (
             SearchVector("title", weight="A", config="english")
@@ -69,12 +68,6 @@ def search_papers(papers: QuerySet[Paper], q: str) -> QuerySet[Paper]:
     """Return papers matching q by title, authors, arXiv id, DOI, venue or summary."""
     papers = papers.annotate(authors_text=Cast("authors", TextField()))
     if _uses_postgres():
-        from django.contrib.postgres.search import (
-            SearchQuery,
-            SearchRank,
-            SearchVector,
-        )
-
         query = SearchQuery(q, search_type="websearch", config="english")
         vector = (
             SearchVector("title", weight="A", config="english")

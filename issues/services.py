@@ -1,11 +1,16 @@
-"""Writes on content: recording citations, refreshing rendered issues."""
+"""Writes on content: recording citations, refreshing the issues that show a paper,
+deleting papers, rendering stored HTML again.
+
+The admin and the commands call these after saving (Issue.save and Paper.save only
+render their own row and forget cached pages).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import Citation, Issue, Paper
@@ -72,18 +77,25 @@ def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> N
     )
 
 
-def rerender_issues_citing(
-    *, paper_id: int, keys: list[Reference] | None = None
-) -> int:
-    """Re-render every issue that cites or references this paper; return how many.
+def rerender_citing_issues(*, paper: Paper) -> int:
+    """Re-render every issue that cites or references this paper, just added or
+    edited, so its card shows as it is now; return how many."""
+    return _rerender_issues_naming(paper_id=paper.pk, keys=paper_keys(paper))
 
-    keys: the references that named the paper, for one that has been deleted.
-    """
-    if keys is None:
-        paper = Paper.objects.filter(pk=paper_id).first()
-        if paper is None:
-            return 0
-        keys = paper_keys(paper)
+
+@transaction.atomic
+def delete_papers(*, papers: QuerySet[Paper]) -> int:
+    """Delete the papers and take their cards out of the issues that cited them;
+    return how many papers went."""
+    gone = [(paper.pk, paper_keys(paper)) for paper in papers]
+    papers.delete()
+    for paper_id, keys in gone:
+        _rerender_issues_naming(paper_id=paper_id, keys=keys)
+    return len(gone)
+
+
+def _rerender_issues_naming(*, paper_id: int, keys: list[Reference]) -> int:
+    """Re-render the issues that cite the paper or reference it by one of keys."""
     query = Q(citations__paper_id=paper_id)
     for key in keys:
         query |= Q(body__icontains=f"[[{key.kind}:{key.value}")

@@ -18,6 +18,14 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("feed/", feeds.IssuesFeed(), name="feed_rss"),
     path("feed/atom/", feeds.IssuesAtomFeed(), name="feed_atom"),
+    path(
+        "feed/private/<str:token>/", feeds.PrivateIssuesFeed(), name="private_feed_rss"
+    ),
+    path(
+        "feed/private/<str:token>/atom/",
+        feeds.PrivateIssuesAtomFeed(),
+        name="private_feed_atom",
+    ),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
     # The editor's live preview and image uploads (staff only).

@@ -38,6 +38,14 @@ PAPERS_PER_PAGE = 50
 
 
 @require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    """Show the front page: the latest issue, recent issues and a subscribe box."""
+    issues = list(Issue.objects.published().for_listing()[:8])
+    context = {"latest": issues[0] if issues else None, "recent": issues[1:]}
+    return render(request, "issues/home.html", context)
+
+
+@require_safe
 def archive(request: HttpRequest) -> HttpResponse:
     """List every issue, newest first, by year, paginated."""
     issues = issues_for(request).for_listing()

@@ -20,6 +20,9 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
+from .twofactor import views as twofactor
+from .twofactor.services import pending_step
+
 
 class PermissionCheckedActionsMixin:
     """Answer 403 to an admin action the user may not run.
@@ -75,8 +78,6 @@ class QuireAdminSite(admin.AdminSite):
         return super().admin_view(view, cacheable)
 
     def get_urls(self):
-        from .twofactor import views as twofactor
-
         def view(func, **kwargs):
             return self.admin_view(
                 wraps(func)(lambda request: func(request, site=self)), **kwargs
@@ -111,8 +112,6 @@ class QuireAdminSite(admin.AdminSite):
 def _two_factor_required(view):
     @wraps(view)
     def inner(request, *args, **kwargs):
-        from .twofactor.services import pending_step
-
         step = pending_step(request)
         if step is not None:
             query = urlencode({"next": request.get_full_path()})

@@ -7,6 +7,8 @@ class NewsletterConfig(AppConfig):
     verbose_name = "Site"
 
     def ready(self) -> None:
+        # Imported for their side effect, once the apps are loaded: they register
+        # the system checks and connect Celery's worker_ready signal.
         from . import checks, signals  # noqa: F401
 
 

@@ -1,4 +1,8 @@
-"""The Celery app, configured from Django's settings (every CELERY_* setting)."""
+"""The Celery app, configured from Django's settings (every CELERY_* setting).
+
+Project wiring, above every app: it finds every app's tasks (the layers and their
+import direction bind the apps, not this file).
+"""
 
 import os
 

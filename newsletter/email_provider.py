@@ -6,6 +6,7 @@ Derived from EMAIL_BACKEND (``anymail.backends.postmark.EmailBackend`` is
 
 import re
 
+from anymail.utils import get_anymail_setting
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -55,8 +56,6 @@ def tracking_webhook_view() -> type | None:
 
 def webhook_secret() -> list[str]:
     """Return the basic-auth credentials (user:password) the webhook requires."""
-    from anymail.utils import get_anymail_setting
-
     secret = get_anymail_setting("webhook_secret", default=[])
     if isinstance(secret, str):
         secret = [secret] if secret else []

@@ -1,4 +1,5 @@
-"""Site-wide email pieces: header hygiene and the embedded default's outbox."""
+"""Site-wide email pieces: header hygiene, the one sender of templated account and
+billing email, and the embedded default's outbox."""
 
 import re
 import uuid
@@ -6,7 +7,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -61,6 +64,27 @@ def validate_sender_address(value: str) -> None:
             code="not_ascii",
             params={"local": local},
         )
+
+
+def send_templated_email(
+    *, to: str, template: str, subject: str, context: dict, from_email: str
+) -> None:
+    """Send one email rendered from <template>.txt and <template>.html.
+
+    The subject is put on one line (clean_header_text): it may hold names an author
+    typed. Issues are not sent this way but by issues.sending, rendered once per
+    segment.
+    """
+    message = EmailMultiAlternatives(
+        subject=clean_header_text(subject),
+        body=render_to_string(f"{template}.txt", context),
+        from_email=from_email,
+        to=[to],
+    )
+    message.attach_alternative(
+        render_to_string(f"{template}.html", context), "text/html"
+    )
+    message.send()
 
 
 class OutboxBackend(BaseEmailBackend):

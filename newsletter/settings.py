@@ -5,6 +5,9 @@ With no environment at all, Quire runs in its *embedded default*: SQLite, Celery
 kombu's filesystem transport and email written as .eml files to an outbox folder,
 everything under ``var/``. Each service is switched on by its variable being present
 (DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL, ...). The README lists every variable.
+
+Project wiring, above every app: it may name and import any of them (the layers and
+their import direction bind the apps, not this file).
 """
 
 import ipaddress
@@ -186,7 +189,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "subscribers.ratelimit.client_ip"
+AXES_CLIENT_IP_CALLABLE = "subscribers.throttling.client_ip"
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False
 # Two-factor authentication (django-otp: an authenticator app and recovery codes),

@@ -2,11 +2,11 @@
 
 from celery.signals import worker_ready
 
+from .tasks import record_heartbeat
+
 
 @worker_ready.connect
 def announce_worker(**kwargs) -> None:
     # A heartbeat through the broker as soon as the worker is up, so /healthz turns
     # green within seconds of start instead of after beat's first interval.
-    from .tasks import record_heartbeat
-
     record_heartbeat.delay()

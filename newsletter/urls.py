@@ -1,11 +1,19 @@
+"""The site's URLs (ROOT_URLCONF): every app's, mounted at the root.
+
+Project wiring, above every app: it may import any of them (the layers and their
+import direction bind the apps, not this file).
+"""
+
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from issues import views as issue_views
+
 from . import media, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", issue_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
     # Uploads, unless the web server in front serves them (QUIRE_SERVE_MEDIA).

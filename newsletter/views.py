@@ -9,7 +9,6 @@ from django.http import (
     HttpResponsePermanentRedirect,
     JsonResponse,
 )
-from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -19,16 +18,6 @@ from .celery import app as celery_app
 from .health import registered_checks
 from .models import Heartbeat
 from .services import WORKER_HEARTBEAT
-
-
-@require_safe
-def home(request: HttpRequest) -> HttpResponse:
-    """Show the front page: the latest issue, recent issues and a subscribe box."""
-    from issues.models import Issue
-
-    issues = list(Issue.objects.published().for_listing()[:8])
-    context = {"latest": issues[0] if issues else None, "recent": issues[1:]}
-    return render(request, "home.html", context)
 
 
 @require_safe

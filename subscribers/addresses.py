@@ -41,3 +41,16 @@ def normalise_email(raw: str) -> str:
     else:
         normalised = _check(text)
     return normalised.lower()
+
+
+def address_key(raw: str) -> str:
+    """Return the form an address is matched by (suppression hashes, throttling).
+
+    A valid address gives its stored form; text that is not one (a provider's
+    report, a mistyped alias) is matched trimmed and in lower case rather than
+    refused, since it must still be counted or kept out.
+    """
+    try:
+        return normalise_email(raw)
+    except InvalidAddress:
+        return (raw or "").strip().lower()

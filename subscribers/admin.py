@@ -11,7 +11,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from . import services
-from .billing.admin import can_grant_complimentary, grant_complimentary_membership
 from .exporting import iter_export_lines
 from .forms import ImportForm, SubscriberAdminForm
 from .importing import ImportFailed, import_subscribers
@@ -28,6 +27,9 @@ def _export_response(queryset, filename: str = "subscribers.csv"):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    """The audience list. Apps above subscribers extend it from their own admin
+    module (a subclass registered in its place), as paid tiers do."""
+
     form = SubscriberAdminForm
     change_list_template = "admin/subscribers/subscriber/change_list.html"
     list_display = [
@@ -49,7 +51,6 @@ class SubscriberAdmin(admin.ModelAdmin):
         "unsubscribe",
         "resend_confirmation",
         "export_csv",
-        grant_complimentary_membership,
     ]
     readonly_fields = [
         "token",
@@ -118,9 +119,6 @@ class SubscriberAdmin(admin.ModelAdmin):
             "export_url": reverse("admin:subscribers_subscriber_export"),
         }
         return super().changelist_view(request, extra_context=extra_context)
-
-    def has_grant_complimentary_permission(self, request: HttpRequest) -> bool:
-        return can_grant_complimentary(request)
 
     @admin.action(
         description="Unsubscribe the selected subscribers", permissions=["change"]

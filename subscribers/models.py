@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 
-from .addresses import normalise_email
+from .addresses import address_key, normalise_email
 
 
 def new_token() -> str:
@@ -14,16 +14,17 @@ def new_token() -> str:
 
 
 def hash_email(email: str) -> str:
-    """Return the hex SHA-256 of a normalised address (the suppression key)."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """Return the hex SHA-256 of the address in its stored form (the suppression
+    key)."""
+    return hashlib.sha256(address_key(email).encode()).hexdigest()
 
 
 class SubscriberQuerySet(models.QuerySet):
     def receiving(self) -> "SubscriberQuerySet":
         """Return who gets the next issue: active, not paused and not suppressed.
 
-        A plain set-based filter (no evaluation), cheap enough to freeze an audience
-        from with one INSERT ... SELECT.
+        A plain set-based filter (no evaluation): an audience is frozen from it
+        with one INSERT ... SELECT.
         """
         return self.filter(status=Subscriber.Status.ACTIVE, paused=False).exclude(
             Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash")))

@@ -3,18 +3,16 @@
 import secrets
 from datetime import datetime, timedelta
 
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.links import absolute_url
-from newsletter.mail import clean_header_text
+from newsletter.mail import send_templated_email
 from newsletter.models import Publication
 
-from . import tasks
+from . import signals, tasks
 from .addresses import InvalidAddress, normalise_email
 from .models import Subscriber, Suppression, hash_email
 from .tokens import make_confirmation_token, make_login_token
@@ -262,18 +260,20 @@ def suppress_address(*, email: str, reason: str) -> Suppression:
     """
     reason = Suppression.Reason(reason)
     email_hash = hash_email(email)
+    matching = Subscriber.objects.filter(email_hash=email_hash)
+    if reason == Suppression.Reason.DELETED:
+        # The apps above erase their part first (see subscribers/signals.py); one
+        # that cannot raises ErasureRefused before anything here is written.
+        signals.subscriber_erasing.send(
+            sender=Subscriber, subscribers=matching, email=email
+        )
     suppression, created = Suppression.objects.get_or_create(
         email_hash=email_hash, defaults={"reason": reason}
     )
     if not created and reason == Suppression.Reason.DELETED:
         suppression.reason = reason
         suppression.save(update_fields=["reason"])
-    matching = Subscriber.objects.filter(email_hash=email_hash)
     if reason == Suppression.Reason.DELETED:
-        from issues.sending.services import forget_recipients
-
-        # The send history keeps its counts but not the address.
-        forget_recipients(subscribers=matching, email=email)
         matching.delete()
     else:
         matching.update(status=reason.value, confirmation_nonce="")
@@ -283,16 +283,12 @@ def suppress_address(*, email: str, reason: str) -> Suppression:
 def delete_subscriber(*, subscriber: Subscriber) -> Suppression:
     """Erase everything stored about the subscriber, keeping only a hash suppression.
 
-    A paid subscription is cancelled at Stripe first; if Stripe cannot be reached the
-    error propagates and nothing is erased, so nobody is charged without a record.
+    The apps above erase their part first: a paid subscription is cancelled at
+    Stripe, the send history forgets the address. If one cannot (Stripe cannot be
+    reached), signals.ErasureRefused propagates and nothing is erased, so nobody is
+    charged without a record.
     """
-    from .billing.services import cancel_subscription_for_erasure
-
-    cancel_subscription_for_erasure(subscriber=subscriber)
-    with transaction.atomic():
-        return suppress_address(
-            email=subscriber.email, reason=Suppression.Reason.DELETED
-        )
+    return suppress_address(email=subscriber.email, reason=Suppression.Reason.DELETED)
 
 
 @transaction.atomic
@@ -331,14 +327,15 @@ def record_login(*, subscriber: Subscriber, now: datetime | None = None) -> None
 
 
 def export_subscriber_data(*, subscriber: Subscriber) -> dict:
-    """Return everything stored about the subscriber, for "export my data"."""
+    """Return everything stored about the subscriber, for "export my data".
 
-    from .billing import services as billing_services
+    The apps above add their sections (see signals.subscriber_data_exporting).
+    """
 
     def when(value):
         return value.isoformat() if value else None
 
-    return {
+    data = {
         "email": subscriber.email,
         "name": subscriber.name,
         "status": subscriber.status,
@@ -355,8 +352,12 @@ def export_subscriber_data(*, subscriber: Subscriber) -> dict:
             "source": subscriber.consent_source,
             "consent_text_version": subscriber.consent_text_version,
         },
-        "membership": billing_services.export_membership(subscriber=subscriber),
     }
+    for _receiver, sections in signals.subscriber_data_exporting.send(
+        sender=Subscriber, subscriber=subscriber
+    ):
+        data.update(sections)
+    return data
 
 
 # --- Emails (called by tasks) ----------------------------------------------------
@@ -366,17 +367,13 @@ def _send(
     *, subscriber: Subscriber, template: str, subject: str, context: dict
 ) -> None:
     publication = Publication.load()
-    context = {"subscriber": subscriber, "publication": publication, **context}
-    text = render_to_string(f"email/subscribers/{template}.txt", context)
-    html = render_to_string(f"email/subscribers/{template}.html", context)
-    message = EmailMultiAlternatives(
-        subject=subject.format(publication=clean_header_text(publication.name)),
-        body=text,
+    send_templated_email(
+        to=subscriber.email,
+        template=f"email/subscribers/{template}",
+        subject=subject.format(publication=publication.name),
+        context={"subscriber": subscriber, "publication": publication, **context},
         from_email=publication.from_header,
-        to=[subscriber.email],
     )
-    message.attach_alternative(html, "text/html")
-    message.send()
 
 
 def send_confirmation_email(*, subscriber_id: int) -> bool:

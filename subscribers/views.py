@@ -8,7 +8,6 @@ import json
 import logging
 from functools import wraps
 
-import stripe
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,15 +19,16 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from . import services, tasks
 from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
-from .ratelimit import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
+from .signals import ErasureRefused
+from .throttling import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .tokens import (
     read_confirmation_token,
     read_login_token,
     read_used_confirmation_token,
 )
 
-# Per client IP and per mailbox (see ratelimit.mailbox_key), in attempts per hour.
+# Per client IP and per mailbox (see throttling.mailbox_key), in attempts per hour.
 SUBSCRIBE_LIMIT_PER_IP = 20
 SUBSCRIBE_LIMIT_PER_ADDRESS = 5
 LOGIN_LIMIT_PER_IP = 20
@@ -349,13 +349,8 @@ def delete(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         return redirect("subscribers:account")
     try:
         services.delete_subscriber(subscriber=subscriber)
-    except stripe.StripeError:
-        messages.error(
-            request,
-            "We could not cancel your paid subscription with our payment provider, "
-            "so nothing was deleted. Please try again in a few minutes, or cancel it "
-            "under Manage billing first.",
-        )
+    except ErasureRefused as exc:
+        messages.error(request, str(exc))
         return redirect("subscribers:account")
     sign_out_subscriber(request)
     return render(request, "subscribers/deleted.html")

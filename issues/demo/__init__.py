@@ -16,6 +16,7 @@ from typing import Any
 from newsletter.models import Publication
 
 from ..models import Citation, Issue, Paper, Tag
+from ..services import record_citations, rerender_citing_issues
 
 DEMO_DIR = Path(__file__).resolve().parent
 
@@ -60,6 +61,7 @@ def load_demo() -> dict[str, int]:
         paper.code_url, paper.summary = item["code_url"], item["summary"]
         paper.save()
         paper.tags.set([tags[t] for t in item["tags"]])
+        rerender_citing_issues(paper=paper)
         papers[slug] = paper
 
     for item in data["issues"]:
@@ -74,6 +76,7 @@ def load_demo() -> dict[str, int]:
         issue.published_at = item["published_at"]
         issue.save()
         issue.tags.set([tags[t] for t in item["tags"]])
+        record_citations(issue=issue)
 
     # A ranked list (the top papers of a year) cites its papers in rank order.
     for issue_slug, ranked in data["rankings"].items():

@@ -27,7 +27,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
 from issues.models import Issue
-from subscribers.ratelimit import LimiterUnavailable, over_limit
+from subscribers.throttling import LimiterUnavailable, over_limit
 
 from . import services
 from .emails import Recipient, render_segment

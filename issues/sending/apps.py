@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from subscribers.signals import subscriber_erasing
+
 
 class SendingConfig(AppConfig):
     name = "issues.sending"
@@ -7,6 +9,7 @@ class SendingConfig(AppConfig):
     verbose_name = "Sending"
 
     def ready(self) -> None:
+        # Imported once the apps are loaded: these modules use the models.
         from newsletter.health import register_check
 
         # Connect anymail's tracking signal (bounces, complaints) to our service.
@@ -16,3 +19,10 @@ class SendingConfig(AppConfig):
         # /healthz lives in newsletter, the lowest layer, which may not import
         # sending: it runs the checks apps register here (see newsletter.health).
         register_check("sending", check_sending)
+
+        from .receivers import forget_erased_recipients
+
+        # Erasing a subscriber scrubs the send history (subscribers/signals.py).
+        subscriber_erasing.connect(
+            forget_erased_recipients, dispatch_uid="sending.forget_erased_recipients"
+        )

@@ -7,6 +7,9 @@ from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from subscribers import admin as subscribers_admin
+from subscribers.models import Subscriber
+
 from . import services
 from .models import CheckoutClaim, Membership, StripeEvent, Tier
 from .money import format_amount
@@ -149,6 +152,25 @@ def grant_complimentary_membership(modeladmin, request, queryset):
     )
 
 
+class SubscriberAdmin(subscribers_admin.SubscriberAdmin):
+    """The subscribers' list with paid tiers' action: grant complimentary access."""
+
+    actions = [
+        *subscribers_admin.SubscriberAdmin.actions,
+        grant_complimentary_membership,
+    ]
+
+    def has_grant_complimentary_permission(self, request) -> bool:
+        return can_grant_complimentary(request)
+
+
+# subscribers sits below billing and cannot import it, so billing extends the
+# Subscriber admin from here: its subclass takes the place of the one registered
+# by subscribers/admin.py (imported above, so that one is registered first).
+admin.site.unregister(Subscriber)
+admin.site.register(Subscriber, SubscriberAdmin)
+
+
 def billing_summary(now=None) -> dict:
     """Return the admin's headline figures: paying members, MRR, cancellations."""
     now = now or timezone.now()
@@ -226,8 +248,6 @@ class MembershipAdmin(admin.ModelAdmin):
         permissions=["grant_complimentary"],
     )
     def grant_complimentary(self, request, queryset):
-        from subscribers.models import Subscriber
-
         return grant_complimentary_form(
             self,
             request,

@@ -1,6 +1,7 @@
 """Paid tiers: what supporters can buy (Tier), what each one has (Membership), and
 every Stripe event received (StripeEvent), stored once."""
 
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,6 +12,11 @@ from django.utils import timezone
 
 from newsletter.mail import validate_one_line
 from subscribers.models import Subscriber
+
+
+def new_feed_token() -> str:
+    """Return a new secret for a member's private feed address."""
+    return secrets.token_urlsafe(24)
 
 
 def grace_period() -> timedelta:
@@ -253,9 +259,15 @@ class Membership(models.Model):
     stripe_synced_at = models.DateTimeField(null=True, blank=True)
     welcome_sent_at = models.DateTimeField(null=True, blank=True)
     ended_sent_at = models.DateTimeField(null=True, blank=True)
-    # The secret in the member's private feed address; made on first use.
+    # The secret in the member's private feed address, made with the membership;
+    # the feed opens only while the membership gives paid access.
     feed_token = models.CharField(
-        max_length=64, unique=True, null=True, blank=True, editable=False
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
+        default=new_feed_token,
     )
     # "<invoice id>:<attempt count>" of the last payment-failed email sent.
     last_failed_invoice_attempt = models.CharField(max_length=120, blank=True)

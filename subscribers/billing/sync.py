@@ -12,6 +12,7 @@ from django.db import transaction
 
 from . import stripe_api
 from .models import Tier
+from .stripe_fields import object_id
 
 
 def _key(*parts: Any) -> str:
@@ -108,9 +109,7 @@ def link_tier_prices(
         recurring = price.get("recurring") or {}
         if recurring.get("interval") != interval:
             raise ValueError(f"{price_id} is not a {interval}ly recurring price.")
-        product = price["product"]
-        if isinstance(product, dict):
-            product = product["id"]
+        product = object_id(price["product"])
         if tier.stripe_product_id and tier.stripe_product_id != product:
             raise ValueError(
                 f"{price_id} belongs to {product}, not this tier's product "

@@ -4,10 +4,13 @@ import stripe
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
+from . import emails
+
 
 @shared_task(bind=True, ignore_result=True, max_retries=10)
 def process_stripe_event(self, event_pk: int) -> None:
     """Apply one stored Stripe event (once, whatever the deliveries)."""
+    # Imported here: the services import this module to queue tasks.
     from . import services
 
     try:
@@ -38,6 +41,7 @@ def process_stripe_event(self, event_pk: int) -> None:
 @shared_task(ignore_result=True)
 def reconcile_stripe_events() -> int:
     """Queue again Stripe events no task has applied (beat, every minute)."""
+    # Imported here: the services import this module to queue tasks.
     from . import services
 
     return services.requeue_stuck_stripe_events()
@@ -57,8 +61,6 @@ def _retryable(exc: stripe.StripeError) -> bool:
 )
 def send_billing_email(membership_pk: int, kind: str, extra: dict) -> None:
     """Send one billing email (welcome, payment_failed, ended) to a member."""
-    from . import emails
-
     emails.send_billing_email(membership_pk=membership_pk, kind=kind, extra=extra)
 
 
@@ -70,6 +72,4 @@ def send_billing_email(membership_pk: int, kind: str, extra: dict) -> None:
 )
 def send_checkout_claim_email(claim_pk: int) -> None:
     """Email an address the link that confirms a checkout paid with it."""
-    from . import emails
-
     emails.send_checkout_claim_email(claim_pk=claim_pk)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import feeds, views
+from . import views
 
 app_name = "billing"
 
@@ -12,13 +12,6 @@ urlpatterns = [
     path("billing/claim/<str:token>/", views.claim, name="claim"),
     path("billing/portal/", views.manage_billing, name="portal"),
     path("stripe/webhook/", views.stripe_webhook, name="webhook"),
+    # The private feed itself is the issues app's (issues/feeds.py).
     path("billing/feed/reset/", views.reset_feed, name="reset_feed"),
-    path(
-        "feed/private/<str:token>/", feeds.PrivateIssuesFeed(), name="private_feed_rss"
-    ),
-    path(
-        "feed/private/<str:token>/atom/",
-        feeds.PrivateIssuesAtomFeed(),
-        name="private_feed_atom",
-    ),
 ]

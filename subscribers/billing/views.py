@@ -24,8 +24,9 @@ from django.views.decorators.http import (
 )
 
 from subscribers import services as subscriber_services
-from subscribers.ratelimit import client_ip
+from subscribers.models import Subscriber
 from subscribers.sessions import current_subscriber, sign_in_subscriber
+from subscribers.throttling import client_ip
 
 from . import services, stripe_api
 from .forms import CheckoutForm
@@ -158,8 +159,6 @@ def success(request: HttpRequest) -> HttpResponse:
     if event is not None and pending.get("id") == session_id:
         subscriber_pk = pending.get("subscriber")
         if signed_in is None and pending.get("new"):
-            from subscribers.models import Subscriber
-
             subscriber = Subscriber.objects.filter(pk=subscriber_pk).first()
             if subscriber is not None:
                 sign_in_subscriber(request, subscriber)

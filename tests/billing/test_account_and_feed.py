@@ -110,7 +110,7 @@ def test_the_private_feed_links_everything_on_site_url(client, paid_member, sett
     )
     subscriber, _ = paid_member()
     sign_in(client, subscriber)
-    client.get("/account/")  # the feed's address is made when first shown
+    client.get("/account/")  # where the member finds the address
     token = Membership.objects.get(subscriber=subscriber).feed_token
 
     for url in (f"/feed/private/{token}/", f"/feed/private/{token}/atom/"):

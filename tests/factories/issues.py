@@ -1,6 +1,7 @@
 import factory
 from django.utils import timezone
 
+from issues import services
 from issues.models import Citation, Issue, Paper, Tag
 
 
@@ -52,6 +53,12 @@ class IssueFactory(factory.django.DjangoModelFactory):
     def tags(self, create, extracted, **kwargs):
         if create and extracted:
             self.tags.set(extracted)
+
+    @factory.post_generation
+    def citations(self, create, extracted, **kwargs):
+        # As the admin and the commands do once an issue is saved.
+        if create:
+            services.record_citations(issue=self)
 
 
 class CitationFactory(factory.django.DjangoModelFactory):

@@ -394,3 +394,55 @@ def test_a_stale_form_cannot_put_a_published_issue_back_to_scheduled(admin_clien
     assert "cannot go back to draft or scheduled" in response.content.decode()
     issue.refresh_from_db()
     assert issue.status == Issue.Status.PUBLISHED
+
+
+def test_editing_a_paper_in_the_admin_refreshes_the_issues_that_show_its_card(
+    admin_client,
+):
+    paper = PaperFactory(title="Old title", slug="convnext", arxiv_id="2201.03545")
+    issue = IssueFactory(body="[[arxiv:2201.03545]]")
+
+    response = admin_client.post(
+        reverse("admin:issues_paper_change", args=[paper.pk]),
+        _paper_form(title="New title", slug="convnext", arxiv_id="2201.03545"),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    issue.refresh_from_db()
+    assert "New title" in issue.body_html and "Old title" not in issue.body_html
+
+
+def test_adding_a_paper_in_the_admin_resolves_a_draft_that_references_it(
+    admin_client,
+):
+    issue = IssueFactory(body="[[arxiv:2307.09288]]")
+
+    response = admin_client.post(
+        reverse("admin:issues_paper_add"), _paper_form(arxiv_id="2307.09288")
+    )
+
+    assert response.status_code == 302
+    issue.refresh_from_db()
+    assert "Llama 2" in issue.body_html
+    assert issue.unknown_references == []
+    assert issue.citations.count() == 1
+
+
+def test_deleting_papers_in_the_admin_takes_their_cards_out_of_issues(admin_client):
+    one = PaperFactory(title="Withdrawn one", arxiv_id="2201.03545")
+    two = PaperFactory(title="Withdrawn two", arxiv_id="2204.01697")
+    issue = IssueFactory(body="[[arxiv:2201.03545]]\n\n[[arxiv:2204.01697]]")
+
+    response = admin_client.post(
+        reverse("admin:issues_paper_delete", args=[one.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    response = admin_client.post(
+        reverse("admin:issues_paper_changelist"),
+        {"action": "delete_selected", "_selected_action": [two.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+
+    issue.refresh_from_db()
+    assert "Withdrawn" not in issue.body_html
+    assert issue.unknown_references == ["[[arxiv:2201.03545]]", "[[arxiv:2204.01697]]"]

@@ -5,10 +5,17 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from issues import services
 from issues.models import Citation, Issue, Paper, validate_arxiv_id
 from tests.factories.issues import CitationFactory, IssueFactory, PaperFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def _save(issue: Issue) -> None:
+    """Save an edited issue as the admin does: the row, then its citations."""
+    issue.save()
+    services.record_citations(issue=issue)
 
 
 @pytest.mark.parametrize(
@@ -75,7 +82,7 @@ def test_saving_again_keeps_notes_and_ranks_and_adds_new_references():
     issue = IssueFactory(body="[[arxiv:2201.03545]]")
     Citation.objects.filter(issue=issue).update(rank=1, note="Best of the year")
     issue.body += "\n\n[[arxiv:2204.01697]]"
-    issue.save()
+    _save(issue)
     citations = list(issue.citations.all())
     assert [(c.paper, c.rank, c.note) for c in citations] == [
         (a, 1, "Best of the year"),
@@ -102,6 +109,7 @@ def test_editing_a_paper_refreshes_the_cards_of_issues_that_cite_it(
     with django_capture_on_commit_callbacks(execute=True):
         paper.title = "New title"
         paper.save()
+        services.rerender_citing_issues(paper=paper)
     issue.refresh_from_db()
     assert "New title" in issue.body_html and "Old title" not in issue.body_html
 
@@ -112,7 +120,8 @@ def test_adding_a_paper_resolves_an_unknown_reference_in_a_draft(
     issue = IssueFactory(body="[[arxiv:2301.00001]]")
     assert issue.unknown_references == ["[[arxiv:2301.00001]]"]
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        PaperFactory(arxiv_id="2301.00001", title="Finally here")
+        paper = PaperFactory(arxiv_id="2301.00001", title="Finally here")
+        services.rerender_citing_issues(paper=paper)
     issue.refresh_from_db()
     assert "Finally here" in issue.body_html
     assert issue.citations.count() == 1
@@ -126,7 +135,7 @@ def test_deleting_a_paper_takes_its_card_out_of_issues_that_cite_it(
     issue = IssueFactory(body="Intro\n\n[[arxiv:2201.03545]]")
     with django_capture_on_commit_callbacks(execute=True):
         # As the admin's "delete selected" does: a queryset delete.
-        Paper.objects.filter(arxiv_id="2201.03545").delete()
+        services.delete_papers(papers=Paper.objects.filter(arxiv_id="2201.03545"))
     issue.refresh_from_db()
     assert "Withdrawn paper" not in issue.body_html
     # Readers get the reference as plain text, never an error box.
@@ -187,7 +196,8 @@ def test_a_paper_added_later_takes_its_place_in_the_body_order(
     ]
 
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        PaperFactory(arxiv_id="2301.00001", title="Second, added later")
+        paper = PaperFactory(arxiv_id="2301.00001", title="Second, added later")
+        services.rerender_citing_issues(paper=paper)
 
     assert _papers_in_this_issue(client, issue) == [
         "First in the body",
@@ -208,7 +218,7 @@ def test_papers_added_by_hand_follow_the_body_references_in_their_order(client):
                     position=3)  # fmt: skip
 
     issue.body = f"[[paper:{b.slug}]] after [[paper:{a.slug}]], then {a.slug} again"
-    issue.save()
+    _save(issue)
 
     assert _papers_in_this_issue(client, issue) == [
         "Referenced second",
@@ -229,7 +239,7 @@ def test_a_ranked_list_keeps_its_rank_order(client):
 
     issue.body += "\n\nAnd [[arxiv:2301.00001]]."
     PaperFactory(arxiv_id="2301.00001", title="Unranked newcomer")
-    issue.save()
+    _save(issue)
 
     assert _papers_in_this_issue(client, issue) == [
         "Ranked first",
@@ -244,7 +254,7 @@ def test_renumbering_the_papers_writes_them_in_one_update():
     issue.body = "\n\n".join(f"[[paper:{p.slug}]]" for p in reversed(papers))
 
     with CaptureQueriesContext(connection) as captured:
-        issue.save()
+        _save(issue)
 
     updates = [q["sql"] for q in captured if q["sql"].startswith("UPDATE")]
     assert len([sql for sql in updates if '"issues_citation"' in sql]) == 1

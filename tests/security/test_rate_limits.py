@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from subscribers.models import Subscriber, Suppression, hash_email
-from subscribers.ratelimit import client_ip, mailbox_key
+from subscribers.throttling import client_ip, mailbox_key
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -206,7 +206,7 @@ def cache_down(settings):
 def test_with_the_cache_down_subscribing_says_try_again_and_keeps_the_address(
     client, commit, cache_down, mailoutbox, caplog
 ):
-    caplog.set_level(logging.ERROR, logger="subscribers.ratelimit")
+    caplog.set_level(logging.ERROR, logger="subscribers.throttling")
     with commit():
         response = client.post(
             SUBSCRIBE,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from issues.models import Issue, Paper, unknown_references_message
 from issues.sending import services, tasks
 from issues.sending.models import Send
+from issues.services import delete_papers, rerender_citing_issues
 from tests.conftest import wait_for
 from tests.factories.issues import IssueFactory, PaperFactory
 from tests.sending.conftest import make_subscribers
@@ -161,8 +162,12 @@ def test_adding_the_papers_lets_it_publish(
     make_subscribers(2)
     out = StringIO()
     with django_capture_on_commit_callbacks(execute=True):
-        PaperFactory(arxiv_id="2303.08774", title="GPT-4 Technical Report")
-        PaperFactory(arxiv_id="", doi="10.1/missing", title="The missing one")
+        # As the admin does when a paper is added.
+        for paper in (
+            PaperFactory(arxiv_id="2303.08774", title="GPT-4 Technical Report"),
+            PaperFactory(arxiv_id="", doi="10.1/missing", title="The missing one"),
+        ):
+            rerender_citing_issues(paper=paper)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("publish_issue", broken.slug, stdout=out)
     assert "sending to 2 subscribers" in out.getvalue()
@@ -181,13 +186,14 @@ def schedule_then_lose_the_paper(capture, *, title: str, publish_at) -> Issue:
     """Schedule an issue that was fine, then delete the paper it cites.
 
     capture: django_capture_on_commit_callbacks, to run what the deletion's commit
-    does (re-render the issues that cited the paper).
+    queues. The paper is deleted as the admin does it (issues.services.delete_papers,
+    which re-renders the issues that cited it).
     """
     PaperFactory(arxiv_id="2303.08774", title="GPT-4 Technical Report")
     issue = IssueFactory(title=title, body="Read [[arxiv:2303.08774]].")
     services.schedule_issue(issue=issue, publish_at=publish_at)
     with capture(execute=True):
-        Paper.objects.filter(arxiv_id="2303.08774").delete()
+        delete_papers(papers=Paper.objects.filter(arxiv_id="2303.08774"))
     return issue
 
 
@@ -261,7 +267,9 @@ def test_once_the_paper_exists_beat_publishes_it_and_clears_the_flag(
     )
     services.publish_due_issues()
     with django_capture_on_commit_callbacks(execute=True):
-        PaperFactory(arxiv_id="2303.08774", title="Back again")
+        rerender_citing_issues(
+            paper=PaperFactory(arxiv_id="2303.08774", title="Back again")
+        )
         [send] = services.publish_due_issues()
     broken.refresh_from_db()
     assert send.issue_id == broken.pk
@@ -363,7 +371,7 @@ def test_readers_get_plain_text_for_a_paper_deleted_after_publishing(
         title="Published one", body="Intro.\n\n[[arxiv:2303.08774]]", published=True
     )
     with django_capture_on_commit_callbacks(execute=True):
-        Paper.objects.filter(arxiv_id="2303.08774").delete()
+        delete_papers(papers=Paper.objects.filter(arxiv_id="2303.08774"))
 
     for url in (issue.get_absolute_url(), reverse("issues:feed_rss")):
         text = client.get(url).content.decode()

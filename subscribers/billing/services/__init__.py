@@ -2,10 +2,11 @@
 
 - ``checkout``: Checkout and portal sessions, ending a subscription before erasure.
 - ``claims``: checkouts held until the address's owner confirms them by email.
-- ``events``: Stripe events, stored once and applied at most once.
+- ``stripe_events``: Stripe events, stored once and applied at most once, each by
+  the handler its type names in one table.
 - ``subscriptions``: a membership made to match Stripe's current subscription.
 - ``memberships``: complimentary grants and the personal data export.
-- ``feeds``: the member's private feed secret.
+- ``feed_tokens``: the secret in a member's private feed address.
 
 Callers use the names re-exported here (``from subscribers.billing import services``).
 Subscribers themselves are written only through ``subscribers.services`` (the
@@ -18,10 +19,14 @@ from .checkout import (
     create_portal_session,
     subscriber_for_checkout,
 )
-from .claims import claim_checkout, hold_checkout
-from .events import (
-    HANDLED_EVENT_TYPES,
-    StripeEventHandler,
+from .claims import claim_checkout
+from .feed_tokens import opens_private_feed, reset_feed_token
+from .memberships import (
+    end_complimentary_membership,
+    export_membership,
+    grant_complimentary_membership,
+)
+from .stripe_events import (
     mark_stripe_event_failed,
     process_stripe_event,
     record_stripe_event,
@@ -29,35 +34,17 @@ from .events import (
     requeue_stripe_events,
     requeue_stuck_stripe_events,
 )
-from .feeds import ensure_feed_token, reset_feed_token
-from .memberships import (
-    end_complimentary_membership,
-    export_membership,
-    grant_complimentary_membership,
-)
-from .subscriptions import (
-    ENDED_STATUSES,
-    LIVE_STATUSES,
-    apply_subscription,
-    sync_subscription,
-)
 
 __all__ = [
-    "ENDED_STATUSES",
-    "HANDLED_EVENT_TYPES",
-    "LIVE_STATUSES",
-    "StripeEventHandler",
-    "apply_subscription",
     "cancel_subscription_for_erasure",
     "claim_checkout",
     "create_checkout_session",
     "create_portal_session",
     "end_complimentary_membership",
-    "ensure_feed_token",
     "export_membership",
     "grant_complimentary_membership",
-    "hold_checkout",
     "mark_stripe_event_failed",
+    "opens_private_feed",
     "process_stripe_event",
     "record_stripe_event",
     "record_stripe_event_failure",
@@ -65,5 +52,4 @@ __all__ = [
     "requeue_stuck_stripe_events",
     "reset_feed_token",
     "subscriber_for_checkout",
-    "sync_subscription",
 ]

@@ -1,7 +1,7 @@
 """Make a membership match the subscription Stripe holds for it."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +11,7 @@ from subscribers.models import Subscriber
 
 from .. import stripe_api, tasks
 from ..models import Membership, Tier
+from ..stripe_fields import as_int, object_id, timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -29,23 +30,6 @@ LIVE_STATUSES = frozenset(
         Membership.Status.PAST_DUE,
     }
 )
-
-
-def _timestamp(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _object_id(value: Any) -> str:
-    if isinstance(value, dict):
-        return value.get("id") or ""
-    return value or ""
 
 
 def is_established(*, subscriber: Subscriber) -> bool:
@@ -87,7 +71,7 @@ def _find_membership(
     ).first()
     if membership is None and subscriber is None:
         subscriber = Subscriber.objects.filter(
-            pk=_as_int(metadata.get("subscriber_id"))
+            pk=as_int(metadata.get("subscriber_id"))
         ).first()
         if subscriber is not None and needs_proof(
             subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
@@ -144,10 +128,10 @@ def _tier_for(subscription: dict[str, Any], price: dict[str, Any]) -> Tier | Non
         tier = Tier.objects.filter(stripe_monthly_price_id=price_id).first() or (
             Tier.objects.filter(stripe_yearly_price_id=price_id).first()
         )
-    tier_id = _as_int((subscription.get("metadata") or {}).get("tier_id"))
+    tier_id = as_int((subscription.get("metadata") or {}).get("tier_id"))
     if tier is None and tier_id:
         tier = Tier.objects.filter(pk=tier_id).first()
-    product = _object_id(price.get("product"))
+    product = object_id(price.get("product"))
     if tier is None and product:
         tier = Tier.objects.filter(stripe_product_id=product).first()
     return tier
@@ -179,7 +163,7 @@ def apply_subscription(
     recurring = price.get("recurring") or {}
     membership.stripe_subscription_id = subscription["id"]
     membership.stripe_customer_id = (
-        _object_id(subscription.get("customer")) or membership.stripe_customer_id
+        object_id(subscription.get("customer")) or membership.stripe_customer_id
     )
     membership.status = new_status
     membership.tier = _tier_for(subscription, price) or membership.tier
@@ -187,7 +171,7 @@ def apply_subscription(
     membership.amount = price.get("unit_amount")
     membership.currency = price.get("currency") or ""
     membership.interval = recurring.get("interval") or ""
-    membership.current_period_end = _timestamp(
+    membership.current_period_end = timestamp(
         item.get("current_period_end") or subscription.get("current_period_end")
     )
     membership.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
@@ -206,7 +190,7 @@ def apply_subscription(
             email = "welcome"
     elif new_status in ENDED_STATUSES and previous_status not in ENDED_STATUSES:
         membership.canceled_at = (
-            _timestamp(subscription.get("ended_at") or subscription.get("canceled_at"))
+            timestamp(subscription.get("ended_at") or subscription.get("canceled_at"))
             or fetched_at
         )
         if membership.welcome_sent_at and membership.ended_sent_at is None:

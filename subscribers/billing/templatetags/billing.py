@@ -18,13 +18,3 @@ def membership_for(subscriber):
     if subscriber is None:
         return None
     return Membership.objects.of(subscriber)
-
-
-@register.simple_tag
-def private_feed_token(membership):
-    """Return the member's private feed secret (made on first use)."""
-    from ..services import ensure_feed_token
-
-    if membership is None or not membership.has_paid_access():
-        return ""
-    return ensure_feed_token(membership=membership)

@@ -1,6 +1,7 @@
 """Stripe events: stored once when they arrive, applied at most once by a task."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,28 +13,11 @@ from subscribers.models import Subscriber
 
 from .. import tasks
 from ..models import STRIPE_EVENT_REQUEUE_AFTER, Membership, StripeEvent
+from ..stripe_fields import as_int, object_id, timestamp
 from .claims import hold_checkout
-from .subscriptions import (
-    _as_int,
-    _object_id,
-    _timestamp,
-    needs_proof,
-    sync_subscription,
-)
+from .subscriptions import needs_proof, sync_subscription
 
 logger = logging.getLogger(__name__)
-
-
-HANDLED_EVENT_TYPES = frozenset(
-    {
-        "checkout.session.completed",
-        "customer.subscription.created",
-        "customer.subscription.updated",
-        "customer.subscription.deleted",
-        "invoice.paid",
-        "invoice.payment_failed",
-    }
-)
 
 
 def _queue_processing(event_pk: int) -> None:
@@ -60,7 +44,7 @@ def record_stripe_event(
     the broker); processing is idempotent. Types Quire does not handle are not
     stored.
     """
-    if payload.get("type") not in HANDLED_EVENT_TYPES:
+    if payload.get("type") not in HANDLERS:
         return None, False, False
     obj = (payload.get("data") or {}).get("object") or {}
     try:
@@ -69,7 +53,7 @@ def record_stripe_event(
                 event_id=payload["id"],
                 type=payload["type"],
                 object_id=str(obj.get("id", ""))[:100],
-                created_at=_timestamp(payload.get("created")) or timezone.now(),
+                created_at=timestamp(payload.get("created")) or timezone.now(),
                 payload=payload,
             )
             _queue_processing(event.pk)
@@ -89,12 +73,10 @@ def process_stripe_event(*, event_pk: int) -> StripeEvent:
         event = StripeEvent.objects.select_for_update().get(pk=event_pk)
         if event.status != StripeEvent.Status.RECEIVED:
             return event
-        handler = StripeEventHandler(event)
-        handler.handle()
+        handler = HANDLERS.get(event.type)
+        applied = handler is not None and handler(event.payload["data"]["object"])
         event.status = (
-            StripeEvent.Status.PROCESSED
-            if handler.applied
-            else StripeEvent.Status.IGNORED
+            StripeEvent.Status.PROCESSED if applied else StripeEvent.Status.IGNORED
         )
         event.error = ""
         event.processed_at = timezone.now()
@@ -167,6 +149,56 @@ def requeue_stuck_stripe_events(
     return len(pks)
 
 
+# --- One handler per event type ---------------------------------------------------
+# Each takes the event's object and returns whether it changed anything (else the
+# event is stored as ignored). Every subscription-changing event re-reads the
+# subscription from Stripe, so the membership ends as Stripe's current state
+# whatever order the events arrive in.
+
+
+def _checkout_session_completed(session: dict[str, Any]) -> bool:
+    if session.get("mode") != "subscription" or not session.get("subscription"):
+        return False
+    subscriber = Subscriber.objects.filter(
+        pk=as_int(session.get("client_reference_id"))
+    ).first()
+    if subscriber is None:
+        logger.warning("Checkout %s names no known subscriber", session.get("id"))
+        return False
+    subscription_id = object_id(session["subscription"])
+    metadata = session.get("metadata") or {}
+    if needs_proof(
+        subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
+    ):
+        # Paid without signing in, for an address that is someone's already: held
+        # until the address's owner confirms by the emailed link.
+        hold_checkout(
+            subscriber=subscriber,
+            session_id=session["id"],
+            subscription_id=subscription_id,
+            customer_id=object_id(session.get("customer")),
+            tier_id=as_int(metadata.get("tier_id")),
+        )
+        return True
+    # Paying through Checkout with a new address confirms it, as the link in the
+    # confirmation email would; someone who left or was suppressed since the
+    # checkout began stays as they are.
+    subscriber = subscriber_services.confirm_subscription(subscriber=subscriber)
+    return sync_subscription(
+        subscription_id=subscription_id,
+        subscriber=subscriber,
+        customer_id=object_id(session.get("customer")),
+    )
+
+
+def _subscription_changed(subscription: dict[str, Any]) -> bool:
+    return sync_subscription(
+        subscription_id=subscription["id"],
+        customer_id=object_id(subscription.get("customer")),
+        metadata=subscription.get("metadata") or {},
+    )
+
+
 def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
     # API versions before 2025-03 put it on the invoice, later ones under parent.
     sub = invoice.get("subscription")
@@ -178,94 +210,44 @@ def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
     return sub or ""
 
 
-class StripeEventHandler:
-    """One method per event type. Every subscription-changing event re-reads the
-    subscription from Stripe, so the membership ends as Stripe's current state
-    whatever order the events arrive in."""
+def _invoice_paid(invoice: dict[str, Any]) -> bool:
+    subscription_id = _invoice_subscription_id(invoice)
+    if not subscription_id:
+        return False
+    return sync_subscription(
+        subscription_id=subscription_id,
+        customer_id=object_id(invoice.get("customer")),
+    )
 
-    def __init__(self, event: StripeEvent):
-        self.event = event
-        self.obj: dict[str, Any] = event.payload["data"]["object"]
-        self.applied = False
 
-    def handle(self) -> None:
-        method = getattr(self, self.event.type.replace(".", "_"), None)
-        if method is not None:
-            method()
-
-    def checkout_session_completed(self) -> None:
-        if self.obj.get("mode") != "subscription" or not self.obj.get("subscription"):
-            return
-        subscriber = Subscriber.objects.filter(
-            pk=_as_int(self.obj.get("client_reference_id"))
-        ).first()
-        if subscriber is None:
-            logger.warning("Checkout %s names no known subscriber", self.obj.get("id"))
-            return
-        subscription_id = _object_id(self.obj["subscription"])
-        metadata = self.obj.get("metadata") or {}
-        if needs_proof(
-            subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
-        ):
-            # Paid without signing in, for an address that is someone's already:
-            # held until the address's owner confirms by the emailed link.
-            hold_checkout(
-                subscriber=subscriber,
-                session_id=self.obj["id"],
-                subscription_id=subscription_id,
-                customer_id=_object_id(self.obj.get("customer")),
-                tier_id=_as_int(metadata.get("tier_id")),
-            )
-            self.applied = True
-            return
-        # Paying through Checkout with a new address confirms it, as the link in
-        # the confirmation email would; someone who left or was suppressed since
-        # the checkout began stays as they are.
-        subscriber = subscriber_services.confirm_subscription(subscriber=subscriber)
-        self.applied = sync_subscription(
-            subscription_id=subscription_id,
-            subscriber=subscriber,
-            customer_id=_object_id(self.obj.get("customer")),
+def _invoice_payment_failed(invoice: dict[str, Any]) -> bool:
+    applied = _invoice_paid(invoice)
+    subscription_id = _invoice_subscription_id(invoice)
+    if not subscription_id:
+        return applied
+    membership = Membership.objects.filter(
+        stripe_subscription_id=subscription_id
+    ).first()
+    if membership is None:
+        return applied
+    attempt = f"{invoice.get('id')}:{invoice.get('attempt_count', 0)}"
+    if membership.last_failed_invoice_attempt != attempt:
+        membership.last_failed_invoice_attempt = attempt
+        membership.save(update_fields=["last_failed_invoice_attempt", "updated"])
+        tasks.send_billing_email.delay_on_commit(
+            membership.pk,
+            "payment_failed",
+            {"hosted_invoice_url": invoice.get("hosted_invoice_url") or ""},
         )
+    return applied
 
-    def _subscription_event(self) -> None:
-        self.applied = sync_subscription(
-            subscription_id=self.obj["id"],
-            customer_id=_object_id(self.obj.get("customer")),
-            metadata=self.obj.get("metadata") or {},
-        )
 
-    customer_subscription_created = _subscription_event
-    customer_subscription_updated = _subscription_event
-    customer_subscription_deleted = _subscription_event
-
-    def _invoice_event(self) -> str:
-        """Sync the invoice's subscription; return its id ("" when it has none)."""
-        subscription_id = _invoice_subscription_id(self.obj)
-        if subscription_id:
-            self.applied = sync_subscription(
-                subscription_id=subscription_id,
-                customer_id=_object_id(self.obj.get("customer")),
-            )
-        return subscription_id
-
-    invoice_paid = _invoice_event
-
-    def invoice_payment_failed(self) -> None:
-        subscription_id = self._invoice_event()
-        if not subscription_id:
-            return
-        membership = Membership.objects.filter(
-            stripe_subscription_id=subscription_id
-        ).first()
-        if membership is None:
-            return
-        attempt = f"{self.obj.get('id')}:{self.obj.get('attempt_count', 0)}"
-        if membership.last_failed_invoice_attempt != attempt:
-            membership.last_failed_invoice_attempt = attempt
-            membership.save(update_fields=["last_failed_invoice_attempt", "updated"])
-            tasks.send_billing_email.delay_on_commit(
-                membership.pk,
-                "payment_failed",
-                {"hosted_invoice_url": self.obj.get("hosted_invoice_url") or ""},
-            )
+# Every event type Quire handles, and its handler; others are never stored.
+HANDLERS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "checkout.session.completed": _checkout_session_completed,
+    "customer.subscription.created": _subscription_changed,
+    "customer.subscription.updated": _subscription_changed,
+    "customer.subscription.deleted": _subscription_changed,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_failed": _invoice_payment_failed,
+}

@@ -1,4 +1,5 @@
-"""Fixed-window rate limits in Django's cache (shared by every process).
+"""Request throttling for subscribe and sign-in: fixed-window limits in Django's
+cache (shared by every process). Not the outgoing email rate (issues.sending).
 
 Also who the client is: its IP address (believing X-Forwarded-For only from
 TRUSTED_PROXIES) and its mailbox (aliases of one inbox count as one).
@@ -12,6 +13,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
+
+from .addresses import address_key
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ def over_limit(key: str, *, limit: int, window: int) -> bool:
     Raises LimiterUnavailable when the cache cannot be reached (Redis down), so
     that the caller refuses rather than lets everything through uncounted.
     """
+    # The prefix predates the module's name; kept so counts survive an upgrade.
     cache_key = f"ratelimit:{key}"
     try:
         if cache.add(cache_key, 1, timeout=window):
@@ -51,7 +55,7 @@ def mailbox_key(email: str) -> str:
 
     Only for rate limits; the subscriber keeps the address exactly as typed.
     """
-    local, _, domain = email.strip().lower().rpartition("@")
+    local, _, domain = address_key(email).rpartition("@")
     local = local.split("+", 1)[0] or local
     if domain in DOTLESS_DOMAINS:
         local, domain = local.replace(".", ""), DOTLESS_DOMAINS[domain]

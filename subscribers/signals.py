@@ -1,0 +1,28 @@
+"""What the subscribers app tells the apps above it.
+
+subscribers sits low in the layers (newsletter ← subscribers ← subscribers.billing ←
+issues ← issues.sending) and may not import the apps that also keep data about a
+subscriber. Where its services need them (erasing a person, exporting what is
+stored about them), they send one of these signals and each higher app connects its
+receiver in its AppConfig.ready(). A signal, not a call, because the lower layer
+must not know who listens; Django's Signal.send() lets a receiver's exception
+through, so a receiver can stop an erasure.
+"""
+
+from django.dispatch import Signal
+
+# Sent by suppress_address() for a "deleted" suppression, inside its transaction and
+# before anything is written or erased, with subscribers (a queryset of the records
+# about to go) and email (the address). Each receiver erases its app's part (billing
+# cancels the Stripe subscription, sending scrubs the send history). One that
+# cannot raises ErasureRefused: the transaction rolls back and nothing is erased.
+subscriber_erasing = Signal()
+
+# Sent by export_subscriber_data() with subscriber. Each receiver returns a dict of
+# sections added to the person's export (billing: "membership").
+subscriber_data_exporting = Signal()
+
+
+class ErasureRefused(Exception):
+    """An app could not erase its part, so nothing was erased; str() is the
+    message for the person."""
