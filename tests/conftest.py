@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.signals import task_retry
 from django.conf import settings
 from django.db import connection
 
@@ -21,6 +22,28 @@ from tests.support.smtp import SMTPSink
 def _outbox_in_tmp(settings, tmp_path):
     """Keep each test's outbox emails in its own folder."""
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+
+
+@pytest.fixture(autouse=True)
+def _no_eager_retries():
+    """Fail a test whose eager task asks for a retry.
+
+    Run eagerly, Celery runs every retry at once, one after another: the test sits
+    through all of them (with any network backoff inside) and ends in the state
+    after the last. Queue the task and run it once instead (test_webhooks.py).
+    """
+    retried = []
+
+    def record(sender=None, request=None, reason=None, **kwargs):
+        retried.append(f"{sender.name}: {reason!r}")
+
+    task_retry.connect(record, weak=False)
+    try:
+        yield
+    finally:
+        task_retry.disconnect(record)
+    if retried:
+        pytest.fail(f"a task retried eagerly: {retried[0]}")
 
 
 @pytest.fixture
