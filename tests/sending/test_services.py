@@ -440,32 +440,56 @@ def test_publishing_from_two_places_at_once_makes_one_send():
     assert Send.objects.filter(issue=issue).count() == 1
 
 
-def test_rate_limit_holds_across_callers(settings):
+class FakeClock:
+    """Time that passes only when the limiter sleeps."""
+
+    def __init__(self, start: float) -> None:
+        self.start = self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_rate_limit_holds_across_callers(settings, tmp_path):
     """The leg's own limiter: a file lock embedded, Redis in the services leg."""
     import time
 
-    from issues.sending.ratelimit import get_rate_limiter
+    from issues.sending.ratelimit import FileRateLimiter, RedisRateLimiter
 
-    settings.SENDING_RATE_LIMIT = 20
-    limiter = get_rate_limiter()
-    stamps = []
+    # Whole seconds from now: this run's windows are its own in a shared Redis.
+    clock = FakeClock(start=float(int(time.time())))
 
-    def take(n):
-        for _ in range(n):
+    def caller():
+        # Each worker process builds its own limiter; they share the count.
+        if settings.CELERY_BROKER_URL.startswith("redis://"):
+            return RedisRateLimiter(
+                20, settings.CELERY_BROKER_URL, clock=clock.time, sleep=clock.sleep
+            )
+        return FileRateLimiter(
+            20, tmp_path / "sending-rate", clock=clock.time, sleep=clock.sleep
+        )
+
+    first, second = caller(), caller()
+    sent = []
+    for _ in range(25):
+        for name, limiter in (("first", first), ("second", second)):
             limiter.acquire()
-            stamps.append(time.time())
+            sent.append((int(clock.now - clock.start), name))
 
-    # Start at the beginning of a second so the windows are easy to count.
-    time.sleep(1 - time.time() % 1)
-    callers = [threading.Thread(target=take, args=(25,)) for _ in range(2)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join()
-    per_second = Counter(int(stamp) for stamp in stamps)
-    assert sum(per_second.values()) == 50
-    assert max(per_second.values()) <= 20
-    assert len(per_second) >= 3  # 50 messages at 20/s need three windows
+    per_second = Counter(second for second, _ in sent)
+    assert per_second == {0: 20, 1: 20, 2: 10}
+    # Each window holds both callers' messages: one limit, not one per caller.
+    assert Counter(sent) == {
+        (0, "first"): 10,
+        (0, "second"): 10,
+        (1, "first"): 10,
+        (1, "second"): 10,
+        (2, "first"): 5,
+        (2, "second"): 5,
+    }
 
 
 def test_dkim_signature_covers_the_unsubscribe_headers(issue, outbox, settings):
