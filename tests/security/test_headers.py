@@ -14,9 +14,10 @@ from issues.demo import load_demo
 from issues.models import Issue, Paper, Tag
 from newsletter.models import Publication
 from subscribers.billing.emails import send_billing_email
-from subscribers.billing.models import Membership, Tier
+from subscribers.billing.models import Tier
 from subscribers.models import Subscriber
 from subscribers.tokens import make_confirmation_token, make_login_token
+from tests.factories.billing import MembershipFactory, TierFactory
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
 
@@ -224,10 +225,10 @@ def test_account_emails_still_go_out_with_hostile_values_stored(
 
 
 def test_billing_emails_still_go_out_with_a_hostile_tier_name_stored(smtp_settings):
-    tier = Tier.objects.create(name="Supporter", slug="supporter", monthly_amount=800)
+    tier = TierFactory(name="Supporter")
     Tier.objects.filter(pk=tier.pk).update(name="Supporter\r\nBcc: all@example.org")
     member = SubscriberFactory(email="member@example.org")
-    membership = Membership.objects.create(subscriber=member, tier=tier)
+    membership = MembershipFactory(subscriber=member, tier=tier)
 
     send_billing_email(membership_pk=membership.pk, kind="welcome", extra={})
 
