@@ -49,7 +49,7 @@ def test_healthz_names_an_unreachable_broker(client, settings):
     assert response.json()["failing"] == ["broker"]
 
 
-def test_a_real_worker_turns_healthz_green_within_seconds(celery_worker, client):
+def test_a_real_worker_turns_healthz_green(celery_worker, client):
     assert client.get("/healthz").status_code == 503
 
     wait_for(

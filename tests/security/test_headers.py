@@ -5,6 +5,7 @@ from base64 import b64encode
 from html.parser import HTMLParser
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import Client, RequestFactory
@@ -408,7 +409,10 @@ def _admin_pages(user) -> list[str]:
     pages = [reverse("admin:index")]
     request = RequestFactory().get("/admin/")
     request.user = user
-    for model, model_admin in admin.site._registry.items():
+    for model in apps.get_models():
+        if not admin.site.is_registered(model):
+            continue
+        model_admin = admin.site.get_model_admin(model)
         meta = model._meta
         pages.append(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
         if model_admin.has_add_permission(request):

@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from issues.models import Issue
 from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
 from subscribers.models import Subscriber
+from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers, parse
 
@@ -65,13 +65,11 @@ def test_freezing_writes_one_delivery_per_receiving_subscriber(issue):
     assert not Delivery.objects.filter(email="pending@example.org").exists()
 
 
-def test_paid_segment_comes_from_the_paywall_rule(issue, monkeypatch):
-    make_subscribers(4)
-    monkeypatch.setattr(
-        services,
-        "paid_subscribers_q",
-        lambda: Q(email__in=["reader1@example.org", "reader3@example.org"]),
-    )
+def test_paid_segment_comes_from_the_paywall_rule(issue):
+    readers = make_subscribers(4)
+    MembershipFactory(subscriber=readers[1], status="active")
+    MembershipFactory(subscriber=readers[3], complimentary=True)
+    MembershipFactory(subscriber=readers[2], status="canceled")
     send = services.publish_issue(issue=issue)
     services.freeze_audience(send=send)
     segments = dict(Delivery.objects.values_list("email", "segment"))
@@ -196,13 +194,9 @@ def test_non_ascii_subject_and_sender_are_encoded(outbox):
     assert message["From"].addresses[0].display_name == "Café Ñews"
 
 
-def test_free_readers_get_the_free_part_and_an_invitation(
-    outbox, monkeypatch, paid_enabled
-):
-    make_subscribers(2)
-    monkeypatch.setattr(
-        services, "paid_subscribers_q", lambda: Q(email="reader1@example.org")
-    )
+def test_free_readers_get_the_free_part_and_an_invitation(outbox, paid_enabled):
+    readers = make_subscribers(2)
+    MembershipFactory(subscriber=readers[1], status="active")
     issue = IssueFactory(
         body="Everyone reads this.\n\n<!-- paywall -->\n\nSupporters read this."
     )
@@ -231,7 +225,6 @@ def test_issue_is_rendered_once_per_segment_not_per_recipient(
         return real(**kwargs)
 
     monkeypatch.setattr(emails, "render_segment", counting)
-    delivery._PREPARED.clear()
     make_subscribers(50)
     run_send(services.publish_issue(issue=issue))
     assert calls == {"free": 1, "paid": 1}
