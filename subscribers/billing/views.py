@@ -160,7 +160,8 @@ def success(request: HttpRequest) -> HttpResponse:
         if signed_in is None and pending.get("new"):
             from subscribers.models import Subscriber
 
-            subscriber = Subscriber.objects.filter(pk=subscriber_pk).first()
+            # A None pk is a valid lookup that matches nothing (not so in the stubs).
+            subscriber = Subscriber.objects.filter(pk=subscriber_pk).first()  # type: ignore[misc]
             if subscriber is not None:
                 sign_in_subscriber(request, subscriber)
                 signed_in = subscriber

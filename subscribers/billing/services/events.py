@@ -196,7 +196,8 @@ class StripeEventHandler:
     def checkout_session_completed(self) -> None:
         if self.obj.get("mode") != "subscription" or not self.obj.get("subscription"):
             return
-        subscriber = Subscriber.objects.filter(
+        # pk=None matches nothing, as it should; the stubs accept only str | int.
+        subscriber = Subscriber.objects.filter(  # type: ignore[misc]
             pk=_as_int(self.obj.get("client_reference_id"))
         ).first()
         if subscriber is None:
@@ -264,7 +265,8 @@ class StripeEventHandler:
         if membership.last_failed_invoice_attempt != attempt:
             membership.last_failed_invoice_attempt = attempt
             membership.save(update_fields=["last_failed_invoice_attempt", "updated"])
-            tasks.send_billing_email.delay_on_commit(
+            # The app's tasks are DjangoTasks; the stubs type shared_task as Task.
+            tasks.send_billing_email.delay_on_commit(  # type: ignore[attr-defined]
                 membership.pk,
                 "payment_failed",
                 {"hosted_invoice_url": self.obj.get("hosted_invoice_url") or ""},

@@ -1,6 +1,7 @@
 """The member's private feed address: a secret made on first use, reset on demand."""
 
 import secrets
+from typing import cast
 
 from ..models import Membership
 
@@ -15,7 +16,7 @@ def ensure_feed_token(*, membership: Membership) -> str:
         membership.feed_token = Membership.objects.values_list(
             "feed_token", flat=True
         ).get(pk=membership.pk)
-    return membership.feed_token
+    return cast(str, membership.feed_token)  # set above if it was not
 
 
 def reset_feed_token(*, membership: Membership) -> str:

@@ -86,7 +86,8 @@ def _find_membership(
         stripe_subscription_id=subscription_id
     ).first()
     if membership is None and subscriber is None:
-        subscriber = Subscriber.objects.filter(
+        # pk=None matches nothing, as it should; the stubs accept only str | int.
+        subscriber = Subscriber.objects.filter(  # type: ignore[misc]
             pk=_as_int(metadata.get("subscriber_id"))
         ).first()
         if subscriber is not None and needs_proof(
@@ -215,5 +216,6 @@ def apply_subscription(
             email = "ended"
     membership.save()
     if email:
-        tasks.send_billing_email.delay_on_commit(membership.pk, email, {})
+        # The app's tasks are DjangoTasks; the stubs type shared_task as Task.
+        tasks.send_billing_email.delay_on_commit(membership.pk, email, {})  # type: ignore[attr-defined]
     return membership
