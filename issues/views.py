@@ -119,7 +119,7 @@ def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _accepts_gzip(request: HttpRequest) -> bool:
-    accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
+    accepted = request.headers.get("accept-encoding", "")
     return "gzip" in accepted and "gzip;q=0" not in accepted.replace(" ", "")
 
 

@@ -92,7 +92,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             subscriber, new_subscriber = services.subscriber_for_checkout(
                 email=form.cleaned_data["email"],
                 ip=client_ip(request) or None,
-                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                user_agent=request.headers.get("user-agent", ""),
                 source="checkout:/pricing/",
             )
         except subscriber_services.AddressRefused as exc:
@@ -215,7 +215,7 @@ def claim(request: HttpRequest, token: str) -> HttpResponse:
         claimed = services.claim_checkout(
             claim=held,
             ip=client_ip(request) or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            user_agent=request.headers.get("user-agent", ""),
         )
     except stripe.StripeError:
         logger.exception("Could not read a held subscription from Stripe")
