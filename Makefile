@@ -11,15 +11,28 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-browser bench lint format check-compose ci manage clean
+.PHONY: help install run test test-services test-browser bench lint format check-compose ci \
+	manage clean
 
 help:
-	@echo "make run           install, migrate, load demo content, start web + worker + beat"
-	@echo "                   (QUIRE_PORT=8150 make run: another port; links in emails follow)"
-	@echo "make test          the whole test suite on the embedded default"
-	@echo "make test-browser  the browser tests (needs /usr/bin/chromium, and Java for vnu)"
-	@echo "make bench         the benchmarks (tests/bench)"
-	@echo "make lint          ruff check and ruff format --check"
+	@echo "make install        create .venv and install Quire with its dev tools (again"
+	@echo "                    only when pyproject.toml changes)"
+	@echo "make run            install, migrate, load demo content, start web + worker + beat"
+	@echo "                    (QUIRE_PORT=8150 make run: another port; links in emails follow)"
+	@echo "make test           the whole test suite on the embedded default"
+	@echo "make test-services  the suite on PostgreSQL + Redis, as CI runs it (a throwaway"
+	@echo "                    database; SERVICES_BROKER_DB=11 SERVICES_CACHE_DB=12 for other"
+	@echo "                    Redis databases than CI's 15 and 14)"
+	@echo "make test-browser   the browser tests (needs /usr/bin/chromium, and Java for vnu)"
+	@echo "                    (PYTEST_ARGS=... passes options to pytest in the three above)"
+	@echo "make bench          the benchmarks (tests/bench; BENCH_ARGS=... for options)"
+	@echo "make lint           ruff check, ruff format --check and mypy"
+	@echo "make format         ruff check --fix and ruff format"
+	@echo "make check-compose  docker-compose.yml against the Compose specification"
+	@echo "make ci             what CI runs (.ci/run): every leg, the schema and lint"
+	@echo "make manage ARGS=…  manage.py with ARGS, e.g. make manage ARGS=createsuperuser"
+	@echo "make clean          remove what the tests and the broker leave under var/"
+	@echo "make help           this list"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Quire needs Python 3.11+"'
@@ -40,6 +53,9 @@ run: install
 test: install
 	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
+test-services: install
+	bash .ci/test-services $(PYTEST_ARGS)
+
 test-browser: install
 	@test -x /usr/bin/chromium || $(PY) -m playwright install chromium
 	$(PY) -m pytest -m browser tests/browser $(PYTEST_ARGS)
@@ -50,6 +66,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -65,4 +82,4 @@ manage: install
 	$(PY) manage.py $(ARGS)
 
 clean:
-	rm -rf var/test var/broker
+	rm -rf var/test var/test-services var/broker

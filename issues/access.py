@@ -29,7 +29,8 @@ def request_has_paid_access(request: HttpRequest) -> bool:
             .filter(subscriber_id=subscriber.pk)
             .exists()
         )
-    request._quire_paid_access = allowed
+    # A per-request cache on the request, an attribute the stubs cannot know.
+    request._quire_paid_access = allowed  # type: ignore[attr-defined]
     return allowed
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django import forms
 from django.contrib import admin
 from django.db import models
@@ -15,6 +17,18 @@ from . import services
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 from .sending.admin import SendingAdminMixin
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    # The counts get_queryset() annotates each row with.
+    class CitationCount(TypedDict):
+        n_citations: int
+
+    class IssueCount(TypedDict):
+        n_issues: int
 
 
 class AuthorsField(forms.CharField):
@@ -174,7 +188,7 @@ class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="papers", ordering="n_citations")
-    def citation_count(self, obj: Issue) -> int:
+    def citation_count(self, obj: WithAnnotations[Issue, CitationCount]) -> int:
         return obj.n_citations
 
     @admin.display(description="needs attention")
@@ -219,7 +233,7 @@ class CitingIssueInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["issue_link", "issue_status", "rank", "note"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)
     verbose_name = "issue citing this paper"
     verbose_name_plural = "Issues citing this paper"
 
@@ -287,7 +301,7 @@ class PaperAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="issues", ordering="n_issues")
-    def issue_count(self, obj: Paper) -> int:
+    def issue_count(self, obj: WithAnnotations[Paper, IssueCount]) -> int:
         return obj.n_issues
 
 

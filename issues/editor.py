@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from functools import wraps
+from typing import cast
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -50,10 +51,12 @@ def upload_image(request: HttpRequest) -> JsonResponse:
     upload = request.FILES.get("image")
     if upload is None:
         return _upload_error("Choose an image to upload.")
+    # An uploaded file always has a size and a name (Optional only in the stubs).
+    size, filename = cast(int, upload.size), cast(str, upload.name)
     limit = getattr(settings, "QUIRE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES)
-    if upload.size > limit:
+    if size > limit:
         return _upload_error(
-            f"This image is {upload.size / 1e6:.1f} MB; the limit is "
+            f"This image is {size / 1e6:.1f} MB; the limit is "
             f"{limit / 1e6:.1f} MB. Resize it and try again."
         )
     try:
@@ -69,5 +72,5 @@ def upload_image(request: HttpRequest) -> JsonResponse:
         )
     upload.seek(0)
     name = default_storage.save(f"markdownx/{uuid.uuid4().hex}.{extension}", upload)
-    alt = upload.name.rsplit(".", 1)[0].replace("]", "").replace("[", "")[:100]
+    alt = filename.rsplit(".", 1)[0].replace("]", "").replace("[", "")[:100]
     return JsonResponse({"image_code": f"![{alt}]({default_storage.url(name)})"})

@@ -28,7 +28,7 @@ class IssuesFeed(Feed):
 
     description_template = None
     # Columns item_description never reads (the public feed shows free parts only).
-    unread_fields = ("body", "body_html")
+    unread_fields: tuple[str, ...] = ("body", "body_html")
 
     def get_feed(self, obj, request):
         feed = super().get_feed(obj, request)

@@ -60,7 +60,7 @@ def validate_arxiv_id(value: str) -> None:
     """Raise ValidationError unless value is a well-formed arXiv identifier."""
     match = ARXIV_ID_RE.match(value or "")
     ok = match is not None
-    if ok and match.group("yy") is not None:
+    if match is not None and match.group("yy") is not None:
         yymm, digits = int(match.group("yy") + match.group("mm")), len(match["num"])
         ok = 1 <= int(match.group("mm")) <= 12 and (
             (digits == 4 and 704 <= yymm <= 1412) or (digits == 5 and yymm >= 1501)

@@ -172,15 +172,15 @@ def rerender_stored_html(*, chunk_size: int = 200) -> Rerendered:
     for chunk in _chunks(
         Paper.objects.only("pk", "summary", "summary_html"), chunk_size
     ):
-        changed = []
+        edited: list[Paper] = []
         for paper in chunk:
             html = render_markdown(paper.summary, papers={})
             if html != paper.summary_html:
                 paper.summary_html = html
-                changed.append(paper)
-        Paper.objects.bulk_update(changed, ["summary_html"])
+                edited.append(paper)
+        Paper.objects.bulk_update(edited, ["summary_html"])
         papers += len(chunk)
-        changed_papers += len(changed)
+        changed_papers += len(edited)
     if changed_issues:
         # This process's cached pages; other server processes drop theirs within
         # QUIRE_PAGE_CACHE_SECONDS.

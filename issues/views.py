@@ -127,7 +127,7 @@ def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _accepts_gzip(request: HttpRequest) -> bool:
-    accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
+    accepted = request.headers.get("accept-encoding", "")
     return "gzip" in accepted and "gzip;q=0" not in accepted.replace(" ", "")
 
 
@@ -303,7 +303,8 @@ def search(request: HttpRequest) -> HttpResponse:
             search_issues(issues_for(request).for_listing(with_text=True), q)[:20]
         )
         for issue in issues:
-            issue.snippet_html = snippet_html(issue, q)
+            # Shown by the template; an attribute the model does not declare.
+            issue.snippet_html = snippet_html(issue, q)  # type: ignore[attr-defined]
         papers_found = list(search_papers(Paper.objects.all(), q)[:20])
     return render(
         request,

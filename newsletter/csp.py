@@ -9,7 +9,10 @@ from django.conf import settings
 
 # Where Stripe Checkout and the customer portal live: Quire's forms POST to itself and
 # are answered with a redirect there, which form-action governs too.
-STRIPE_FORM_TARGETS = ["https://checkout.stripe.com", "https://billing.stripe.com"]
+STRIPE_FORM_TARGETS: list[str] = [
+    "https://checkout.stripe.com",
+    "https://billing.stripe.com",
+]
 
 # The only inline style attributes pages carry: the column alignment the Markdown
 # renderer writes on table cells (and nh3 keeps, see issues/rendering/sanitizer.py).

@@ -9,6 +9,7 @@ import re
 from anymail.utils import get_anymail_setting
 from django.conf import settings
 from django.utils.module_loading import import_string
+from django.views import View
 
 # Each provider's tracking webhook view in django-anymail, by the name in its
 # backend's module path (which is also the path anymail documents for the webhook).
@@ -46,7 +47,7 @@ def tracking_webhook_path() -> str | None:
     return f"/email/events/{provider}/tracking/"
 
 
-def tracking_webhook_view() -> type | None:
+def tracking_webhook_view() -> type[View] | None:
     """Return anymail's tracking view class for the provider, or None without one."""
     provider = anymail_provider()
     if provider not in TRACKING_VIEWS:

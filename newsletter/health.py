@@ -24,3 +24,8 @@ def register_check(name: str, check: Check) -> None:
 def registered_checks() -> list[tuple[str, Check]]:
     """Return the registered checks in the order they were registered."""
     return list(_checks.items())
+
+
+def unregister_check(name: str) -> None:
+    """Remove the check registered under name, if any."""
+    _checks.pop(name, None)

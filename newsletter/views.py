@@ -1,5 +1,6 @@
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.db import connection
@@ -40,7 +41,8 @@ def _check_database() -> tuple[bool, str]:
 def _check_broker() -> tuple[bool, str]:
     url = settings.CELERY_BROKER_URL
     if url.startswith("filesystem://"):
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        folder = Path(cast(str, options["data_folder_in"]))
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".healthz"
         try:

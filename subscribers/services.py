@@ -2,6 +2,7 @@
 
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -356,7 +357,7 @@ def export_subscriber_data(*, subscriber: Subscriber) -> dict:
     for _receiver, sections in signals.subscriber_data_exporting.send(
         sender=Subscriber, subscriber=subscriber
     ):
-        data.update(sections)
+        data.update(cast(dict[str, Any], sections))
     return data
 
 

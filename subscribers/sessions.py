@@ -4,6 +4,9 @@ Other parts of Quire (paid tiers, the account page) use these three functions an
 never read the session key themselves.
 """
 
+from typing import cast
+
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
 from .models import Subscriber
@@ -25,8 +28,9 @@ def current_subscriber(request: HttpRequest) -> Subscriber | None:
     if pk is not None:
         subscriber = Subscriber.objects.filter(pk=pk).first()
         if subscriber is None:
-            session.pop(SESSION_KEY, None)
-    request._current_subscriber = subscriber
+            cast(SessionBase, session).pop(SESSION_KEY, None)
+    # A per-request cache on the request, an attribute the stubs cannot know.
+    request._current_subscriber = subscriber  # type: ignore[attr-defined]
     return subscriber
 
 
@@ -34,11 +38,11 @@ def sign_in_subscriber(request: HttpRequest, subscriber: Subscriber) -> None:
     """Start a session for the subscriber (a fresh session key, against fixation)."""
     request.session.cycle_key()
     request.session[SESSION_KEY] = subscriber.pk
-    request._current_subscriber = subscriber
+    request._current_subscriber = subscriber  # type: ignore[attr-defined]
 
 
 def sign_out_subscriber(request: HttpRequest) -> None:
     """End the subscriber's session; a staff login on the same browser is kept."""
     request.session.pop(SESSION_KEY, None)
     request.session.cycle_key()
-    request._current_subscriber = None
+    request._current_subscriber = None  # type: ignore[attr-defined]

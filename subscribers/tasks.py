@@ -1,5 +1,7 @@
 """Thin tasks: each takes an id and calls one service."""
 
+from typing import Any
+
 from celery import shared_task
 
 from . import services
@@ -7,7 +9,7 @@ from .addresses import InvalidAddress
 
 # Account emails are retried on any error (SMTP down, a timeout): a lost
 # confirmation email means a lost subscriber.
-_RETRY = {
+_RETRY: dict[str, Any] = {
     "autoretry_for": (Exception,),
     "retry_backoff": 30,
     "retry_backoff_max": 600,

@@ -91,7 +91,7 @@ def client_ip(request) -> str:
     remote_ip = _ip(remote)
     if not networks or remote_ip is None or not _trusted(remote_ip, networks):
         return remote
-    hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    hops = request.headers.get("x-forwarded-for", "").split(",")
     client = remote
     for hop in reversed(hops):
         hop_ip = _ip(hop)

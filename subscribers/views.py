@@ -119,7 +119,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             email=email,
             name=form.cleaned_data["name"],
             ip=ip or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            user_agent=request.headers.get("user-agent", ""),
             form=f"form:{page}",
         )
     return render(request, "subscribers/check_inbox.html", {"email": email})
@@ -221,7 +221,7 @@ def resubscribe_by_token(request: HttpRequest, token: str) -> HttpResponse:
         services.subscribe(
             email=subscriber.email,
             ip=ip or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            user_agent=request.headers.get("user-agent", ""),
             form="form:/unsubscribe/",
         )
     return render(request, "subscribers/check_inbox.html", {"email": subscriber.email})
@@ -323,7 +323,7 @@ def resubscribe(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     services.subscribe(
         email=subscriber.email,
         ip=client_ip(request) or None,
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        user_agent=request.headers.get("user-agent", ""),
         form="form:/account/",
     )
     messages.success(request, "Check your inbox: we sent a link to confirm.")

@@ -3,6 +3,7 @@
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.signals import task_retry
 from django.conf import settings
 from django.db import connection
 
@@ -20,6 +22,28 @@ from tests.support.smtp import SMTPSink
 def _outbox_in_tmp(settings, tmp_path):
     """Keep each test's outbox emails in its own folder."""
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+
+
+@pytest.fixture(autouse=True)
+def _no_eager_retries():
+    """Fail a test whose eager task asks for a retry.
+
+    Run eagerly, Celery runs every retry at once, one after another: the test sits
+    through all of them (with any network backoff inside) and ends in the state
+    after the last. Queue the task and run it once instead (test_webhooks.py).
+    """
+    retried = []
+
+    def record(sender=None, request=None, reason=None, **kwargs):
+        retried.append(f"{sender.name}: {reason!r}")
+
+    task_retry.connect(record, weak=False)
+    try:
+        yield
+    finally:
+        task_retry.disconnect(record)
+    if retried:
+        pytest.fail(f"a task retried eagerly: {retried[0]}")
 
 
 @pytest.fixture
@@ -69,7 +93,8 @@ def database_url() -> str:
     return f"postgres://{auth}{host}{port}/{params['NAME']}"
 
 
-def _purge_broker() -> None:
+def empty_broker() -> None:
+    """Empty the test broker: no message of an earlier test reaches a new worker."""
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         shutil.rmtree(settings.CELERY_BROKER_FOLDER, ignore_errors=True)
         for key in ("data_folder_in", "control_folder"):
@@ -77,10 +102,12 @@ def _purge_broker() -> None:
                 parents=True, exist_ok=True
             )
     else:
-        from newsletter.celery import app
+        import redis
 
-        with app.connection_for_write() as conn:
-            app.control.purge(connection=conn)
+        # The test broker's Redis database is the tests' own. Purging the queue
+        # would leave behind the messages a killed worker held unacknowledged,
+        # which Redis hands out again after the visibility timeout, to a later run.
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
 class WorkerProcess:
@@ -91,6 +118,7 @@ class WorkerProcess:
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = settings.VAR_DIR / f"worker-{os.getpid()}-{time.time_ns()}.log"
+        self.hostname = f"test-{time.time_ns()}@{socket.gethostname()}"
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -113,7 +141,7 @@ class WorkerProcess:
                 sys.executable, "-m", "celery", "-A", "newsletter", "worker",
                 "--loglevel=INFO", f"--concurrency={self.concurrency}",
                 "--pool=prefork", "--without-gossip", "--without-mingle",
-                f"--hostname=test-{time.time_ns()}@%h",
+                f"--hostname={self.hostname}",
             ],
             cwd=settings.BASE_DIR,
             env=self.env(),
@@ -132,14 +160,29 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def running_tasks(self) -> list | None:
+        """Return the tasks the worker is running, or None if it does not answer."""
+        from newsletter.celery import app
+
+        inspect = app.control.inspect([self.hostname], timeout=2, limit=1)
+        return (inspect.active() or {}).get(self.hostname)
+
     def stop(self) -> None:
+        """Stop the worker at the end of a test: once it runs no task, kill it.
+
+        Not a warm shutdown (SIGTERM): sent to the process group, it kills the
+        prefork children mid-task, the pool forks new ones for the messages it
+        had received (acks_late), terminates them again, and the filesystem
+        transport polls once a second through each step; teardowns waited 20 s
+        for the SIGKILL that followed. Sent to the main process only, it still
+        takes seconds of polling. Nothing the worker would do after the test
+        matters: it is killed between tasks, and the broker is emptied after it.
+        """
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+            deadline = time.monotonic() + 30
+            while self.running_tasks() != [] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.kill()
         self.log.close()
 
 
@@ -148,7 +191,7 @@ def celery_worker_factory(transactional_db, settings) -> Iterator:
     """Start real Celery worker processes; the test must use committed data."""
     from newsletter.celery import app
 
-    _purge_broker()
+    empty_broker()
     workers: list[WorkerProcess] = []
     previous_eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
@@ -165,7 +208,7 @@ def celery_worker_factory(transactional_db, settings) -> Iterator:
         for worker in workers:
             worker.stop()
         app.conf.task_always_eager = previous_eager
-        _purge_broker()
+        empty_broker()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ published issue always has its Send.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -63,7 +64,8 @@ def send_progress(send: Send, *, now=None) -> dict:
         recent = deliveries.filter(
             sent_at__gte=now - timedelta(seconds=RATE_WINDOW)
         ).count()
-        elapsed = min(RATE_WINDOW, (now - send.started_at).total_seconds() or 1)
+        started = cast(datetime, send.started_at)  # a sending send has started
+        elapsed = min(RATE_WINDOW, (now - started).total_seconds() or 1)
         rate = recent / max(elapsed, 1)
     elif send.started_at and send.finished_at:
         duration = (send.finished_at - send.started_at).total_seconds()
@@ -369,7 +371,7 @@ class SendingAdminMixin(PublishingAdminMixin):
 class DeliveryInline(admin.TabularInline):
     model = Delivery
     fields = ["email", "segment", "status", "attempts", "last_error", "sent_at"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)
     extra = 0
     max_num = 0
     can_delete = False
@@ -396,7 +398,7 @@ class SendAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status"]
     # A send changes only through its actions (pause, resume, retry failed).
-    readonly_fields = ["paused_reason", *list_display, "last_error"]
+    readonly_fields = ["paused_reason", *cast(list[str], list_display), "last_error"]
     inlines = [DeliveryInline]
 
     def has_add_permission(self, request):

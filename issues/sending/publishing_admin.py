@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -58,7 +60,7 @@ def refusal(exc: services.SendingError) -> dict:
 class ScheduleForm(forms.Form):
     publish_at = forms.SplitDateTimeField(
         label="Publish and send at",
-        widget=admin.widgets.AdminSplitDateTime,
+        widget=AdminSplitDateTime,
         help_text="In the publication's time zone. Beat checks every 30 seconds.",
     )
 
@@ -80,7 +82,14 @@ class ScheduleForm(forms.Form):
         return value
 
 
-class PublishingAdminMixin:
+if TYPE_CHECKING:
+    # Mixed into a ModelAdmin, whose methods and attributes it uses.
+    _ModelAdmin = admin.ModelAdmin
+else:
+    _ModelAdmin = object
+
+
+class PublishingAdminMixin(_ModelAdmin):
     """Add the publish, schedule, unpublish and cancel-schedule pages to an admin."""
 
     def get_urls(self):

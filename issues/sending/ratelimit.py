@@ -11,14 +11,25 @@ from __future__ import annotations
 import fcntl
 import math
 import time
+from collections.abc import Callable
 from functools import cache
 
 from django.conf import settings
 
 
 class RateLimiter:
-    def __init__(self, per_second: float) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.per_second = per_second
+        # The windows are wall-clock seconds shared by every worker; a test passes
+        # its own clock.
+        self.clock = clock
+        self.sleep = sleep
 
     def acquire(self) -> None:
         """Block until one more message may go out."""
@@ -28,19 +39,19 @@ class RateLimiter:
         window = max(1.0, 1.0 / self.per_second)
         capacity = max(1, math.floor(self.per_second * window))
         while True:
-            now = time.time()
+            now = self.clock()
             slot = int(now // window)
             if self._take(slot, capacity, window):
                 return
-            time.sleep(max(0.001, (slot + 1) * window - now))
+            self.sleep(max(0.001, (slot + 1) * window - now))
 
     def _take(self, slot: int, capacity: int, window: float) -> bool:
         raise NotImplementedError
 
 
 class RedisRateLimiter(RateLimiter):
-    def __init__(self, per_second: float, url: str) -> None:
-        super().__init__(per_second)
+    def __init__(self, per_second: float, url: str, **clock) -> None:
+        super().__init__(per_second, **clock)
         import redis
 
         self.client = redis.Redis.from_url(url)
@@ -55,8 +66,8 @@ class RedisRateLimiter(RateLimiter):
 
 
 class FileRateLimiter(RateLimiter):
-    def __init__(self, per_second: float, path) -> None:
-        super().__init__(per_second)
+    def __init__(self, per_second: float, path, **clock) -> None:
+        super().__init__(per_second, **clock)
         self.path = path
 
     def _take(self, slot: int, capacity: int, window: float) -> bool:

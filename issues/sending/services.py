@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Max, Min, Q, QuerySet, Value, When
+from django.db.models import Case, F, Field, Max, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
@@ -240,7 +241,10 @@ def _insert_deliveries(send: Send, low: int, high: int) -> None:
     select_sql, params = rows.query.sql_with_params()
     table = connection.ops.quote_name(Delivery._meta.db_table)
     columns = ", ".join(
-        connection.ops.quote_name(Delivery._meta.get_field(name).column)
+        # Concrete fields: each has a column (Optional only in the stubs).
+        connection.ops.quote_name(
+            cast(str, cast(Field, Delivery._meta.get_field(name)).column)
+        )
         for name in (
             "send", "subscriber", "email", "segment", "status", "attempts",
             "last_error", "message_id", "claimed_by", "possibly_duplicate",

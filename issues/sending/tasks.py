@@ -5,12 +5,14 @@ backoff; the Celery retries here only cover the database or broker being briefly
 unavailable.
 """
 
+from typing import Any
+
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
 from . import delivery, services
 
-RETRY = {
+RETRY: dict[str, Any] = {
     "autoretry_for": (DatabaseError, InterfaceError, ConnectionError),
     "retry_backoff": 2,
     "retry_backoff_max": 60,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -128,7 +129,8 @@ class Transport:
 
 class SMTPTransport(Transport):
     def __init__(self) -> None:
-        self.backend = None
+        # Django's SMTP EmailBackend; get_connection() is typed as the base class.
+        self.backend: Any = None
 
     def _connection(self) -> smtplib.SMTP:
         if self.backend is None or self.backend.connection is None:
@@ -223,7 +225,8 @@ def _transmit(
         if code == 421:
             connection.close()
         else:
-            connection._rset()
+            # smtplib's own RSET that ignores a dropped connection (not in typeshed).
+            connection._rset()  # type: ignore[attr-defined]
         raise smtplib.SMTPSenderRefused(code, reply, from_email)
     connection.putcmd("rcpt", f"TO:<{to}>")
     code, reply = connection.getreply()
@@ -231,12 +234,12 @@ def _transmit(
         if code == 421:
             connection.close()
         else:
-            connection._rset()
+            connection._rset()  # type: ignore[attr-defined]
         raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
     connection.putcmd("data")
     code, reply = connection.getreply()
     if code != 354:
-        connection._rset()
+        connection._rset()  # type: ignore[attr-defined]
         raise smtplib.SMTPDataError(code, reply)
     connection.send(data if data.endswith(b"\r\n") else data + b"\r\n")
     before_accept()
@@ -246,7 +249,7 @@ def _transmit(
         if code == 421:
             connection.close()
         else:
-            connection._rset()
+            connection._rset()  # type: ignore[attr-defined]
         raise smtplib.SMTPDataError(code, reply)
 
 

@@ -8,7 +8,8 @@ signal) can suppress an address.
 
 from anymail.signals import tracking
 from django.dispatch import receiver
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from newsletter.email_provider import (
@@ -19,7 +20,7 @@ from newsletter.email_provider import (
 
 
 @csrf_exempt
-def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
+def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponseBase:
     """Hand the request to anymail's view for the configured provider, else 404."""
     view_class = tracking_webhook_view()
     # Without the secret anymail would accept unauthenticated posts (with only a

@@ -145,7 +145,7 @@ class Tier(models.Model):
         ]
 
 
-class MembershipQuerySet(models.QuerySet):
+class MembershipQuerySet(models.QuerySet["Membership"]):
     def with_paid_access(self, *, now=None) -> "MembershipQuerySet":
         """Return memberships that open the paywall right now."""
         return self.filter(paid_access_q(now=now))

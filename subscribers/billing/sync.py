@@ -6,7 +6,7 @@ running the command twice (or after a crash half-way) creates nothing twice.
 """
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 
@@ -35,7 +35,8 @@ def sync_tier(*, tier: Tier) -> list[str]:
     """Create or update the tier's product and prices in Stripe; return what changed."""
     client = stripe_api.client()
     changes: list[str] = []
-    params = _product_params(tier)
+    # Built as a plain dict; not checked against stripe's TypedDict.
+    params = cast(Any, _product_params(tier))
     if tier.stripe_product_id:
         client.v1.products.update(tier.stripe_product_id, params=params)
         changes.append(f"updated product {tier.stripe_product_id}")

@@ -93,7 +93,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             subscriber, new_subscriber = services.subscriber_for_checkout(
                 email=form.cleaned_data["email"],
                 ip=client_ip(request) or None,
-                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                user_agent=request.headers.get("user-agent", ""),
                 source="checkout:/pricing/",
             )
         except subscriber_services.AddressRefused as exc:
@@ -159,7 +159,11 @@ def success(request: HttpRequest) -> HttpResponse:
     if event is not None and pending.get("id") == session_id:
         subscriber_pk = pending.get("subscriber")
         if signed_in is None and pending.get("new"):
-            subscriber = Subscriber.objects.filter(pk=subscriber_pk).first()
+            subscriber = (
+                Subscriber.objects.filter(pk=subscriber_pk).first()
+                if subscriber_pk is not None
+                else None
+            )
             if subscriber is not None:
                 sign_in_subscriber(request, subscriber)
                 signed_in = subscriber
@@ -213,7 +217,7 @@ def claim(request: HttpRequest, token: str) -> HttpResponse:
         claimed = services.claim_checkout(
             claim=held,
             ip=client_ip(request) or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            user_agent=request.headers.get("user-agent", ""),
         )
     except stripe.StripeError:
         logger.exception("Could not read a held subscription from Stripe")

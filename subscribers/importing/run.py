@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO, cast
 
 from django.db import connection, transaction
 
@@ -49,7 +49,7 @@ _STAGED_FIELDS = [
     "consent_source",
 ]
 # Set to their model defaults on insert.
-_DEFAULTED_FIELDS = {
+_DEFAULTED_FIELDS: dict[str, Any] = {
     "paused": False,
     "consent_user_agent": "",
     "consent_text_version": "",
@@ -211,7 +211,8 @@ def _load_staging(cursor, rows: Iterable[tuple]) -> None:
 def _write(rows: dict[str, list], *, source: str, report: ImportReport) -> None:
     table = Subscriber._meta.db_table
     suppressions = Suppression._meta.db_table
-    column = {f.name: f.column for f in Subscriber._meta.concrete_fields}
+    # Every concrete field has a column (Optional only in the stubs).
+    column = {f.name: cast(str, f.column) for f in Subscriber._meta.concrete_fields}
     staged = [column[name] for name in _STAGED_FIELDS]
     now = timezone.now()
     if connection.vendor == "postgresql":

@@ -4,24 +4,19 @@ import pytest
 
 from subscribers.billing.models import Tier
 from tests.billing.stripe_fake import fake_stripe, make_event, sign, stripe_settings
+from tests.factories.billing import TierFactory
 
 __all__ = ["fake_stripe", "stripe_settings"]
 
 
 @pytest.fixture
 def tier(db) -> Tier:
-    return Tier.objects.create(
+    return TierFactory(
         name="Supporter",
         slug="supporter",
         description="Keep the newsletter independent.",
         benefits="Every paid-only issue\nThe paid half of each issue\nA private feed",
-        currency="usd",
-        monthly_amount=800,
-        yearly_amount=8000,
-        stripe_product_id="prod_1",
-        stripe_monthly_price_id="price_month",
-        stripe_yearly_price_id="price_year",
-        trial_days=0,
+        in_stripe=True,
     )
 
 

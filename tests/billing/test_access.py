@@ -7,9 +7,9 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q, request_has_paid_access
-from subscribers.billing.models import Membership
 from subscribers.models import Subscriber
 from subscribers.sessions import SESSION_KEY
+from tests.factories.billing import MembershipFactory
 from tests.factories.subscribers import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ CASES = [
 )
 def test_who_has_paid_access(label, fields, expected):
     subscriber = SubscriberFactory()
-    membership = Membership.objects.create(subscriber=subscriber, **fields)
+    membership = MembershipFactory(subscriber=subscriber, **fields)
 
     assert membership.has_paid_access() is expected
     assert Subscriber.objects.filter(paid_subscribers_q()).exists() is expected
@@ -47,10 +47,9 @@ def test_who_has_paid_access(label, fields, expected):
 
 def test_the_grace_period_is_a_setting(settings):
     settings.BILLING_GRACE_PERIOD_DAYS = 10
-    membership = Membership.objects.create(
-        subscriber=SubscriberFactory(), status="past_due",
-        past_due_since=timezone.now() - timedelta(days=8),
-    )  # fmt: skip
+    membership = MembershipFactory(
+        status="past_due", past_due_since=timezone.now() - timedelta(days=8)
+    )
 
     assert membership.has_paid_access()
     assert Subscriber.objects.filter(paid_subscribers_q()).count() == 1
@@ -63,7 +62,7 @@ def test_paid_subscribers_q_selects_exactly_the_members_with_access_in_one_query
     for subscriber, status in zip(
         members, ["active", "canceled", "trialing"], strict=True
     ):
-        Membership.objects.create(subscriber=subscriber, status=status)
+        MembershipFactory(subscriber=subscriber, status=status)
     SubscriberFactory()  # free, no membership
 
     with django_assert_num_queries(1):
@@ -82,7 +81,7 @@ def _request(session=None, user=None):
 def test_request_access_for_signed_out_free_paying_and_staff():
     free = SubscriberFactory()
     paying = SubscriberFactory()
-    Membership.objects.create(subscriber=paying, status="active")
+    MembershipFactory(subscriber=paying, status="active")
     staff = get_user_model().objects.create_user("ed", is_staff=True)
 
     assert request_has_paid_access(_request()) is False

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from subscribers.billing.admin import billing_summary
 from subscribers.billing.models import Membership
+from tests.factories.billing import MembershipFactory
 from tests.factories.subscribers import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,10 +21,9 @@ def admin_client(client):
 
 
 def _member(status, amount, interval, **fields):
-    return Membership.objects.create(
-        subscriber=SubscriberFactory(), status=status, amount=amount,
-        interval=interval, currency="usd", **fields,
-    )  # fmt: skip
+    return MembershipFactory(
+        status=status, amount=amount, interval=interval, currency="usd", **fields
+    )
 
 
 def test_the_summary_counts_paying_members_mrr_and_recent_cancellations():
@@ -53,7 +53,7 @@ def test_the_membership_list_shows_the_figures_and_filters(admin_client, tier):
 
 
 def test_granting_a_complimentary_membership_opens_the_paywall(admin_client):
-    membership = Membership.objects.create(subscriber=SubscriberFactory())
+    membership = MembershipFactory()
     assert not membership.has_paid_access()
 
     form = admin_client.post(
@@ -88,7 +88,7 @@ def test_subscribers_can_be_granted_complimentary_membership_from_their_list(
     admin_client,
 ):
     chosen = [SubscriberFactory(), SubscriberFactory()]
-    Membership.objects.create(subscriber=chosen[0], status="canceled")
+    MembershipFactory(subscriber=chosen[0], status="canceled")
 
     done = admin_client.post(
         "/admin/subscribers/subscriber/",
@@ -112,10 +112,7 @@ def test_monthly_revenue_is_a_twelfth_of_yearly_amounts_per_currency():
     _member("active", 1000, "year")  # 83 cents a month, rounded down
     _member("active", 1000, "year")
     _member("active", 500, "month")
-    Membership.objects.create(
-        subscriber=SubscriberFactory(), status="active", amount=1200,
-        interval="year", currency="eur",
-    )  # fmt: skip
+    MembershipFactory(status="active", amount=1200, interval="year", currency="eur")
     _member("active", None, "month")
 
     assert Membership.objects.paying().monthly_revenue() == {"eur": 100, "usd": 666}

@@ -5,12 +5,13 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from newsletter.models import Publication
-from subscribers.billing.models import Membership, StripeEvent, Tier
+from subscribers.billing.models import Membership, StripeEvent
 from subscribers.billing.views import CHECKOUT_SESSION_KEY
 from subscribers.models import Subscriber, Suppression, hash_email
 from subscribers.services import suppress_address
 from subscribers.sessions import SESSION_KEY
 from tests.billing.stripe_fake import make_event
+from tests.factories.billing import TierFactory
 from tests.factories.subscribers import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -129,9 +130,9 @@ def test_a_reader_who_is_not_signed_in_must_give_an_email(
 def test_a_founding_member_chooses_a_higher_yearly_price(
     client, fake_stripe, stripe_settings
 ):
-    founding = Tier.objects.create(
-        name="Founding member", slug="founding", yearly_amount=15000,
-        is_founding=True, stripe_product_id="prod_f",
+    founding = TierFactory(
+        name="Founding member", slug="founding", monthly_amount=None,
+        yearly_amount=15000, is_founding=True, stripe_product_id="prod_f",
     )  # fmt: skip
 
     too_low = client.post(

@@ -8,10 +8,10 @@ from django.utils import timezone
 from issues.models import Issue
 from issues.sending import services
 from issues.sending.models import Send
-from subscribers.billing.models import Membership
 from tests.billing.stripe_fake import PAID_ENV
 from tests.billing.test_paywall_everywhere import PAID, PAID_ONLY
 from tests.conftest import wait_for
+from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
 
@@ -40,11 +40,11 @@ def test_free_and_paid_email_segments_hold_the_paid_part_for_paying_members_only
 ):
     SubscriberFactory(email="free@example.org")
     paying = SubscriberFactory(email="paying@example.org")
-    Membership.objects.create(subscriber=paying, status="active")
+    MembershipFactory(subscriber=paying, status="active")
     comp = SubscriberFactory(email="comp@example.org")
-    Membership.objects.create(subscriber=comp, complimentary=True)
+    MembershipFactory(subscriber=comp, complimentary=True)
     lapsed = SubscriberFactory(email="lapsed@example.org")
-    Membership.objects.create(
+    MembershipFactory(
         subscriber=lapsed,
         status="past_due",
         past_due_since=timezone.now() - timedelta(days=30),
@@ -83,7 +83,7 @@ def test_a_paid_only_issue_reaches_free_subscribers_as_a_teaser_only(
 ):
     SubscriberFactory(email="free@example.org")
     paying = SubscriberFactory(email="paying@example.org")
-    Membership.objects.create(subscriber=paying, status="trialing")
+    MembershipFactory(subscriber=paying, status="trialing")
     paid_only = IssueFactory(
         title="Supporters only",
         access=Issue.Access.PAID,

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 
 from issues.models import Citation, Issue
-from subscribers.billing.models import Membership
 from subscribers.sessions import SESSION_KEY
+from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory, PaperFactory
 from tests.factories.subscribers import SubscriberFactory
 
@@ -57,7 +57,7 @@ def reader_client(kind: str) -> tuple[Client, object]:
     if kind != "signed_out":
         subscriber = SubscriberFactory(email=f"{kind}@example.org")
         if kind == "paying":
-            Membership.objects.create(subscriber=subscriber, status="active")
+            MembershipFactory(subscriber=subscriber, status="active")
         session = client.session
         session[SESSION_KEY] = subscriber.pk
         session.save()

@@ -2,13 +2,14 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from subscribers.billing.models import Tier
+from tests.factories.billing import TierFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def new_tier(db):
-    return Tier.objects.create(
+    return TierFactory(
         name="Reader", slug="reader", description="Support the work.",
         monthly_amount=500, yearly_amount=5000,
     )  # fmt: skip

@@ -3,6 +3,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import stripe
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
@@ -319,22 +320,36 @@ def test_stripe_unreachable_keeps_the_event_for_a_retry(
     paid_member,
     django_capture_on_commit_callbacks,
 ):
+    from subscribers.billing.tasks import process_stripe_event
+
     subscriber, subscription = paid_member()
     fake_stripe.set_subscription(subscription["id"], status="canceled")
     fake_stripe.down = True
 
-    with django_capture_on_commit_callbacks(execute=True):
+    # The event's task is queued, not run: run eagerly, Celery would also run every
+    # retry at once, one after another, instead of minutes apart.
+    with django_capture_on_commit_callbacks() as callbacks:
         response = deliver(
             make_event(
                 "customer.subscription.deleted",
                 fake_stripe.subscriptions[subscription["id"]],
             )
         )
-
     assert response.status_code == 200
+    assert len(callbacks) == 1
     event = StripeEvent.objects.get(type="customer.subscription.deleted")
-    assert event.status in (StripeEvent.Status.RECEIVED, StripeEvent.Status.FAILED)
-    assert event.error
+
+    # The task's first attempt, as a worker runs it: it asks Celery for a retry,
+    # which, called outside a worker, raises Stripe's error.
+    before = timezone.now()
+    with pytest.raises(stripe.APIError):
+        process_stripe_event(event.pk)
+
+    event.refresh_from_db()
+    assert event.status == StripeEvent.Status.RECEIVED
+    assert "upstream down" in event.error
+    # The reconciler leaves it to the task's retry (in 5 s) for a minute more.
+    assert event.retry_at >= before + timedelta(seconds=65)
     assert Membership.objects.get(subscriber=subscriber).status == "active"
 
 

@@ -5,8 +5,8 @@ from django.test import Client
 
 from issues.models import Issue
 from issues.sending import delivery, services
-from subscribers.billing.models import Membership
 from subscribers.sessions import SESSION_KEY
+from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
 from tests.sending.conftest import parse
@@ -39,7 +39,7 @@ def signed_in(subscriber) -> Client:
 def reader_pages(issues) -> list[tuple[Client, str]]:
     free = signed_in(SubscriberFactory(email="free@example.org"))
     canceled = SubscriberFactory(email="lapsed@example.org")
-    Membership.objects.create(
+    MembershipFactory(
         subscriber=canceled, status="canceled", stripe_customer_id="cus_1"
     )
     lapsed = signed_in(canceled)

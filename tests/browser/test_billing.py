@@ -7,8 +7,9 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from subscribers.billing.models import Membership, Tier
+from subscribers.billing.models import Membership
 from tests.billing.stripe_fake import fake_stripe, make_event, sign, stripe_settings
+from tests.factories.billing import TierFactory
 from tests.factories.issues import IssueFactory
 
 __all__ = ["fake_stripe", "stripe_settings"]
@@ -33,12 +34,12 @@ def deliver(live_server, event: dict) -> int:
 def test_a_reader_subscribes_through_checkout_and_then_reads_the_paid_part(
     page, live_server, fake_stripe, stripe_settings
 ):
-    Tier.objects.create(
-        name="Supporter", slug="supporter", monthly_amount=800, yearly_amount=8000,
+    TierFactory(
+        name="Supporter",
+        slug="supporter",
         benefits="Every paid-only issue\nThe paid part of each issue",
-        stripe_product_id="prod_1", stripe_monthly_price_id="price_month",
-        stripe_yearly_price_id="price_year",
-    )  # fmt: skip
+        in_stripe=True,
+    )
     fake_stripe.add_price(price_id="price_year", amount=8000, interval="year")
     IssueFactory(
         published=True,

@@ -166,10 +166,13 @@ def test_paths_out_of_the_media_volume_are_not_served_by_the_proxy(proxy, page):
         settings.MEDIA_ROOT.parent / "secret.txt"
     )
 
-    for path in ("/media/../secret.txt", "/media/%2e%2e/secret.txt",
-                 "/media/innocent.png"):  # fmt: skip
+    # Climbing out is not found (the path is resolved first); the symlink out of
+    # the volume is refused (nginx's disable_symlinks).
+    for path, status in (("/media/../secret.txt", 404),
+                         ("/media/%2e%2e/secret.txt", 404),
+                         ("/media/innocent.png", 403)):  # fmt: skip
         answer = page.request.get(proxy.url + path)
-        assert answer.status in (403, 404), path
+        assert answer.status == status, path
         assert "database password" not in answer.text(), path
 
 

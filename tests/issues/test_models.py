@@ -170,11 +170,6 @@ def test_a_scheduled_issue_needs_a_publish_time():
     assert "publish_at" in excinfo.value.message_dict
 
 
-def test_citation_factory_makes_a_citation():
-    citation = CitationFactory(rank=3)
-    assert citation.issue.papers.get() == citation.paper
-
-
 def _papers_in_this_issue(client, issue) -> list[str]:
     page = client.get(issue.get_absolute_url()).content.decode()
     section = page[page.index('id="papers-heading"') :]

@@ -49,7 +49,7 @@ def test_healthz_names_an_unreachable_broker(client, settings):
     assert response.json()["failing"] == ["broker"]
 
 
-def test_a_real_worker_turns_healthz_green_within_seconds(celery_worker, client):
+def test_a_real_worker_turns_healthz_green(celery_worker, client):
     assert client.get("/healthz").status_code == 503
 
     wait_for(
@@ -60,21 +60,21 @@ def test_a_real_worker_turns_healthz_green_within_seconds(celery_worker, client)
     assert client.get("/healthz").json()["worker"]["ok"] is True
 
 
-def test_a_check_another_app_registers_is_run_and_a_broken_one_fails(
-    client, monkeypatch
-):
+def test_a_check_another_app_registers_is_run_and_a_broken_one_fails(client):
     from newsletter import health
 
     services.record_heartbeat(hostname="worker@test")
-    monkeypatch.setattr(health, "_checks", dict(health._checks))
 
     def broken():
         raise RuntimeError("cannot tell")
 
     health.register_check("extra", lambda: (True, "fine"))
     health.register_check("broken", broken)
-
-    body = client.get("/healthz").json()
+    try:
+        body = client.get("/healthz").json()
+    finally:
+        health.unregister_check("extra")
+        health.unregister_check("broken")
 
     assert body["extra"] == {"ok": True, "detail": "fine"}
     assert body["broken"] == {"ok": False, "detail": "RuntimeError: cannot tell"}

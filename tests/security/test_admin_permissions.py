@@ -18,8 +18,9 @@ from django.utils import timezone
 from issues.models import Issue
 from issues.sending.models import Delivery, EmailEvent, Send
 from newsletter.models import Publication
-from subscribers.billing.models import CheckoutClaim, Membership, StripeEvent, Tier
+from subscribers.billing.models import CheckoutClaim, StripeEvent
 from subscribers.models import Subscriber, Suppression, hash_email
+from tests.factories.billing import MembershipFactory, TierFactory
 from tests.factories.issues import IssueFactory, PaperFactory, TagFactory
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
 from tests.sending.conftest import parse
@@ -122,8 +123,8 @@ def world(db, superuser, viewer):
     PendingSubscriberFactory(email="grace@example.org")
     comped = SubscriberFactory(email="comped@example.org")
     Suppression.objects.create(email_hash=hash_email("gone@example.org"))
-    tier = Tier.objects.create(name="Supporter", slug="supporter", monthly_amount=500)
-    Membership.objects.create(subscriber=comped, tier=tier, complimentary=True)
+    tier = TierFactory()
+    MembershipFactory(subscriber=comped, tier=tier, complimentary=True)
     StripeEvent.objects.create(
         event_id="evt_1",
         type="customer.subscription.updated",

@@ -305,7 +305,7 @@ def test_with_the_broker_down_subscribing_says_try_again(transactional_db, tmp_p
 def published_tasks(settings):
     """Queue tasks for real (to the test broker) and record what was queued."""
     from newsletter.celery import app
-    from tests.conftest import _purge_broker
+    from tests.conftest import empty_broker
 
     published = []
 
@@ -321,7 +321,7 @@ def published_tasks(settings):
     finally:
         before_task_publish.disconnect(record)
         app.conf.task_always_eager = eager
-        _purge_broker()
+        empty_broker()
 
 
 ADDRESSES = [

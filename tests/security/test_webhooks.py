@@ -129,7 +129,8 @@ def test_only_the_configured_providers_webhook_is_mounted(
             assert response.status_code == 404, (path, credentials)
     for credentials in (None, "hook:wrong", "someone:else"):
         response = _forge(client, mounted, credentials)
-        assert response.status_code in (400, 401, 403), credentials
+        # anymail refuses a request that fails its check as a bad request.
+        assert response.status_code == 400, credentials
 
     assert _nothing_changed(victim)
 

@@ -42,11 +42,8 @@ def status(email: str) -> str:
 
 def test_webhook_without_the_secret_is_refused(client):
     make_subscribers(4)
-    assert post(client, "postmark-hard-bounce", auth=None).status_code in (400, 401)
-    assert post(client, "postmark-hard-bounce", auth="hook:wrong").status_code in (
-        400,
-        401,
-    )
+    assert post(client, "postmark-hard-bounce", auth=None).status_code == 400
+    assert post(client, "postmark-hard-bounce", auth="hook:wrong").status_code == 400
     assert status("reader1@example.org") == "active"
     assert not EmailEvent.objects.exists()
 

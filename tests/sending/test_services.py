@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from issues.models import Issue
 from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
 from subscribers.models import Subscriber
+from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers, parse
 
@@ -65,13 +65,11 @@ def test_freezing_writes_one_delivery_per_receiving_subscriber(issue):
     assert not Delivery.objects.filter(email="pending@example.org").exists()
 
 
-def test_paid_segment_comes_from_the_paywall_rule(issue, monkeypatch):
-    make_subscribers(4)
-    monkeypatch.setattr(
-        services,
-        "paid_subscribers_q",
-        lambda: Q(email__in=["reader1@example.org", "reader3@example.org"]),
-    )
+def test_paid_segment_comes_from_the_paywall_rule(issue):
+    readers = make_subscribers(4)
+    MembershipFactory(subscriber=readers[1], status="active")
+    MembershipFactory(subscriber=readers[3], complimentary=True)
+    MembershipFactory(subscriber=readers[2], status="canceled")
     send = services.publish_issue(issue=issue)
     services.freeze_audience(send=send)
     segments = dict(Delivery.objects.values_list("email", "segment"))
@@ -196,13 +194,9 @@ def test_non_ascii_subject_and_sender_are_encoded(outbox):
     assert message["From"].addresses[0].display_name == "Café Ñews"
 
 
-def test_free_readers_get_the_free_part_and_an_invitation(
-    outbox, monkeypatch, paid_enabled
-):
-    make_subscribers(2)
-    monkeypatch.setattr(
-        services, "paid_subscribers_q", lambda: Q(email="reader1@example.org")
-    )
+def test_free_readers_get_the_free_part_and_an_invitation(outbox, paid_enabled):
+    readers = make_subscribers(2)
+    MembershipFactory(subscriber=readers[1], status="active")
     issue = IssueFactory(
         body="Everyone reads this.\n\n<!-- paywall -->\n\nSupporters read this."
     )
@@ -441,32 +435,56 @@ def test_publishing_from_two_places_at_once_makes_one_send():
     assert Send.objects.filter(issue=issue).count() == 1
 
 
-def test_rate_limit_holds_across_callers(settings):
+class FakeClock:
+    """Time that passes only when the limiter sleeps."""
+
+    def __init__(self, start: float) -> None:
+        self.start = self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_rate_limit_holds_across_callers(settings, tmp_path):
     """The leg's own limiter: a file lock embedded, Redis in the services leg."""
     import time
 
-    from issues.sending.ratelimit import get_rate_limiter
+    from issues.sending.ratelimit import FileRateLimiter, RedisRateLimiter
 
-    settings.SENDING_RATE_LIMIT = 20
-    limiter = get_rate_limiter()
-    stamps = []
+    # Whole seconds from now: this run's windows are its own in a shared Redis.
+    clock = FakeClock(start=float(int(time.time())))
 
-    def take(n):
-        for _ in range(n):
+    def caller():
+        # Each worker process builds its own limiter; they share the count.
+        if settings.CELERY_BROKER_URL.startswith("redis://"):
+            return RedisRateLimiter(
+                20, settings.CELERY_BROKER_URL, clock=clock.time, sleep=clock.sleep
+            )
+        return FileRateLimiter(
+            20, tmp_path / "sending-rate", clock=clock.time, sleep=clock.sleep
+        )
+
+    first, second = caller(), caller()
+    sent = []
+    for _ in range(25):
+        for name, limiter in (("first", first), ("second", second)):
             limiter.acquire()
-            stamps.append(time.time())
+            sent.append((int(clock.now - clock.start), name))
 
-    # Start at the beginning of a second so the windows are easy to count.
-    time.sleep(1 - time.time() % 1)
-    callers = [threading.Thread(target=take, args=(25,)) for _ in range(2)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join()
-    per_second = Counter(int(stamp) for stamp in stamps)
-    assert sum(per_second.values()) == 50
-    assert max(per_second.values()) <= 20
-    assert len(per_second) >= 3  # 50 messages at 20/s need three windows
+    per_second = Counter(second for second, _ in sent)
+    assert per_second == {0: 20, 1: 20, 2: 10}
+    # Each window holds both callers' messages: one limit, not one per caller.
+    assert Counter(sent) == {
+        (0, "first"): 10,
+        (0, "second"): 10,
+        (1, "first"): 10,
+        (1, "second"): 10,
+        (2, "first"): 5,
+        (2, "second"): 5,
+    }
 
 
 def test_dkim_signature_covers_the_unsubscribe_headers(issue, outbox, settings):

@@ -13,6 +13,7 @@ stays here, so ``render_send`` finds ``render_segment`` in this module.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import css_inline
 from django.template.loader import render_to_string
@@ -103,7 +104,7 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
     publication = Publication.load()
     body_html, has_more = _issue_html(issue, segment)
     web_url = absolute_url(issue.get_absolute_url())
-    context = {
+    context: dict[str, Any] = {
         "publication": publication,
         "issue": issue,
         "body_html": _email_body(body_html, web_url=web_url),

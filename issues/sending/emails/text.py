@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import cast
 
 # Code is set aside while the prose around it is tidied, then put back as it was.
 _CODE = "\x00{}\x00"
@@ -196,7 +197,8 @@ class _TextExtractor(HTMLParser):
         if action == "skip":
             self.skip = max(0, self.skip - 1)
         elif action == "pre":
-            self.code.append("".join(self.pre).removeprefix("\n").rstrip("\n"))
+            pre = cast("list[str]", self.pre)  # set when the <pre> opened
+            self.code.append("".join(pre).removeprefix("\n").rstrip("\n"))
             self.pre = None
             self._break()
             self._write(_CODE.format(len(self.code) - 1))
@@ -208,10 +210,11 @@ class _TextExtractor(HTMLParser):
             label = "".join(target[start:]).strip()
             # A bare address written as a link (<https://…>) is not repeated.
             shown = href and label not in (href, href.removeprefix("mailto:"))
-            if shown and not href.startswith("#") and not self.skip:
+            if shown and not cast(str, href).startswith("#") and not self.skip:
                 self._write(f" ({href})")
         elif action == "note":
-            text = re.sub(r"\s+", " ", "".join(self.note)).strip()
+            note = cast("list[str]", self.note)  # set when the note opened
+            text = re.sub(r"\s+", " ", "".join(note)).strip()
             self.note = None
             self.notes.append(text)
         elif action == "code":

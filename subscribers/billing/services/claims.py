@@ -45,7 +45,8 @@ def hold_checkout(
         },
     )
     if created:
-        tasks.send_checkout_claim_email.delay_on_commit(claim.pk)
+        # The app's tasks are DjangoTasks; the stubs type shared_task as Task.
+        tasks.send_checkout_claim_email.delay_on_commit(claim.pk)  # type: ignore[attr-defined]
     return claim
 
 

@@ -159,9 +159,12 @@ def requeue_stuck_stripe_events(
 def _checkout_session_completed(session: dict[str, Any]) -> bool:
     if session.get("mode") != "subscription" or not session.get("subscription"):
         return False
-    subscriber = Subscriber.objects.filter(
-        pk=as_int(session.get("client_reference_id"))
-    ).first()
+    subscriber_id = as_int(session.get("client_reference_id"))
+    subscriber = (
+        Subscriber.objects.filter(pk=subscriber_id).first()
+        if subscriber_id is not None
+        else None
+    )
     if subscriber is None:
         logger.warning("Checkout %s names no known subscriber", session.get("id"))
         return False
@@ -234,7 +237,8 @@ def _invoice_payment_failed(invoice: dict[str, Any]) -> bool:
     if membership.last_failed_invoice_attempt != attempt:
         membership.last_failed_invoice_attempt = attempt
         membership.save(update_fields=["last_failed_invoice_attempt", "updated"])
-        tasks.send_billing_email.delay_on_commit(
+        # The app's tasks are DjangoTasks; the stubs type shared_task as Task.
+        tasks.send_billing_email.delay_on_commit(  # type: ignore[attr-defined]
             membership.pk,
             "payment_failed",
             {"hosted_invoice_url": invoice.get("hosted_invoice_url") or ""},

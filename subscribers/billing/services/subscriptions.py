@@ -70,9 +70,9 @@ def _find_membership(
         stripe_subscription_id=subscription_id
     ).first()
     if membership is None and subscriber is None:
-        subscriber = Subscriber.objects.filter(
-            pk=as_int(metadata.get("subscriber_id"))
-        ).first()
+        subscriber_id = as_int(metadata.get("subscriber_id"))
+        if subscriber_id is not None:
+            subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
         if subscriber is not None and needs_proof(
             subscriber=subscriber, subscription_id=subscription_id, metadata=metadata
         ):
@@ -199,5 +199,6 @@ def apply_subscription(
             email = "ended"
     membership.save()
     if email:
-        tasks.send_billing_email.delay_on_commit(membership.pk, email, {})
+        # The app's tasks are DjangoTasks; the stubs type shared_task as Task.
+        tasks.send_billing_email.delay_on_commit(membership.pk, email, {})  # type: ignore[attr-defined]
     return membership

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django.core.management.base import BaseCommand, CommandError
 
 from issues.models import Issue
@@ -35,12 +37,14 @@ class Command(BaseCommand):
                 )
             )
         elif already:
+            send = cast(Send, send)  # an issue with a send gets it back
             self.stdout.write(
                 f"“{issue}” was already published; its send is "
                 f"{send.get_status_display().lower()} "
                 f"({send.sent_count} of {send.total} sent). Nothing more was sent."
             )
         else:
+            send = cast(Send, send)  # a new send, just made
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Published “{issue}”; sending to {count} subscribers "
