@@ -172,7 +172,8 @@ def test_two_workers_share_one_rendering_of_the_email(
     assert send.sent_count == 400
     assert set(Counter(smtp_server.recipients()).values()) == {1}
     logs = [worker.output() for worker in workers]
-    # Many batch tasks ran, in four worker processes; one process rendered, once.
+    # Every one of the send's eight batch tasks ran, in four worker processes,
+    # and loaded the email; one process rendered it, once.
     assert sum(log.count("Rendered the email of send") for log in logs) == 1
     ran = sum(log.count("tasks.deliver_send[") for log in logs)
-    assert ran > 8
+    assert ran >= 8
