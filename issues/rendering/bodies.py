@@ -24,9 +24,7 @@ class RenderedBody:
 
     @property
     def references(self) -> list[Reference]:
-        refs = list(self.free_references)
-        refs += [ref for ref in self.paid_references if ref not in refs]
-        return refs
+        return list(dict.fromkeys(self.free_references + self.paid_references))
 
     @property
     def unknown_references(self) -> list[Reference]:

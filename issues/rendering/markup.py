@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from functools import cache
-from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
@@ -38,12 +38,12 @@ def _markdown() -> MarkdownIt:
 
 
 def _collect_references(tokens) -> list[Reference]:
-    found: list[Reference] = []
+    found: dict[Reference, None] = {}  # ordered, and a set: one lookup per ref
     for token in tokens:
         for child in token.children or ():
-            if child.type == "paper_ref" and child.meta["ref"] not in found:
-                found.append(child.meta["ref"])
-    return found
+            if child.type == "paper_ref":
+                found.setdefault(child.meta["ref"], None)
+    return list(found)
 
 
 @dataclass
@@ -107,46 +107,48 @@ _CARD_PARTS = {"paper-card-meta", "paper-card-links"}
 _VOID_TAGS = {"area", "br", "col", "embed", "hr", "img", "input", "source", "wbr"}
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0  # depth inside a skipped element
-
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag in _VOID_TAGS:
-            self.parts.append(" ")
-            return
-        classes = set((dict(attrs).get("class") or "").split())
-        if self._skipping or tag in _SKIPPED_TAGS or classes & _SKIPPED_CLASSES:
-            self._skipping += 1
-        elif classes & _CARD_PARTS:
-            self.parts.append(" — ")
-        else:
-            # Any element boundary may separate words (cells, items, blocks);
-            # a space too many is collapsed below.
-            self.parts.append(" " if tag not in _INLINE_TAGS else "")
-
-    def handle_endtag(self, tag) -> None:
-        if self._skipping:
-            self._skipping -= 1
-        elif tag not in _INLINE_TAGS:
-            self.parts.append(" ")
-
-    def handle_data(self, data) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
 _INLINE_TAGS = {
     "a", "abbr", "b", "code", "del", "em", "i", "ins", "kbd", "mark", "q", "s",
     "small", "span", "strong", "sub", "sup", "u",
 }  # fmt: skip
+# The sanitizer's output is well-formed: comments gone, every attribute value in
+# double quotes (a ">" may sit inside one, a '"' never does). So a tag is "<", a
+# name, then characters or quoted values up to ">": parts that start with
+# different characters, read once, without backtracking.
+_TAG = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9]*)((?:[^>"]|"[^"]*")*)>')
+_CLASS = re.compile(r'\sclass="([^"]*)"')
 
 
 def html_to_text(html_text: str) -> str:
     """Return the readable text of rendered HTML, whitespace collapsed."""
-    parser = _TextExtractor()
-    parser.feed(html_text or "")
-    parser.close()
-    return " ".join("".join(parser.parts).split())
+    html_text = html_text or ""
+    parts: list[str] = []
+    skipping = 0  # depth inside a skipped element
+    last = 0
+    for tag in _TAG.finditer(html_text):
+        if not skipping and tag.start() > last:
+            parts.append(html.unescape(html_text[last : tag.start()]))
+        last = tag.end()
+        closing, name = tag[1], tag[2].lower()
+        if closing:
+            if skipping:
+                skipping -= 1
+            elif name not in _INLINE_TAGS:
+                parts.append(" ")
+            continue
+        if name in _VOID_TAGS:
+            parts.append(" ")
+            continue
+        found = _CLASS.search(tag[3]) if "class=" in tag[3] else None
+        classes = set(html.unescape(found[1]).split()) if found else set()
+        if skipping or name in _SKIPPED_TAGS or classes & _SKIPPED_CLASSES:
+            skipping += 1
+        elif classes & _CARD_PARTS:
+            parts.append(" — ")
+        else:
+            # Any element boundary may separate words (cells, items, blocks);
+            # a space too many is collapsed below.
+            parts.append(" " if name not in _INLINE_TAGS else "")
+    if not skipping:
+        parts.append(html.unescape(html_text[last:]))
+    return " ".join("".join(parts).split())
