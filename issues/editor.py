@@ -15,6 +15,8 @@ from django.views.decorators.http import require_POST
 from PIL import Image, UnidentifiedImageError
 
 from .rendering import markdownify as render_preview
+from .rendering.limits import ContentTooLarge, check_markdown
+from .rendering.markup import refused_html
 
 # Formats a browser shows inline; SVG is left out because it can carry scripts.
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
@@ -35,8 +37,17 @@ def staff_only(view):
 @require_POST
 @staff_only
 def markdownify(request: HttpRequest) -> HttpResponse:
-    """Return the live preview of the posted Markdown."""
-    return HttpResponse(render_preview(request.POST.get("content", "")))
+    """Return the live preview of the posted Markdown.
+
+    Text over a limit gets a 400 whose body (shown in the preview all the same)
+    says what is too large; it reaches no parser.
+    """
+    content = request.POST.get("content", "")
+    try:
+        check_markdown(content)
+    except ContentTooLarge as exc:
+        return HttpResponse(refused_html(exc, preview=True), status=400)
+    return HttpResponse(render_preview(content))
 
 
 def _upload_error(message: str) -> JsonResponse:

@@ -12,6 +12,7 @@ from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import _highlight
+from .limits import ContentTooLarge, check_html, check_markdown
 from .references import (
     Reference,
     _mark_card_references,
@@ -21,11 +22,22 @@ from .references import (
 )
 from .sanitizer import sanitize
 
+# How deep markdown-it nests blocks (each list level takes two): above the deepest
+# text the limits let through (QUIRE_BODY_MAX_DEPTH), so nothing is dropped; it
+# still stops the parser's recursion.
+MAX_BLOCK_NESTING = 100
+# Inside a paragraph (links in links, brackets) the preset's 20 is plenty, and the
+# parser's work on unclosed brackets grows with it: 100 made "[[arxiv:" repeated
+# 20,000 times take four seconds instead of one.
+MAX_INLINE_NESTING = 20
 
-@cache
-def _markdown() -> MarkdownIt:
+
+def _build(max_nesting: int) -> MarkdownIt:
     md = (
-        MarkdownIt("commonmark", {"html": True, "highlight": _highlight})
+        MarkdownIt(
+            "commonmark",
+            {"html": True, "highlight": _highlight, "maxNesting": max_nesting},
+        )
         .enable(["table", "strikethrough"])
         .use(footnote_plugin)
         .use(anchors_plugin, min_level=2, max_level=4, permalink=True,
@@ -35,6 +47,28 @@ def _markdown() -> MarkdownIt:
     md.core.ruler.push("paper_cards", _mark_card_references)
     md.add_render_rule("paper_ref", _render_reference)
     return md
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    md = _build(MAX_BLOCK_NESTING)
+    md.core.ruler.at("inline", _parse_inline)
+    return md
+
+
+@cache
+def _inline_markdown() -> MarkdownIt:
+    return _build(MAX_INLINE_NESTING)
+
+
+def _parse_inline(state) -> None:
+    """Parse paragraphs' inline content with the parser that nests less deep."""
+    inline_md = _inline_markdown()
+    for token in state.tokens:
+        if token.type == "inline":
+            if token.children is None:
+                token.children = []
+            inline_md.inline.parse(token.content, inline_md, state.env, token.children)
 
 
 def _collect_references(tokens) -> list[Reference]:
@@ -60,13 +94,38 @@ def _parse(text: str) -> _Parsed:
 
 
 def _render(parsed: _Parsed, papers: dict, *, preview: bool = False) -> str:
+    """Return the parsed Markdown as sanitized HTML.
+
+    Raises ContentTooLarge if the HTML would nest too deep for the sanitizer.
+    """
     md = _markdown()
-    env = {**parsed.env, "papers": papers, "preview": preview}
-    return sanitize(md.renderer.render(parsed.tokens, md.options, env))
+    env = {**parsed.env, "papers": papers, "preview": preview, "cards": {}}
+    html_text = md.renderer.render(parsed.tokens, md.options, env)
+    check_html(html_text)
+    return sanitize(html_text)
+
+
+def refused_html(exc: ContentTooLarge, *, preview: bool = False) -> str:
+    """Return what shows in place of text over a limit: why, and how to fix it.
+
+    Built here, escaped, never parsed: the text it replaces reaches no parser.
+    """
+    title = "This text was not rendered." if preview else "This text cannot be shown."
+    return (
+        '<div class="content-refused"><p><strong>'
+        f"{title}</strong> {html.escape(exc.message)}</p></div>"
+    )
 
 
 def find_references(text: str) -> list[Reference]:
-    """Return the paper references in Markdown, in order of first appearance."""
+    """Return the paper references in Markdown, in order of first appearance.
+
+    None for text over a limit: it renders as a notice that cites nothing.
+    """
+    try:
+        check_markdown(text)
+    except ContentTooLarge:
+        return []
     return _parse(text).references
 
 
@@ -80,11 +139,19 @@ def find_unknown_references(text: str) -> list[Reference]:
 def render_markdown(
     text: str, *, papers: dict | None = None, preview: bool = False
 ) -> str:
-    """Return Markdown rendered to sanitized HTML (see the module docstring)."""
-    parsed = _parse(text)
-    if papers is None:
-        papers = resolve_references(parsed.references)
-    return _render(parsed, papers, preview=preview)
+    """Return Markdown rendered to sanitized HTML (see the module docstring).
+
+    Text over a limit (issues.rendering.limits) is never parsed: the result is a
+    notice saying what is too large.
+    """
+    try:
+        check_markdown(text)
+        parsed = _parse(text)
+        if papers is None:
+            papers = resolve_references(parsed.references)
+        return _render(parsed, papers, preview=preview)
+    except ContentTooLarge as exc:
+        return refused_html(exc, preview=preview)
 
 
 # The permalink the anchors plugin puts in every heading: <a class="header-anchor"

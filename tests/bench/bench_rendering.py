@@ -1,4 +1,4 @@
-"""Rendering a body with 20,000 paper references.
+"""Rendering a body with 20,000 paper references, and refusing hostile bodies.
 
 Run: `make bench BENCH_ARGS=rendering` (or `python -m tests.bench.bench_rendering`).
 Uses a throwaway database, quire_bench_rendering, on BENCH_POSTGRES_URL (default
@@ -8,8 +8,10 @@ Measures, as the median of a few runs:
 
 - render_issue_body of a body citing 20,000 papers (10,000 by arXiv id, half of
   them stored with a version, and 10,000 by DOI), ten references a paragraph;
-  target: under a second, every reference resolved, in one query; the same
-  number of references to a library of 1,000 papers.
+  target: under a second, every reference resolved, in one query;
+- the limits' scan (check_markdown) of a 1,000,000-character body that passes;
+- the time to refuse each hostile body (60 KB of nested emphasis, 50,000 nested
+  <div>, 20,000 unclosed "[[arxiv:"), which reaches no parser.
 """
 
 import os
@@ -66,6 +68,7 @@ def main() -> int:
 
         from issues.models import Paper
         from issues.rendering import render_issue_body, resolve_references
+        from issues.rendering.limits import ContentTooLarge, check_markdown
 
         call_command("migrate", verbosity=0)
         half = REFERENCES // 2
@@ -125,6 +128,30 @@ def main() -> int:
             f"({len(queries) // RUNS} query per render)"
         )
 
+        long_body = ("A sentence of a long research issue, *with emphasis*. " * 18
+                     + "\n\n") * 1_000  # fmt: skip
+        long_body = long_body[:1_000_000]
+        seconds, _ = _median_seconds(lambda: check_markdown(long_body))
+        print(f"check_markdown, {len(long_body):,} characters (passes): "
+              f"{seconds:6.3f} s")  # fmt: skip
+
+        hostile = {
+            "60 KB of nested emphasis": "*a " * 10_000 + "b" + " a*" * 10_000,
+            "50,000 nested <div>": "<div>" * 50_000,
+            '20,000 unclosed "[[arxiv:"': "[[arxiv:" * 20_000,
+        }
+        for name, text in hostile.items():
+            seconds, rendered = _median_seconds(
+                lambda text=text: render_issue_body(text)
+            )
+            refused = "content-refused" in rendered.body_html
+            try:
+                check_markdown(text)
+                why = "passes the limits"
+            except ContentTooLarge:
+                why = "refused"
+            print(f"render_issue_body, {name}: {seconds:6.3f} s ({why}"
+                  f"{', shown as a notice' if refused else ''})")  # fmt: skip
         connection.close()
     finally:
         drop_database(DB_NAME)
