@@ -13,6 +13,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import _highlight
 from .limits import ContentTooLarge, check_html, check_markdown
+from .rawtext import escape_unclosed_raw_text, html_block_unless_unclosed
 from .references import (
     Reference,
     _mark_card_references,
@@ -44,7 +45,9 @@ def _build(max_nesting: int) -> MarkdownIt:
              permalinkSymbol="#")
     )  # fmt: skip
     md.inline.ruler.before("link", "paper_ref", _reference_rule)
+    md.block.ruler.at("html_block", html_block_unless_unclosed)
     md.core.ruler.push("paper_cards", _mark_card_references)
+    md.core.ruler.push("raw_text_tags", escape_unclosed_raw_text)
     md.add_render_rule("paper_ref", _render_reference)
     return md
 

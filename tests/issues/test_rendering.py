@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from issues.models import Paper
+from issues.models import Issue, Paper
 from issues.rendering import (
     find_references,
     markdownify,
@@ -11,7 +11,7 @@ from issues.rendering import (
     render_markdown,
     sanitize,
 )
-from tests.factories.issues import PaperFactory
+from tests.factories.issues import IssueFactory, PaperFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -249,3 +249,46 @@ def test_a_reference_value_is_at_most_200_characters():
     assert [str(r) for r in find_references(f"[[doi:{long_doi[:200]}]]")] == [
         f"[[doi:{long_doi[:200]}]]"
     ]
+
+
+# --- Unclosed raw-text elements ----------------------------------------------------
+@pytest.mark.parametrize("tag", ["script", "style", "textarea", "SCRIPT src=x.js"])
+@pytest.mark.parametrize("where", ["own line", "in a sentence", "in an HTML block"])
+def test_an_unclosed_script_or_style_shows_as_text_and_keeps_the_rest(tag, where):
+    opening = f"<{tag}>"
+    intro = {
+        "own line": f"Intro.\n\n{opening}\n\n",
+        "in a sentence": f"Intro with {opening} inside.\n\n",
+        "in an HTML block": f"<div>{opening}\n\n",
+    }[where]
+    body = intro + "The next paragraph.\n\n## A heading\n\nMore **text**."
+
+    rendered = render_issue_body(body)
+
+    escaped = f"&lt;{tag}&gt;"
+    assert escaped in rendered.body_html
+    assert "<p>The next paragraph.</p>" in rendered.body_html
+    assert '<h2 id="a-heading">' in rendered.body_html
+    assert "<strong>text</strong>" in rendered.body_html
+    assert "next paragraph" in rendered.free_text
+
+
+def test_a_closed_script_is_still_dropped_whole():
+    html = render_markdown("Before.\n\n<script>alert(1)</script>\n\nAfter.")
+
+    assert "alert" not in html and "script" not in html
+    assert "<p>Before.</p>" in html and "<p>After.</p>" in html
+
+
+def test_an_unclosed_style_in_an_issue_shows_the_rest_on_its_page(client):
+    issue = IssueFactory(
+        published=True,
+        body="Intro.\n\n<style>\n\nEverything after the style.\n\n## Results\n\nDone.",
+    )
+
+    page = client.get(issue.get_absolute_url()).content.decode()
+
+    assert "&lt;style&gt;" in Issue.objects.get().body_html
+    assert "&lt;style&gt;" in page
+    assert "<p>Everything after the style.</p>" in page
+    assert "Results" in page and "<p>Done.</p>" in page
