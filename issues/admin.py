@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from markdownx.models import MarkdownxField
 from markdownx.widgets import AdminMarkdownxWidget
 
+from .images import ImageUploadField
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 from .sending.admin import SendingAdminMixin
@@ -40,6 +41,8 @@ class IssueAdminForm(forms.ModelForm):
             "title", "slug", "subtitle", "body", "status", "publish_at",
             "published_at", "access", "tags", "cover_image", "cover_alt",
         ]  # fmt: skip
+        # A cover too large to decode is refused from its header, saying so.
+        field_classes = {"cover_image": ImageUploadField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

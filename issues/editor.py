@@ -9,11 +9,12 @@ import uuid
 from functools import wraps
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
-from PIL import Image, UnidentifiedImageError
 
+from .images import check_image
 from .rendering import markdownify as render_preview
 from .rendering.limits import ContentTooLarge, check_markdown
 from .rendering.markup import refused_html
@@ -68,17 +69,14 @@ def upload_image(request: HttpRequest) -> JsonResponse:
             f"{limit / 1e6:.1f} MB. Resize it and try again."
         )
     try:
-        with Image.open(upload) as image:
-            image_format = image.format
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return _upload_error("This file is not an image Quire can show.")
-    extension = IMAGE_FORMATS.get(image_format or "")
+        image_format = check_image(upload)
+    except ValidationError as exc:
+        return _upload_error(exc.messages[0])
+    extension = IMAGE_FORMATS.get(image_format)
     if extension is None:
         return _upload_error(
             f"{image_format} images are not accepted; use JPEG, PNG, GIF or WebP."
         )
-    upload.seek(0)
     name = default_storage.save(f"markdownx/{uuid.uuid4().hex}.{extension}", upload)
     alt = upload.name.rsplit(".", 1)[0].replace("]", "").replace("[", "")[:100]
     return JsonResponse({"image_code": f"![{alt}]({default_storage.url(name)})"})

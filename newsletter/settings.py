@@ -413,6 +413,12 @@ MARKDOWNX_SERVER_CALL_LATENCY = 400  # ms of typing pause before the preview upd
 # Largest image an author may upload into an issue (bytes).
 QUIRE_UPLOAD_MAX_BYTES = env.int("QUIRE_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 MARKDOWNX_UPLOAD_MAX_SIZE = QUIRE_UPLOAD_MAX_BYTES
+# Largest image, in pixels (width x height), an author may upload (the editor and
+# the cover image). Pillow is told the same (Image.MAX_IMAGE_PIXELS, set in
+# IssuesConfig.ready), so a small file that claims 30000x30000 pixels (a
+# "decompression bomb") is refused from its header, never decoded. 50 million
+# pixels take in a 48-megapixel photo (8000x6000).
+QUIRE_IMAGE_MAX_PIXELS = env.int("QUIRE_IMAGE_MAX_PIXELS", default=50_000_000)
 # Limits on what an author writes in Markdown (issue bodies, paper summaries),
 # checked on save and again before any parser sees the text: a body over one is
 # refused with a message naming the line, and never reaches the Markdown parser,

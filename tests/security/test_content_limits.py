@@ -1,11 +1,17 @@
 """Content that native code cannot take is refused, through every door, and changes
 nothing: a body nested thousands deep (it crashed the email's CSS inliner), one too
-long or with a huge table.
+long or with a huge table, and an image that decodes to gigabytes.
 """
+
+import io
+import struct
+import zlib
+from functools import cache
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from issues.models import Issue, Paper
@@ -255,3 +261,77 @@ def test_check_markdown_names_the_deepest_line_of_unclosed_html():
     # The deepest point, where the author has most to close.
     assert refused.value.line == 47
     assert "nested 45 levels deep at line 47" in refused.value.message
+
+
+# --- Decompression bombs --------------------------------------------------------------
+@cache
+def _png_claiming(width: int, height: int) -> bytes:
+    """Return a PNG of a few kilobytes that decodes to width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    # One bit per pixel, every row zero: it compresses a thousandfold.
+    row = b"\x00" * (1 + (width + 7) // 8)
+    compressor, idat = zlib.compressobj(9), io.BytesIO()
+    for _ in range(height):
+        idat.write(compressor.compress(row))
+    idat.write(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", idat.getvalue())
+        + chunk(b"IEND", b"")
+    )
+
+
+# Past twice Pillow's limit it raises; between once and twice, it only warns.
+BOMBS = {"30000x30000": (30_000, 30_000), "8000x8000": (8_000, 8_000)}
+
+
+@pytest.mark.parametrize("size", BOMBS)
+def test_an_editor_upload_of_a_decompression_bomb_gets_a_400(
+    editor_client, media, size
+):
+    png = _png_claiming(*BOMBS[size])
+    assert len(png) < 200_000
+
+    response = editor_client.post(
+        "/markdownx/upload/",
+        {"image": SimpleUploadedFile("bomb.png", png, content_type="image/png")},
+    )
+
+    assert response.status_code == 400
+    (message,) = response.json()["image"]
+    assert "more than 50 million pixels" in message and "Resize it" in message
+    assert not media.exists() or not any(media.rglob("*.png"))
+
+
+@pytest.mark.parametrize("size", BOMBS)
+def test_a_decompression_bomb_as_cover_image_is_a_form_error(
+    editor_client, media, size
+):
+    bomb = SimpleUploadedFile(
+        "cover.png", _png_claiming(*BOMBS[size]), content_type="image/png"
+    )
+
+    response = editor_client.post(
+        reverse("admin:issues_issue_add"), _issue_form(cover_image=bomb)
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["cover_image"]
+    assert "more than 50 million pixels" in errors[0]
+    assert not Issue.objects.exists()
+    assert not media.exists() or not any(media.rglob("*.png"))
+
+
+def test_pillow_is_told_the_limit_so_nothing_else_decodes_a_bomb():
+    from PIL import Image
+
+    # 144 million pixels: under twice Pillow's own default (89 million), where
+    # it would only warn, but over twice Quire's 50 million.
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(_png_claiming(12_000, 12_000)))
