@@ -224,25 +224,34 @@ def measure_html(
     """
     elements = OpenElements()
     deepest = 0
-    pos = text.find("<")
+    plain_tag, find = _PLAIN_TAG.match, text.find
+    pos = find("<")
     while pos >= 0:
-        markup = read_markup(text, pos)
-        if markup.kind == START:
-            table = elements.start(markup.name)
-            deepest = max(deepest, elements.depth)
+        # Most tags are plain (the renderer's own): read them without the reader.
+        plain = plain_tag(text, pos)
+        if plain is not None:
+            kind, end, name = END if plain[1] else START, plain.end(), plain[2]
+        else:
+            markup = read_markup(text, pos)
+            kind, end, name = markup.kind, markup.end, markup.name
+        if kind == START:
+            name = name.lower()
+            table = elements.start(name)
+            if elements.depth > deepest:
+                deepest = elements.depth
             if table is not None and table.rows > max_rows:
                 return HtmlTooLarge("rows", table.rows)
             if table is not None and table.cells > max_cells:
                 return HtmlTooLarge("cells", table.cells)
-            if markup.name in RAW_TEXT_TAGS or markup.name == PLAINTEXT_TAG:
-                end = raw_text_end(text, markup.name, markup.end)
-                if end < 0:
+            if name in RAW_TEXT_TAGS or name == PLAINTEXT_TAG:
+                raw_end = raw_text_end(text, name, end)
+                if raw_end < 0:
                     break  # the rest is text
-                pos = text.find("<", end)
+                pos = find("<", raw_end)
                 continue
-        elif markup.kind == END:
-            elements.end(markup.name)
-        elif markup.kind == UNTERMINATED:
+        elif kind == END:
+            elements.end(name.lower())
+        elif kind == UNTERMINATED:
             break  # the rest is inside a tag or comment
-        pos = text.find("<", markup.end)
+        pos = find("<", end)
     return HtmlTooLarge("depth", deepest) if deepest > max_depth else None
