@@ -14,6 +14,7 @@ from markdownx.models import MarkdownxField
 from markdownx.widgets import AdminMarkdownxWidget
 
 from . import services
+from .images import ImageUploadField
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 from .sending.admin import SendingAdminMixin
@@ -54,6 +55,8 @@ class IssueAdminForm(forms.ModelForm):
             "title", "slug", "subtitle", "body", "status", "publish_at",
             "published_at", "access", "tags", "cover_image", "cover_alt",
         ]  # fmt: skip
+        # A cover too large to decode is refused from its header, saying so.
+        field_classes = {"cover_image": ImageUploadField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -10,12 +10,15 @@ from functools import wraps
 from typing import cast
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
-from PIL import Image, UnidentifiedImageError
 
+from .images import check_image
 from .rendering import markdownify as render_preview
+from .rendering.limits import ContentTooLarge, check_markdown
+from .rendering.markup import refused_html
 
 # Formats a browser shows inline; SVG is left out because it can carry scripts.
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
@@ -36,8 +39,17 @@ def staff_only(view):
 @require_POST
 @staff_only
 def markdownify(request: HttpRequest) -> HttpResponse:
-    """Return the live preview of the posted Markdown."""
-    return HttpResponse(render_preview(request.POST.get("content", "")))
+    """Return the live preview of the posted Markdown.
+
+    Text over a limit gets a 400 whose body (shown in the preview all the same)
+    says what is too large; it reaches no parser.
+    """
+    content = request.POST.get("content", "")
+    try:
+        check_markdown(content)
+    except ContentTooLarge as exc:
+        return HttpResponse(refused_html(exc, preview=True), status=400)
+    return HttpResponse(render_preview(content))
 
 
 def _upload_error(message: str) -> JsonResponse:
@@ -60,17 +72,14 @@ def upload_image(request: HttpRequest) -> JsonResponse:
             f"{limit / 1e6:.1f} MB. Resize it and try again."
         )
     try:
-        with Image.open(upload) as image:
-            image_format = image.format
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return _upload_error("This file is not an image Quire can show.")
-    extension = IMAGE_FORMATS.get(image_format or "")
+        image_format = check_image(upload)
+    except ValidationError as exc:
+        return _upload_error(exc.messages[0])
+    extension = IMAGE_FORMATS.get(image_format)
     if extension is None:
         return _upload_error(
             f"{image_format} images are not accepted; use JPEG, PNG, GIF or WebP."
         )
-    upload.seek(0)
     name = default_storage.save(f"markdownx/{uuid.uuid4().hex}.{extension}", upload)
     alt = filename.rsplit(".", 1)[0].replace("]", "").replace("[", "")[:100]
     return JsonResponse({"image_code": f"![{alt}]({default_storage.url(name)})"})

@@ -17,6 +17,7 @@ from .identifiers import (
 )
 from .pagecache import pages
 from .rendering import render_issue_body, render_markdown
+from .rendering.limits import validate_markdown_limits
 
 
 def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:
@@ -105,7 +106,9 @@ class Paper(models.Model):
         help_text="The official code repository, if any.",
     )  # fmt: skip
     summary = MarkdownxField(
-        blank=True, help_text="Your short summary, in Markdown; shown on its page."
+        blank=True,
+        validators=[validate_markdown_limits],
+        help_text="Your short summary, in Markdown; shown on its page.",
     )
     summary_html = models.TextField(blank=True, editable=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="papers")
@@ -206,6 +209,8 @@ class Issue(models.Model):
     )
     body = MarkdownxField(
         blank=True,
+        # Refused on save when too long or nested too deep (see README, Limits).
+        validators=[validate_markdown_limits],
         help_text="Markdown. Cite a paper with [[arxiv:2201.03545]], "
         "[[doi:10.…]] or [[paper:slug]] to show its card and list it under "
         '"Papers in this issue". Put a line &lt;!-- paywall --&gt; where the part for '

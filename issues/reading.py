@@ -15,6 +15,8 @@ from django.utils.text import Truncator
 
 from .access import request_has_paid_access
 from .models import Issue, IssueQuerySet
+from .rendering.limits import ContentTooLarge, check_html
+from .rendering.markup import refused_html
 
 
 def paid_access(request: HttpRequest) -> bool:
@@ -41,10 +43,36 @@ def readable_body(issue: Issue, *, paid_access: bool) -> ReadableBody:
     access only ever need free_html and paid_html; those with it, body_html.
     """
     if paid_access:
-        return ReadableBody(issue.body_html, False)
+        return ReadableBody(_checked(issue, issue.body_html), False)
     if issue.is_paid_only and not issue.has_paywall:
         return ReadableBody("", True)
-    return ReadableBody(issue.free_html, issue.has_paywall or issue.is_paid_only)
+    return ReadableBody(
+        _checked(issue, issue.free_html), issue.has_paywall or issue.is_paid_only
+    )
+
+
+# Stored HTML found safe, by issue and version: each is read once per process.
+_SAFE: set[tuple] = set()
+
+
+def _checked(issue: Issue, html_text: str) -> str:
+    """Return stored HTML, or a notice if it would nest too deep for native code.
+
+    Everything rendered since the limits existed is within them; HTML stored
+    before (a body of 50,000 nested <div>) would crash the email's CSS inliner,
+    which gets what this returns. Checked once per issue version, so pages do
+    not pay for it.
+    """
+    key = (issue.pk, issue.updated, len(html_text))
+    if issue.pk is not None and key in _SAFE:
+        return html_text
+    try:
+        check_html(html_text)
+    except ContentTooLarge as exc:
+        return refused_html(exc)
+    if issue.pk is not None:
+        _SAFE.add(key)
+    return html_text
 
 
 def public_description(issue: Issue, *, words: int = 40) -> str:

@@ -423,6 +423,29 @@ MARKDOWNX_SERVER_CALL_LATENCY = 400  # ms of typing pause before the preview upd
 # Largest image an author may upload into an issue (bytes).
 QUIRE_UPLOAD_MAX_BYTES = env.int("QUIRE_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 MARKDOWNX_UPLOAD_MAX_SIZE = QUIRE_UPLOAD_MAX_BYTES
+# Largest image, in pixels (width x height), an author may upload (the editor and
+# the cover image). Pillow is told the same (Image.MAX_IMAGE_PIXELS, set in
+# IssuesConfig.ready), so a small file that claims 30000x30000 pixels (a
+# "decompression bomb") is refused from its header, never decoded. 50 million
+# pixels take in a 48-megapixel photo (8000x6000).
+QUIRE_IMAGE_MAX_PIXELS = env.int("QUIRE_IMAGE_MAX_PIXELS", default=50_000_000)
+# Limits on what an author writes in Markdown (issue bodies, paper summaries),
+# checked on save and again before any parser sees the text: a body over one is
+# refused with a message naming the line, and never reaches the Markdown parser,
+# the sanitizer or the email's CSS inliner (native code that crashes on text
+# nested thousands deep). A long research issue (20,000 words, a top-100 table)
+# is far below each; see "Limits" in README.md.
+# Characters in one body: about a 500-page book.
+QUIRE_BODY_MAX_CHARS = env.int("QUIRE_BODY_MAX_CHARS", default=1_000_000)
+# Levels of quotes, lists, emphasis and HTML elements inside each other. The
+# Markdown parser nests at most 100 levels, so values above 45 gain nothing.
+QUIRE_BODY_MAX_DEPTH = env.int("QUIRE_BODY_MAX_DEPTH", default=40)
+# Rows (header included) and cells of one table, Markdown or HTML.
+QUIRE_TABLE_MAX_ROWS = env.int("QUIRE_TABLE_MAX_ROWS", default=1_000)
+QUIRE_TABLE_MAX_CELLS = env.int("QUIRE_TABLE_MAX_CELLS", default=10_000)
+# Form data in one request: room for the longest body with most characters
+# escaped in the POST (Django's default, 2.5 MB, would refuse it first, unexplained).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * QUIRE_BODY_MAX_CHARS + 1024 * 1024
 # Seconds a server process keeps an issue page rendered for anonymous readers
 # (edits show at once; 0 turns it off).
 QUIRE_PAGE_CACHE_SECONDS = env.int("QUIRE_PAGE_CACHE_SECONDS", default=120)

@@ -34,9 +34,19 @@ The public API:
     ``render_markdown`` with unknown references shown as errors and the paywall break
     shown as a marker.
 
+``check_markdown(text)``
+    Raise ``ContentTooLarge`` (its message names the line and the fix) for text over
+    Quire's limits: length, nesting, table size (``QUIRE_BODY_MAX_*``,
+    ``QUIRE_TABLE_MAX_*``). Every function above checks first and, for such text,
+    returns a notice saying what is too large instead of parsing it; the model
+    fields' validator (``validate_markdown_limits``) refuses it on save.
+
 The parts: ``sanitizer`` (the allowlist), ``references`` (paper references and
 cards), ``highlighting`` (Pygments), ``markup`` (the Markdown parser and
-``render_markdown``) and ``bodies`` (the paywall split and the admin preview).
+``render_markdown``), ``bodies`` (the paywall split and the admin preview),
+``limits`` and ``htmltree`` (the limits, measured on the Markdown and on the HTML
+before the sanitizer) and ``rawtext`` (an unclosed <script> or <style> shown as
+text, not hiding the rest).
 """
 
 from .bodies import (
@@ -47,6 +57,7 @@ from .bodies import (
     split_paywall,
 )
 from .highlighting import pygments_css
+from .limits import ContentTooLarge, check_markdown, validate_markdown_limits
 from .markup import (
     find_references,
     find_unknown_references,
@@ -75,10 +86,12 @@ __all__ = [
     "ALLOWED_TAGS",
     "ALLOWED_URL_SCHEMES",
     "ARXIV_VERSION_RE",
+    "ContentTooLarge",
     "PAYWALL_RE",
     "REFERENCE_RE",
     "Reference",
     "RenderedBody",
+    "check_markdown",
     "find_references",
     "find_unknown_references",
     "html_to_text",
@@ -92,5 +105,6 @@ __all__ = [
     "resolve_references",
     "sanitize",
     "split_paywall",
+    "validate_markdown_limits",
     "without_heading_anchors",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .markup import _parse, _Parsed, _render, html_to_text
+from .limits import ContentTooLarge, check_markdown
+from .markup import _parse, _Parsed, _render, html_to_text, refused_html
 from .references import Reference, resolve_references
 
 PAYWALL_RE = re.compile(r"^[ \t]*<!--\s*paywall\s*-->[ \t]*$", re.IGNORECASE | re.M)
@@ -24,9 +25,7 @@ class RenderedBody:
 
     @property
     def references(self) -> list[Reference]:
-        refs = list(self.free_references)
-        refs += [ref for ref in self.paid_references if ref not in refs]
-        return refs
+        return list(dict.fromkeys(self.free_references + self.paid_references))
 
     @property
     def unknown_references(self) -> list[Reference]:
@@ -44,7 +43,11 @@ def split_paywall(text: str) -> tuple[str, str | None]:
 def _parse_body(
     text: str, papers: dict | None = None
 ) -> tuple[_Parsed, _Parsed | None, dict]:
-    """Parse both sides of the paywall break and look up their papers at once."""
+    """Parse both sides of the paywall break and look up their papers at once.
+
+    Raises ContentTooLarge, before any parsing, for a body over a limit.
+    """
+    check_markdown(text)
     free_md, paid_md = split_paywall(text)
     free = _parse(free_md)
     paid = _parse(paid_md) if paid_md is not None else None
@@ -59,10 +62,19 @@ def render_issue_body(text: str, *, papers: dict | None = None) -> RenderedBody:
 
     papers: the papers its references name, already looked up (for many bodies at
     once); a reference missing from it renders as an unknown paper.
+
+    A body over a limit (issues.rendering.limits: a command, a queryset update or
+    an old row skipped the form's check) is never handed to the parser, the
+    sanitizer or the email's CSS inliner: it renders as a notice saying what is
+    too large, with no paid part and no references.
     """
-    free, paid, papers = _parse_body(text, papers)
-    free_html = _render(free, papers)
-    paid_html = _render(paid, papers) if paid is not None else ""
+    try:
+        free, paid, papers = _parse_body(text, papers)
+        free_html = _render(free, papers)
+        paid_html = _render(paid, papers) if paid is not None else ""
+    except ContentTooLarge as exc:
+        notice = refused_html(exc)
+        return RenderedBody(notice, notice, "", html_to_text(notice), 0)
     text_of_free = html_to_text(free_html)
     return RenderedBody(
         body_html=free_html + paid_html,
@@ -77,13 +89,19 @@ def render_issue_body(text: str, *, papers: dict | None = None) -> RenderedBody:
 
 
 def markdownify(text: str) -> str:
-    """Return the admin's live preview of Markdown (MARKDOWNX_MARKDOWNIFY_FUNCTION)."""
-    free, paid, papers = _parse_body(text)
-    out = _render(free, papers, preview=True)
-    if paid is not None:
-        out += (
-            '<div class="paywall-marker">Paywall: readers who do not pay see '
-            "everything above this line, and a call to support below it.</div>"
-        )
-        out += _render(paid, papers, preview=True)
+    """Return the admin's live preview of Markdown (MARKDOWNX_MARKDOWNIFY_FUNCTION).
+
+    Text over a limit shows what is too large, and how to fix it.
+    """
+    try:
+        free, paid, papers = _parse_body(text)
+        out = _render(free, papers, preview=True)
+        if paid is not None:
+            out += (
+                '<div class="paywall-marker">Paywall: readers who do not pay see '
+                "everything above this line, and a call to support below it.</div>"
+            )
+            out += _render(paid, papers, preview=True)
+    except ContentTooLarge as exc:
+        return refused_html(exc, preview=True)
     return out

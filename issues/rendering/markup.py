@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from functools import cache
-from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import _highlight
+from .limits import ContentTooLarge, check_html, check_markdown
+from .rawtext import escape_unclosed_raw_text, html_block_unless_unclosed
 from .references import (
     Reference,
     _mark_card_references,
@@ -21,29 +23,64 @@ from .references import (
 )
 from .sanitizer import sanitize
 
+# How deep markdown-it nests blocks (each list level takes two): above the deepest
+# text the limits let through (QUIRE_BODY_MAX_DEPTH), so nothing is dropped; it
+# still stops the parser's recursion.
+MAX_BLOCK_NESTING = 100
+# Inside a paragraph (links in links, brackets) the preset's 20 is plenty, and the
+# parser's work on unclosed brackets grows with it: 100 made "[[arxiv:" repeated
+# 20,000 times take four seconds instead of one.
+MAX_INLINE_NESTING = 20
 
-@cache
-def _markdown() -> MarkdownIt:
+
+def _build(max_nesting: int) -> MarkdownIt:
     md = (
-        MarkdownIt("commonmark", {"html": True, "highlight": _highlight})
+        MarkdownIt(
+            "commonmark",
+            {"html": True, "highlight": _highlight, "maxNesting": max_nesting},
+        )
         .enable(["table", "strikethrough"])
         .use(footnote_plugin)
         .use(anchors_plugin, min_level=2, max_level=4, permalink=True,
              permalinkSymbol="#")
     )  # fmt: skip
     md.inline.ruler.before("link", "paper_ref", _reference_rule)
+    md.block.ruler.at("html_block", html_block_unless_unclosed)
     md.core.ruler.push("paper_cards", _mark_card_references)
+    md.core.ruler.push("raw_text_tags", escape_unclosed_raw_text)
     md.add_render_rule("paper_ref", _render_reference)
     return md
 
 
+@cache
+def _markdown() -> MarkdownIt:
+    md = _build(MAX_BLOCK_NESTING)
+    md.core.ruler.at("inline", _parse_inline)
+    return md
+
+
+@cache
+def _inline_markdown() -> MarkdownIt:
+    return _build(MAX_INLINE_NESTING)
+
+
+def _parse_inline(state) -> None:
+    """Parse paragraphs' inline content with the parser that nests less deep."""
+    inline_md = _inline_markdown()
+    for token in state.tokens:
+        if token.type == "inline":
+            if token.children is None:
+                token.children = []
+            inline_md.inline.parse(token.content, inline_md, state.env, token.children)
+
+
 def _collect_references(tokens) -> list[Reference]:
-    found: list[Reference] = []
+    found: dict[Reference, None] = {}  # ordered, and a set: one lookup per ref
     for token in tokens:
         for child in token.children or ():
-            if child.type == "paper_ref" and child.meta["ref"] not in found:
-                found.append(child.meta["ref"])
-    return found
+            if child.type == "paper_ref":
+                found.setdefault(child.meta["ref"], None)
+    return list(found)
 
 
 @dataclass
@@ -60,13 +97,38 @@ def _parse(text: str) -> _Parsed:
 
 
 def _render(parsed: _Parsed, papers: dict, *, preview: bool = False) -> str:
+    """Return the parsed Markdown as sanitized HTML.
+
+    Raises ContentTooLarge if the HTML would nest too deep for the sanitizer.
+    """
     md = _markdown()
-    env = {**parsed.env, "papers": papers, "preview": preview}
-    return sanitize(md.renderer.render(parsed.tokens, md.options, env))
+    env = {**parsed.env, "papers": papers, "preview": preview, "cards": {}}
+    html_text = md.renderer.render(parsed.tokens, md.options, env)
+    check_html(html_text)
+    return sanitize(html_text)
+
+
+def refused_html(exc: ContentTooLarge, *, preview: bool = False) -> str:
+    """Return what shows in place of text over a limit: why, and how to fix it.
+
+    Built here, escaped, never parsed: the text it replaces reaches no parser.
+    """
+    title = "This text was not rendered." if preview else "This text cannot be shown."
+    return (
+        '<div class="content-refused"><p><strong>'
+        f"{title}</strong> {html.escape(exc.message)}</p></div>"
+    )
 
 
 def find_references(text: str) -> list[Reference]:
-    """Return the paper references in Markdown, in order of first appearance."""
+    """Return the paper references in Markdown, in order of first appearance.
+
+    None for text over a limit: it renders as a notice that cites nothing.
+    """
+    try:
+        check_markdown(text)
+    except ContentTooLarge:
+        return []
     return _parse(text).references
 
 
@@ -80,11 +142,19 @@ def find_unknown_references(text: str) -> list[Reference]:
 def render_markdown(
     text: str, *, papers: dict | None = None, preview: bool = False
 ) -> str:
-    """Return Markdown rendered to sanitized HTML (see the module docstring)."""
-    parsed = _parse(text)
-    if papers is None:
-        papers = resolve_references(parsed.references)
-    return _render(parsed, papers, preview=preview)
+    """Return Markdown rendered to sanitized HTML (see the module docstring).
+
+    Text over a limit (issues.rendering.limits) is never parsed: the result is a
+    notice saying what is too large.
+    """
+    try:
+        check_markdown(text)
+        parsed = _parse(text)
+        if papers is None:
+            papers = resolve_references(parsed.references)
+        return _render(parsed, papers, preview=preview)
+    except ContentTooLarge as exc:
+        return refused_html(exc, preview=preview)
 
 
 # The permalink the anchors plugin puts in every heading: <a class="header-anchor"
@@ -107,46 +177,48 @@ _CARD_PARTS = {"paper-card-meta", "paper-card-links"}
 _VOID_TAGS = {"area", "br", "col", "embed", "hr", "img", "input", "source", "wbr"}
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0  # depth inside a skipped element
-
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag in _VOID_TAGS:
-            self.parts.append(" ")
-            return
-        classes = set((dict(attrs).get("class") or "").split())
-        if self._skipping or tag in _SKIPPED_TAGS or classes & _SKIPPED_CLASSES:
-            self._skipping += 1
-        elif classes & _CARD_PARTS:
-            self.parts.append(" — ")
-        else:
-            # Any element boundary may separate words (cells, items, blocks);
-            # a space too many is collapsed below.
-            self.parts.append(" " if tag not in _INLINE_TAGS else "")
-
-    def handle_endtag(self, tag) -> None:
-        if self._skipping:
-            self._skipping -= 1
-        elif tag not in _INLINE_TAGS:
-            self.parts.append(" ")
-
-    def handle_data(self, data) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
 _INLINE_TAGS = {
     "a", "abbr", "b", "code", "del", "em", "i", "ins", "kbd", "mark", "q", "s",
     "small", "span", "strong", "sub", "sup", "u",
 }  # fmt: skip
+# The sanitizer's output is well-formed: comments gone, every attribute value in
+# double quotes (a ">" may sit inside one, a '"' never does). So a tag is "<", a
+# name, then characters or quoted values up to ">": parts that start with
+# different characters, read once, without backtracking.
+_TAG = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9]*)((?:[^>"]|"[^"]*")*)>')
+_CLASS = re.compile(r'\sclass="([^"]*)"')
 
 
 def html_to_text(html_text: str) -> str:
     """Return the readable text of rendered HTML, whitespace collapsed."""
-    parser = _TextExtractor()
-    parser.feed(html_text or "")
-    parser.close()
-    return " ".join("".join(parser.parts).split())
+    html_text = html_text or ""
+    parts: list[str] = []
+    skipping = 0  # depth inside a skipped element
+    last = 0
+    for tag in _TAG.finditer(html_text):
+        if not skipping and tag.start() > last:
+            parts.append(html.unescape(html_text[last : tag.start()]))
+        last = tag.end()
+        closing, name = tag[1], tag[2].lower()
+        if closing:
+            if skipping:
+                skipping -= 1
+            elif name not in _INLINE_TAGS:
+                parts.append(" ")
+            continue
+        if name in _VOID_TAGS:
+            parts.append(" ")
+            continue
+        found = _CLASS.search(tag[3]) if "class=" in tag[3] else None
+        classes = set(html.unescape(found[1]).split()) if found else set()
+        if skipping or name in _SKIPPED_TAGS or classes & _SKIPPED_CLASSES:
+            skipping += 1
+        elif classes & _CARD_PARTS:
+            parts.append(" — ")
+        else:
+            # Any element boundary may separate words (cells, items, blocks);
+            # a space too many is collapsed below.
+            parts.append(" " if name not in _INLINE_TAGS else "")
+    if not skipping:
+        parts.append(html.unescape(html_text[last:]))
+    return " ".join("".join(parts).split())

@@ -11,15 +11,28 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
+from django.db.models import Case, CharField, F, Q, Value, When
+from django.db.models.functions import Left, Length, Lower, Reverse, StrIndex
 from markdown_it.rules_inline import StateInline
 
 if TYPE_CHECKING:
     from ..models import Paper
 
 
-REFERENCE_RE = re.compile(r"\[\[(arxiv|doi|paper):([^\]\s]+)\]\]", re.IGNORECASE)
+# The value is bounded (a DOI field holds 200 characters): the parser tries this at
+# every "[[", and an unbounded one read to the end of the text from each of them
+# ("[[arxiv:[[arxiv:…" took a minute for 20,000).
+REFERENCE_RE = re.compile(r"\[\[(arxiv|doi|paper):([^\]\s]{1,200})\]\]", re.IGNORECASE)
 ARXIV_VERSION_RE = re.compile(r"v\d+$")
+# Distinct references looked up per query: every database Quire runs on takes this
+# many parameters in one statement (SQLite's default limit is 32,766).
+LOOKUP_CHUNK = 30_000
+# What a card, a citation and the list of cited papers read: not the summaries,
+# which may be long and would be loaded for each of thousands of papers.
+PAPER_FIELDS = [
+    "pk", "title", "slug", "authors", "year", "venue", "arxiv_id", "doi", "url",
+    "code_url",
+]  # fmt: skip
 
 
 # --- References ----------------------------------------------------------------------
@@ -68,27 +81,59 @@ def paper_keys(paper: Paper) -> list[Reference]:
     return keys
 
 
+def _with_bare_arxiv_id(papers):
+    """Return the papers with _arxiv: the arXiv id without its version (v2), in SQL."""
+    # The version is what follows the last "v", when it comes after any "/"
+    # (an old-style archive such as solv-int/9901001 has a "v" of its own).
+    return papers.alias(
+        _v=StrIndex(Reverse("arxiv_id"), Value("v")),
+        _slash=StrIndex(Reverse("arxiv_id"), Value("/")),
+    ).alias(
+        _arxiv=Case(
+            When(
+                Q(_v__gt=0) & (Q(_slash=0) | Q(_v__lt=F("_slash"))),
+                then=Left("arxiv_id", Length("arxiv_id") - F("_v")),
+            ),
+            default=F("arxiv_id"),
+            output_field=CharField(),
+        )
+    )
+
+
 def resolve_references(references) -> dict[Reference, Paper]:
-    """Return the papers named by these references, found in one query."""
+    """Return the papers named by these references, found in one query.
+
+    One IN list per kind of reference, so the query grows with the number of
+    references, never with its square (one OR per reference did, and SQLite
+    refused more than a few hundred).
+    """
+    references = list(dict.fromkeys(references))
+    found: dict[Reference, Paper] = {}
+    for start in range(0, len(references), LOOKUP_CHUNK):
+        _resolve_chunk(set(references[start : start + LOOKUP_CHUNK]), found)
+    return found
+
+
+def _resolve_chunk(references: set[Reference], found: dict) -> None:
     from ..models import Paper
 
-    references = set(references)
-    if not references:
-        return {}
-    query = Q()
+    values: dict[str, list[str]] = {"arxiv": [], "doi": [], "paper": []}
     for ref in references:
-        if ref.kind == "arxiv":
-            query |= Q(arxiv_id=ref.value) | Q(arxiv_id__startswith=f"{ref.value}v")
-        elif ref.kind == "doi":
-            query |= Q(doi__iexact=ref.value)
-        else:
-            query |= Q(slug=ref.value)
-    found: dict[Reference, Paper] = {}
-    for paper in Paper.objects.filter(query):
+        values[ref.kind].append(ref.value)
+    papers = Paper.objects.only(*PAPER_FIELDS)
+    query = Q(pk__in=[])
+    if values["paper"]:
+        query |= Q(slug__in=values["paper"])
+    if values["doi"]:
+        papers = papers.alias(_doi=Lower("doi"))
+        query |= Q(_doi__in=values["doi"])
+    if values["arxiv"]:
+        papers = _with_bare_arxiv_id(papers)
+        query |= Q(_arxiv__in=values["arxiv"])
+    for paper in papers.filter(query):
         for key in paper_keys(paper):
             if key in references:
                 found.setdefault(key, paper)
-    return found
 
 
 def _reference_rule(state: StateInline, silent: bool) -> bool:
@@ -105,8 +150,11 @@ def _reference_rule(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def paper_card_html(paper: Paper) -> str:
-    """Return the inline card shown where an issue references a paper."""
+def paper_card_html(paper: Paper, *, url: str | None = None) -> str:
+    """Return the inline card shown where an issue references a paper.
+
+    url: the paper's page, if already known.
+    """
     esc = html.escape
     meta = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
     venue = " ".join(str(part) for part in (paper.venue, paper.year) if part)
@@ -120,7 +168,7 @@ def paper_card_html(paper: Paper) -> str:
         links.append(f'<a href="https://doi.org/{esc(paper.doi)}">DOI</a>')
     if paper.code_url:
         links.append(f'<a href="{esc(paper.code_url)}">code</a>')
-    href = esc(paper.get_absolute_url())
+    href = esc(url or paper.get_absolute_url())
     return (
         '<span class="paper-card">'
         f'<a class="paper-card-title" href="{href}">'
@@ -136,10 +184,13 @@ def paper_card_html(paper: Paper) -> str:
     )
 
 
-def paper_inline_html(paper: Paper) -> str:
-    """Return a reference to a paper inside a sentence: its title and a short cite."""
+def paper_inline_html(paper: Paper, *, url: str | None = None) -> str:
+    """Return a reference to a paper inside a sentence: its title and a short cite.
+
+    url: the paper's page, if already known.
+    """
     esc = html.escape
-    href = esc(paper.get_absolute_url())
+    href = esc(url or paper.get_absolute_url())
     who = paper.authors[0].split()[-1] if paper.authors else ""
     if len(paper.authors) > 1:
         who += " et al."
@@ -147,6 +198,22 @@ def paper_inline_html(paper: Paper) -> str:
     return f'<a class="paper-ref" href="{href}">{esc(paper.title)}</a>' + (
         f' <span class="paper-ref-cite">({esc(cite)})</span>' if cite else ""
     )
+
+
+# A slug no paper has, to find where a slug goes in the papers' URL.
+_SLUG_MARK = "quire-slug-mark"
+
+
+def _paper_url_parts() -> tuple[str, str]:
+    """Return what comes before and after the slug in a paper's URL (one reverse).
+
+    A body citing 20,000 papers would otherwise spend half its time in reverse().
+    """
+    from django.urls import reverse
+
+    url = reverse("issues:paper", kwargs={"slug": _SLUG_MARK})
+    prefix, _, suffix = url.partition(_SLUG_MARK)
+    return prefix, suffix
 
 
 def _mark_card_references(state) -> None:
@@ -169,9 +236,18 @@ def _render_reference(self, tokens, idx, options, env) -> str:
     ref: Reference = token.meta["ref"]
     paper = env.get("papers", {}).get(ref)
     if paper is not None:
-        if token.meta.get("card"):
-            return paper_card_html(paper)
-        return paper_inline_html(paper)
+        # Built once per paper and form (a card, a citation): a body that cites
+        # a paper a thousand times reverses its URL once.
+        card = bool(token.meta.get("card"))
+        cards = env.setdefault("cards", {})
+        key = (id(paper), card)
+        if key not in cards:
+            if "paper_url" not in env:
+                env["paper_url"] = _paper_url_parts()
+            prefix, suffix = env["paper_url"]
+            make = paper_card_html if card else paper_inline_html
+            cards[key] = make(paper, url=f"{prefix}{paper.slug}{suffix}")
+        return cards[key]
     # Only the author's preview flags it. Everything readers get (the stored HTML
     # behind pages, feeds and email) shows plain text: publishing refuses an issue
     # with unknown references, so readers meet one only when a paper is deleted

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from issues.models import Issue, Paper
 from issues.rendering import (
     find_references,
     markdownify,
@@ -10,7 +11,7 @@ from issues.rendering import (
     render_markdown,
     sanitize,
 )
-from tests.factories.issues import PaperFactory
+from tests.factories.issues import IssueFactory, PaperFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +183,112 @@ def test_the_checks_catch_the_raw_corpus():
     # Proves the assertions above can fail: unsanitized, most cases are caught.
     caught = [c for c in HOSTILE_CASES if any(p.search(c) for p in DANGEROUS)]
     assert len(caught) >= 40
+
+
+# --- The reference scan -------------------------------------------------------------
+def _arxiv_id(n: int) -> str:
+    return f"23{n // 10_000 + 1:02d}.{n % 10_000:05d}"
+
+
+def test_twenty_thousand_references_all_resolve_in_one_query(
+    django_assert_max_num_queries,
+):
+    half = 10_000
+    Paper.objects.bulk_create(
+        [
+            Paper(title=f"Paper {n}", slug=f"paper-{n}", year=2023,
+                  # Half stored with a version, as pasted from arXiv.
+                  arxiv_id=_arxiv_id(n) + ("v2" if n % 2 else ""))
+            for n in range(half)
+        ]
+        + [
+            Paper(title=f"Paper {n}", slug=f"paper-{n}", doi=f"10.5555/ABC{n}")
+            for n in range(half, 2 * half)
+        ],
+        batch_size=2_000,
+    )  # fmt: skip
+    refs = [f"[[arxiv:{_arxiv_id(n)}]]" for n in range(half)]
+    refs += [f"[[doi:10.5555/abc{n}]]" for n in range(half, 2 * half)]
+    body = "\n\n".join(
+        "See " + ", ".join(refs[i : i + 10]) + "." for i in range(0, len(refs), 10)
+    )
+
+    with django_assert_max_num_queries(1):
+        rendered = render_issue_body(body)
+
+    assert len(rendered.references) == len(rendered.papers) == 20_000
+    assert rendered.unknown_references == []
+    assert rendered.body_html.count('class="paper-ref"') == 20_000
+    assert 'href="/papers/paper-19999/"' in rendered.body_html
+
+
+@pytest.mark.parametrize(
+    "stored, cited",
+    [
+        ("solv-int/9901001", "solv-int/9901001"),
+        ("solv-int/9901001v3", "solv-int/9901001"),
+        ("hep-th/9901001v2", "hep-th/9901001v1"),
+        ("2201.03545v12", "2201.03545"),
+    ],
+)
+def test_arxiv_references_match_stored_ids_with_or_without_a_version(stored, cited):
+    PaperFactory(slug="found", arxiv_id=stored)
+
+    html = render_markdown(f"[[arxiv:{cited}]]")
+
+    assert 'href="/papers/found/"' in html
+
+
+def test_a_reference_value_is_at_most_200_characters():
+    # The parser tries a reference at every "[["; a bounded value keeps each try
+    # short, so "[[arxiv:" repeated 20,000 times is not read 20,000 times over.
+    long_doi = "10.5555/" + "x" * 200
+    PaperFactory(slug="long", doi=long_doi[:200], arxiv_id="")
+
+    assert find_references(f"[[doi:{long_doi}]]") == []
+    assert [str(r) for r in find_references(f"[[doi:{long_doi[:200]}]]")] == [
+        f"[[doi:{long_doi[:200]}]]"
+    ]
+
+
+# --- Unclosed raw-text elements ----------------------------------------------------
+@pytest.mark.parametrize("tag", ["script", "style", "textarea", "SCRIPT src=x.js"])
+@pytest.mark.parametrize("where", ["own line", "in a sentence", "in an HTML block"])
+def test_an_unclosed_script_or_style_shows_as_text_and_keeps_the_rest(tag, where):
+    opening = f"<{tag}>"
+    intro = {
+        "own line": f"Intro.\n\n{opening}\n\n",
+        "in a sentence": f"Intro with {opening} inside.\n\n",
+        "in an HTML block": f"<div>{opening}\n\n",
+    }[where]
+    body = intro + "The next paragraph.\n\n## A heading\n\nMore **text**."
+
+    rendered = render_issue_body(body)
+
+    escaped = f"&lt;{tag}&gt;"
+    assert escaped in rendered.body_html
+    assert "<p>The next paragraph.</p>" in rendered.body_html
+    assert '<h2 id="a-heading">' in rendered.body_html
+    assert "<strong>text</strong>" in rendered.body_html
+    assert "next paragraph" in rendered.free_text
+
+
+def test_a_closed_script_is_still_dropped_whole():
+    html = render_markdown("Before.\n\n<script>alert(1)</script>\n\nAfter.")
+
+    assert "alert" not in html and "script" not in html
+    assert "<p>Before.</p>" in html and "<p>After.</p>" in html
+
+
+def test_an_unclosed_style_in_an_issue_shows_the_rest_on_its_page(client):
+    issue = IssueFactory(
+        published=True,
+        body="Intro.\n\n<style>\n\nEverything after the style.\n\n## Results\n\nDone.",
+    )
+
+    page = client.get(issue.get_absolute_url()).content.decode()
+
+    assert "&lt;style&gt;" in Issue.objects.get().body_html
+    assert "&lt;style&gt;" in page
+    assert "<p>Everything after the style.</p>" in page
+    assert "Results" in page and "<p>Done.</p>" in page
