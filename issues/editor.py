@@ -1,4 +1,5 @@
-"""The Markdown editor's endpoints: live preview and image upload, staff only.
+"""The Markdown editor's endpoints: live preview and image upload, for staff who
+may edit issues or papers.
 
 django-markdownx's own views answer anyone; these replace them at the same paths.
 """
@@ -15,6 +16,8 @@ from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
+from newsletter.twofactor.services import pending_step
+
 from .images import check_image
 from .rendering import markdownify as render_preview
 from .rendering.limits import ContentTooLarge, check_markdown
@@ -25,19 +28,44 @@ IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
 DEFAULT_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
 
 
-def staff_only(view):
+# The editor writes issue bodies and paper summaries: either right will do.
+EDITOR_PERMISSIONS = (
+    "issues.add_issue",
+    "issues.change_issue",
+    "issues.add_paper",
+    "issues.change_paper",
+)
+
+
+def editors_only(view):
+    """Answer 403 unless the user may write issues or papers in the admin now."""
+
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         user = request.user
-        if not (user.is_authenticated and user.is_active and user.is_staff):
-            return JsonResponse({"error": "Staff only."}, status=403)
+        allowed = (
+            user.is_authenticated
+            and user.is_active
+            and user.is_staff
+            and any(user.has_perm(perm) for perm in EDITOR_PERMISSIONS)
+        )
+        if not allowed:
+            return JsonResponse(
+                {"error": "Only staff who may edit issues or papers can do this."},
+                status=403,
+            )
+        if pending_step(request) is not None:
+            return JsonResponse(
+                {"error": "Enter your two-factor code in the admin first."},
+                status=403,
+            )
         return view(request, *args, **kwargs)
 
     return wrapper
 
 
 @require_POST
-@staff_only
+@editors_only
 def markdownify(request: HttpRequest) -> HttpResponse:
     """Return the live preview of the posted Markdown.
 
@@ -57,7 +85,7 @@ def _upload_error(message: str) -> JsonResponse:
 
 
 @require_POST
-@staff_only
+@editors_only
 def upload_image(request: HttpRequest) -> JsonResponse:
     """Store an uploaded image and return the Markdown that shows it."""
     upload = request.FILES.get("image")

@@ -164,12 +164,6 @@ class IssueQuerySet(models.QuerySet):
             status=Issue.Status.PUBLISHED, published_at__lte=timezone.now()
         )
 
-    def visible_to(self, user) -> "IssueQuerySet":
-        """Return the issues this user may open: all for staff, else published."""
-        if user is not None and user.is_authenticated and user.is_staff:
-            return self.all()
-        return self.published()
-
     def for_listing(self, *, with_text: bool = False) -> "IssueQuerySet":
         """Return these issues for a list of titles: tags prefetched, bodies left out.
 
