@@ -445,7 +445,7 @@ def test_rate_limit_holds_across_callers(settings):
     """The leg's own limiter: a file lock embedded, Redis in the services leg."""
     import time
 
-    from issues.sending.ratelimit import get_rate_limiter
+    from issues.sending.send_rate import get_rate_limiter
 
     settings.SENDING_RATE_LIMIT = 20
     limiter = get_rate_limiter()

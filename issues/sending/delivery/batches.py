@@ -13,7 +13,7 @@ from django.utils import timezone
 from .. import services
 from ..emails import PreparedEmail, Recipient
 from ..models import Delivery, Send
-from ..ratelimit import get_rate_limiter
+from ..send_rate import get_rate_limiter
 from ..transports import SENT, TRANSIENT, Transport, open_transport
 from .claims import Claimed, claim_batch, retry_delay, worker_name
 from .postgres import _fast_commits, _PgMarks

@@ -48,7 +48,7 @@ from .mime import (
     _Part,
     dot_stuff,
 )
-from .text import html_to_text
+from .text import email_plain_text
 
 __all__ = [
     "CRLF",
@@ -64,7 +64,7 @@ __all__ = [
     "dot_stuff",
     "encode_header",
     "format_address",
-    "html_to_text",
+    "email_plain_text",
     "message_domain",
     "message_id_for",
     "render_segment",
@@ -124,7 +124,7 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
     raw_html = render_to_string("email/issue.html", context)
     inlined = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
     html_out = inlined.inline(raw_html)
-    context["body_text"] = html_to_text(context["body_html"])
+    context["body_text"] = email_plain_text(context["body_html"])
     text_out = render_to_string("email/issue.txt", context)
 
     from_email = publication.sender_address

@@ -1,4 +1,6 @@
-"""A rate limit in messages per second shared by every worker.
+"""The outgoing message rate: a limit in messages per second shared by every worker.
+
+Not the throttle on subscribe and sign-in requests (subscribers.throttling).
 
 With Redis as the broker the count lives in Redis (all workers on all machines see
 it); in the embedded default (one machine) it lives in a locked file under var/.
