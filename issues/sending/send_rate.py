@@ -15,6 +15,7 @@ import math
 import time
 from functools import cache
 
+import redis
 from django.conf import settings
 
 
@@ -43,8 +44,6 @@ class RateLimiter:
 class RedisRateLimiter(RateLimiter):
     def __init__(self, per_second: float, url: str) -> None:
         super().__init__(per_second)
-        import redis
-
         self.client = redis.Redis.from_url(url)
 
     def _take(self, slot: int, capacity: int, window: float) -> bool:
