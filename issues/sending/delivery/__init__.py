@@ -8,9 +8,8 @@ flags it as a possible duplicate).
 
 The parts: ``preparing`` (the emails, rendered once per send and stored, with the
 guard against content that kills workers), ``claims`` (taking a batch of queued
-deliveries), ``recording`` (one UPDATE per outcome), ``postgres`` (overlapping that
-UPDATE with SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop
-over them).
+deliveries), ``recording`` (one UPDATE per outcome, overlapped with SMTP on
+PostgreSQL) and ``batches`` (sending a batch, and the task's loop over them).
 """
 
 from ..transports import open_transport
