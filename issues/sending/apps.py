@@ -13,6 +13,9 @@ class SendingConfig(AppConfig):
         # Imported once the apps are loaded: these modules use the models.
         from newsletter.health import register_check
 
+        # Beat's entry points that call services (jobs.py) are Celery tasks too;
+        # autodiscovery only imports tasks.py, so they are registered here.
+        from . import jobs  # noqa: F401
         from .health import check_sending
         from .receivers import forget_erased_recipients, handle_tracking_event
 

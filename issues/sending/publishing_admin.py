@@ -160,7 +160,7 @@ class PublishingAdminMixin:
         self.message_user(
             request,
             f"“{obj}” is published and is being sent to "
-            f"{services.audience().count()} subscribers.",
+            f"{services.audience_size()} subscribers.",
             messages.SUCCESS,
         )
 

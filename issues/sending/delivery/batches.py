@@ -10,11 +10,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import services
 from ..emails import PreparedEmail, Recipient
 from ..models import Delivery, Send
 from ..send_rate import get_rate_limiter
 from ..transports import SENT, TRANSIENT, Transport, open_transport
+from .bookkeeping import finish_send_if_complete, refresh_counts
 from .claims import Claimed, claim_batch, retry_delay, worker_name
 from .preparing import PAUSED, STOPPED, prepared_for
 from .recording import PgMarks, Recorder, recording_session
@@ -139,7 +139,7 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
             result.retried += run.retried
             if run.stopped:
                 break
-    services.refresh_counts(send_id=send_id)
+    refresh_counts(send_id=send_id)
     return _what_next(send_id, result)
 
 
@@ -158,6 +158,6 @@ def _what_next(send_id: int, result: LoopResult) -> LoopResult:
         result.next = "wait"
         result.wait = max(0.5, (first - now).total_seconds())
         return result
-    if services.finish_send_if_complete(send_id=send_id):
+    if finish_send_if_complete(send_id=send_id):
         result.next = "done"
     return result
