@@ -229,9 +229,9 @@ def retry_failed(*, send: Send) -> int:
         claimed_at=None,
     )
     if retried:
-        Send.objects.filter(
-            pk=send.pk, status__in=[Send.Status.DONE, Send.Status.FAILED]
-        ).update(status=Send.Status.SENDING, finished_at=None)
+        Send.objects.filter(pk=send.pk, status=Send.Status.DONE).update(
+            status=Send.Status.SENDING, finished_at=None
+        )
         send.refresh_from_db()
         if send.status == Send.Status.SENDING:
             tasks.kick_send(send.pk)
