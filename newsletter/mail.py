@@ -87,6 +87,20 @@ def send_templated_email(
     message.send()
 
 
+def write_eml(folder: Path, raw: bytes) -> Path:
+    """Write one raw message as a new .eml file in folder; return its path.
+
+    The one writer of the outbox: Django's email backend below and sending's outbox
+    transport (issues.sending.transports) both use it.
+    """
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
+    path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(raw)
+    tmp.rename(path)  # a reader never sees half a message
+    return path
+
+
 class OutboxBackend(BaseEmailBackend):
     """Write each message as one .eml file that any mail program can open."""
 
@@ -100,10 +114,6 @@ class OutboxBackend(BaseEmailBackend):
         for message in email_messages:
             if not message.recipients():
                 continue
-            stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
-            path = self.outbox_dir / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(message.message().as_bytes(linesep="\r\n"))
-            tmp.rename(path)  # a reader never sees half a message
+            write_eml(self.outbox_dir, message.message().as_bytes(linesep="\r\n"))
             sent += 1
         return sent

@@ -1,3 +1,4 @@
+from anymail.signals import tracking
 from django.apps import AppConfig
 
 from subscribers.signals import subscriber_erasing
@@ -12,17 +13,19 @@ class SendingConfig(AppConfig):
         # Imported once the apps are loaded: these modules use the models.
         from newsletter.health import register_check
 
-        # Connect anymail's tracking signal (bounces, complaints) to our service.
-        from . import webhooks  # noqa: F401
+        # Beat's entry points that call services (jobs.py) are Celery tasks too;
+        # autodiscovery only imports tasks.py, so they are registered here.
+        from . import jobs  # noqa: F401
         from .health import check_sending
+        from .receivers import forget_erased_recipients, handle_tracking_event
 
         # /healthz lives in newsletter, the lowest layer, which may not import
         # sending: it runs the checks apps register here (see newsletter.health).
         register_check("sending", check_sending)
 
-        from .receivers import forget_erased_recipients
-
         # Erasing a subscriber scrubs the send history (subscribers/signals.py).
         subscriber_erasing.connect(
             forget_erased_recipients, dispatch_uid="sending.forget_erased_recipients"
         )
+        # Bounces and complaints from the provider's webhook (webhooks.py).
+        tracking.connect(handle_tracking_event, dispatch_uid="quire-sending-tracking")

@@ -12,7 +12,6 @@ class Send(models.Model):
         SENDING = "sending", "Sending"
         PAUSED = "paused", "Paused"
         DONE = "done", "Done"
-        FAILED = "failed", "Failed"
 
     issue = models.OneToOneField(
         "issues.Issue", on_delete=models.PROTECT, related_name="send"

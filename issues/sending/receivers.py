@@ -1,11 +1,29 @@
-"""Sending's part when the subscribers app erases a subscriber.
+"""Signal receivers of sending, connected in SendingConfig.ready().
 
-Connected in SendingConfig.ready() to subscribers.signals.subscriber_erasing.
+- subscribers.signals.subscriber_erasing: the subscribers app (a lower layer) may
+  not import sending, so it announces an erasure and the send history is scrubbed
+  here.
+- anymail's tracking signal: bounces and complaints reported by the email
+  provider's webhook (webhooks.py) are recorded and acted on.
 """
 
+from newsletter.email_provider import tracking_webhook_view, webhook_secret
+
+from .provider_events import record_email_event
 from .services import forget_recipients
 
 
 def forget_erased_recipients(sender, *, subscribers, email: str, **kwargs) -> None:
     """Erase the address from the send history; the send's counts stay."""
     forget_recipients(subscribers=subscribers, email=email)
+
+
+def handle_tracking_event(sender, event, esp_name, **kwargs) -> None:
+    """Record a tracking event that the provider's webhook view received."""
+    # Act only on events from the view webhooks.tracking_webhook mounts, which has
+    # checked the basic auth (and the provider's signature) before sending the
+    # signal: no other path (another provider's view mounted elsewhere, code
+    # sending anymail's public signal) can suppress an address.
+    if sender is not tracking_webhook_view() or not webhook_secret():
+        return
+    record_email_event(event=event, esp_name=esp_name)

@@ -1,15 +1,16 @@
-"""Publishing, scheduling and steering sends. The worker's loop is in delivery/."""
+"""Publishing, scheduling and steering sends: what the admin and commands call.
+
+The worker's side and its bookkeeping are in delivery/; tasks.py queues the work.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from typing import cast
+from datetime import datetime
 
-from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, F, Field, Max, Min, Q, QuerySet, Value, When
+from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
@@ -18,7 +19,11 @@ from issues.pagecache import pages
 from issues.rendering import find_unknown_references
 from subscribers.models import Subscriber
 
+from . import delivery, tasks
+from .delivery.audience import audience
+from .emails import Recipient, render_segment
 from .models import Delivery, EmailEvent, Send
+from .transports import SENT, open_transport
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +54,9 @@ def check_publishable(*, issue: Issue) -> None:
         raise UnknownReferencesError(unknown)
 
 
-def audience() -> QuerySet[Subscriber]:
-    """Return who receives an issue published now."""
-    return Subscriber.objects.receiving()
+def audience_size() -> int:
+    """Return how many subscribers would get an issue published now."""
+    return audience().count()
 
 
 def audience_counts() -> dict[str, int]:
@@ -74,8 +79,6 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
     The issue row is locked first, so two publishers (two tabs, the admin and the
     command line) queue behind each other; the unique Send per issue is the backstop.
     """
-    from . import tasks
-
     now = now or timezone.now()
     issue = Issue.objects.select_for_update().get(pk=issue.pk)
     send = Send.objects.filter(issue=issue).first()
@@ -85,7 +88,7 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
     if send is None and issue.status != Issue.Status.UNPUBLISHED:
         send, created = Send.objects.get_or_create(issue=issue)
         if created:
-            tasks.start_send.delay_on_commit(send.pk)
+            tasks.queue_start_send(send.pk)
     # update(), not save(): publishing must not re-render or touch other fields.
     Issue.objects.filter(pk=issue.pk).update(
         status=Issue.Status.PUBLISHED,
@@ -188,88 +191,10 @@ def flag_publish_error(*, issue: Issue, error: str, now: datetime) -> None:
     )
 
 
-def freeze_audience(*, send: Send) -> int:
-    """Write one queued Delivery per current recipient, set-based, and start sending.
-
-    Runs once: the send leaves "preparing" in the same transaction. Someone who joins
-    afterwards does not get this issue.
-    """
-    with transaction.atomic():
-        send = Send.objects.select_for_update().get(pk=send.pk)
-        if send.status != Send.Status.PREPARING:
-            return 0
-        bounds = audience().aggregate(low=Min("pk"), high=Max("pk"))
-        if bounds["low"] is not None:
-            low = bounds["low"]
-            while low <= bounds["high"]:
-                _insert_deliveries(send, low, low + FREEZE_CHUNK)
-                low += FREEZE_CHUNK
-        total = Delivery.objects.filter(send=send).count()
-        now = timezone.now()
-        Send.objects.filter(pk=send.pk).update(
-            status=Send.Status.SENDING if total else Send.Status.DONE,
-            total=total,
-            started_at=now,
-            finished_at=None if total else now,
-            heartbeat_at=now,
-        )
-    return total
-
-
-def _insert_deliveries(send: Send, low: int, high: int) -> None:
-    """INSERT INTO delivery ... SELECT from the audience with ids in [low, high)."""
-    rows = (
-        audience()
-        .filter(pk__gte=low, pk__lt=high)
-        .annotate(
-            _send=Value(send.pk),
-            _segment=Case(
-                When(paid_subscribers_q(), then=Value(Delivery.Segment.PAID)),
-                default=Value(Delivery.Segment.FREE),
-            ),
-            _status=Value(Delivery.Status.QUEUED),
-            _zero=Value(0),
-            _blank=Value(""),
-            _false=Value(False),
-        )
-        .values_list(
-            "_send", "pk", "email", "_segment", "_status", "_zero", "_blank",
-            "_blank", "_blank", "_false", "_zero",
-        )
-        .order_by()
-    )  # fmt: skip
-    select_sql, params = rows.query.sql_with_params()
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    columns = ", ".join(
-        # Concrete fields: each has a column (Optional only in the stubs).
-        connection.ops.quote_name(
-            cast(str, cast(Field, Delivery._meta.get_field(name)).column)
-        )
-        for name in (
-            "send", "subscriber", "email", "segment", "status", "attempts",
-            "last_error", "message_id", "claimed_by", "possibly_duplicate",
-            "crashes",
-        )
-    )  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({columns}) {select_sql}", params)  # noqa: S608
-
-
 @transaction.atomic
-def pause_send(*, send: Send, reason: str = "") -> Send:
-    """Stop handing out more emails of this send until it is resumed.
-
-    reason: why Quire itself paused it (shown to the author and by /healthz); also
-    recorded on a send the author had paused already.
-    """
-    if reason:
-        Send.objects.filter(
-            pk=send.pk, status__in=[Send.Status.SENDING, Send.Status.PAUSED]
-        ).update(status=Send.Status.PAUSED, paused_reason=reason[:2000])
-    else:
-        Send.objects.filter(pk=send.pk, status=Send.Status.SENDING).update(
-            status=Send.Status.PAUSED
-        )
+def pause_send(*, send: Send) -> Send:
+    """Stop handing out more emails of this send until it is resumed."""
+    delivery.pause_send(send_id=send.pk)
     send.refresh_from_db()
     return send
 
@@ -287,7 +212,7 @@ def resume_send(*, send: Send) -> Send:
         paused_reason="",
         render_attempts=0,
     ):
-        kick_send(send_id=send.pk)
+        tasks.kick_send(send.pk)
     send.refresh_from_db()
     return send
 
@@ -304,22 +229,14 @@ def retry_failed(*, send: Send) -> int:
         claimed_at=None,
     )
     if retried:
-        Send.objects.filter(
-            pk=send.pk, status__in=[Send.Status.DONE, Send.Status.FAILED]
-        ).update(status=Send.Status.SENDING, finished_at=None)
+        Send.objects.filter(pk=send.pk, status=Send.Status.DONE).update(
+            status=Send.Status.SENDING, finished_at=None
+        )
         send.refresh_from_db()
         if send.status == Send.Status.SENDING:
-            kick_send(send_id=send.pk)
-    refresh_counts(send_id=send.pk)
+            tasks.kick_send(send.pk)
+    delivery.refresh_counts(send_id=send.pk)
     return retried
-
-
-def kick_send(*, send_id: int, count: int | None = None) -> None:
-    """Enqueue batch tasks for a send (after commit); extra ones find nothing."""
-    from . import tasks
-
-    for _ in range(count or settings.SENDING_PARALLELISM):
-        tasks.deliver_send.delay_on_commit(send_id)
 
 
 def forget_recipients(*, subscribers: QuerySet[Subscriber], email: str) -> None:
@@ -328,151 +245,10 @@ def forget_recipients(*, subscribers: QuerySet[Subscriber], email: str) -> None:
     EmailEvent.objects.filter(email__iexact=email).delete()
 
 
-def refresh_counts(*, send_id: int) -> dict[str, int]:
-    """Store the send's counters from its deliveries (one grouped query)."""
-    counts = Delivery.objects.filter(send_id=send_id).counts()
-    Send.objects.filter(pk=send_id).update(
-        sent_count=counts[Delivery.Status.SENT],
-        failed_count=counts[Delivery.Status.FAILED],
-        bounced_count=counts[Delivery.Status.BOUNCED],
-        skipped_count=counts[Delivery.Status.SKIPPED],
-        resolved_after_crash=Delivery.objects.filter(
-            send_id=send_id, possibly_duplicate=True
-        ).count(),
-    )
-    return counts
-
-
-def finish_send_if_complete(*, send_id: int) -> bool:
-    """Mark the send done when no delivery is queued or sending; return if done."""
-    with transaction.atomic():
-        if Delivery.objects.filter(send_id=send_id).unresolved().exists():
-            return False
-        done = Send.objects.filter(pk=send_id, status=Send.Status.SENDING).update(
-            status=Send.Status.DONE, finished_at=timezone.now()
-        )
-    refresh_counts(send_id=send_id)
-    return bool(done)
-
-
-def reconcile_sends(*, now: datetime | None = None) -> dict[str, int]:
-    """Recover work no live worker holds; return what was done.
-
-    - a send stuck in "preparing" (its start task was lost) is started again;
-    - queued rows held by a worker whose lease ran out are freed;
-    - rows left "sending" by a dead worker are queued again and flagged: the mail
-      server may have received them, so those recipients may get the issue twice;
-    - a sending send with work nobody is doing (lost broker messages, a flushed
-      Redis) gets new batch tasks; one with nothing left is marked done.
-    """
-    from . import tasks
-
-    now = now or timezone.now()
-    lease = timedelta(seconds=settings.SENDING_LEASE_SECONDS)
-    expired = Q(claimed_at__lt=now - lease) | Q(claimed_at__isnull=True)
-    result = {
-        "started": 0,
-        "freed": 0,
-        "resolved": 0,
-        "failed_after_crashes": 0,
-        "kicked": 0,
-        "finished": 0,
-    }
-    stale_preparing = Send.objects.filter(
-        status=Send.Status.PREPARING, created__lt=now - timedelta(seconds=60)
-    )
-    for send_id in stale_preparing.values_list("pk", flat=True):
-        tasks.start_send.delay(send_id)
-        result["started"] += 1
-    for send in Send.objects.filter(
-        status__in=[Send.Status.SENDING, Send.Status.PAUSED]
-    ):
-        with transaction.atomic():
-            result["freed"] += (
-                Delivery.objects.filter(send=send, status=Delivery.Status.QUEUED)
-                .exclude(claimed_by="")
-                .filter(expired)
-                .update(claimed_by="", claimed_at=None)
-            )
-            dead = Delivery.objects.filter(
-                send=send, status=Delivery.Status.SENDING
-            ).filter(expired)
-            # A row that every worker dies on (each time it is sent) would loop
-            # for ever: after SENDING_MAX_WORKER_CRASHES it fails, and the send
-            # pauses in case it is not only this recipient.
-            poisoned = dead.filter(crashes__gte=settings.SENDING_MAX_WORKER_CRASHES - 1)
-            poisoned_emails = list(poisoned.values_list("email", flat=True)[:3])
-            failed = poisoned.update(
-                status=Delivery.Status.FAILED,
-                crashes=F("crashes") + 1,
-                claimed_by="",
-                claimed_at=None,
-                next_attempt_at=None,
-                possibly_duplicate=True,
-                last_error=f"A worker stopped each time this email was being sent "
-                f"({settings.SENDING_MAX_WORKER_CRASHES} times), so it is not sent "
-                "again; it may have arrived. Retry failed to send it once more.",
-            )
-            resolved = dead.update(
-                status=Delivery.Status.QUEUED,
-                crashes=F("crashes") + 1,
-                claimed_by="",
-                claimed_at=None,
-                next_attempt_at=None,
-                possibly_duplicate=True,
-                last_error="A worker stopped while sending this email; sent "
-                "again, it may have arrived twice.",
-            )
-            result["resolved"] += resolved
-            result["failed_after_crashes"] += failed
-        if resolved or failed:
-            refresh_counts(send_id=send.pk)
-        if failed:
-            pause_send(send=send, reason=_poisoned_reason(poisoned_emails, failed))
-            continue
-        if send.status != Send.Status.SENDING:
-            continue
-        if finish_send_if_complete(send_id=send.pk):
-            result["finished"] += 1
-            continue
-        stalled = send.heartbeat_at is None or send.heartbeat_at < now - timedelta(
-            seconds=min(60, settings.SENDING_LEASE_SECONDS)
-        )
-        if resolved or stalled:
-            kick_send(send_id=send.pk)
-            result["kicked"] += 1
-    return result
-
-
-def _poisoned_reason(emails: list[str], count: int) -> str:
-    # An erased subscriber's row keeps no address.
-    shown = [email or "an erased address" for email in emails]
-    who = ", ".join(shown) + (f" and {count - len(shown)} more" if count > 3 else "")
-    return (
-        f"Sending to {who} stopped the worker "
-        f"{settings.SENDING_MAX_WORKER_CRASHES} times, so "
-        f"{'that email is' if count == 1 else 'those emails are'} marked failed "
-        "and not sent again. Resume to send the rest."
-    )
-
-
-def start_send(*, send_id: int) -> None:
-    """Freeze the send's audience, render its email once, then start batch tasks."""
-    from . import delivery
-
-    freeze_audience(send=Send(pk=send_id))
-    prepared = delivery.prepare_send(send_id=send_id)
-    if prepared.state in (delivery.READY, delivery.BUSY):
-        kick_send(send_id=send_id)
-
-
 def send_test_email(
     *, issue: Issue, emails: Iterable[str], segment: str = Delivery.Segment.PAID
 ) -> int:
     """Email the rendered issue, marked as a test, to these addresses only."""
-    from .emails import Recipient, render_segment
-    from .transports import SENT, open_transport
-
     prepared = render_segment(issue=issue, segment=segment, test=True)
     sent = 0
     errors = []

@@ -1,4 +1,7 @@
-"""Celery tasks for sending: thin wrappers that take ids and call one service.
+"""Celery tasks for sending: thin wrappers that take ids and call delivery.
+
+The one module that enqueues sending's work: services call ``queue_start_send`` and
+``kick_send``; the tasks queue their own follow-ups from what delivery returns.
 
 Delivery problems (SMTP 4xx, timeouts) are retried per row in the database with
 backoff; the Celery retries here only cover the database or broker being briefly
@@ -8,9 +11,10 @@ unavailable.
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
-from . import delivery, services
+from . import delivery
 
 RETRY: dict[str, Any] = {
     "autoretry_for": (DatabaseError, InterfaceError, ConnectionError),
@@ -24,10 +28,22 @@ RETRY: dict[str, Any] = {
 MAX_WAIT = 60
 
 
+def queue_start_send(send_id: int) -> None:
+    """Start the send once the current transaction commits."""
+    start_send.delay_on_commit(send_id)
+
+
+def kick_send(send_id: int, count: int | None = None) -> None:
+    """Enqueue batch tasks for a send (after commit); extra ones find nothing."""
+    for _ in range(count or settings.SENDING_PARALLELISM):
+        deliver_send.delay_on_commit(send_id)
+
+
 @shared_task(ignore_result=True, **RETRY)
 def start_send(send_id: int) -> None:
     """Freeze the send's audience, render its email and start its batch tasks."""
-    services.start_send(send_id=send_id)
+    if delivery.start_send(send_id=send_id):
+        kick_send(send_id)
 
 
 @shared_task(ignore_result=True, **RETRY)
@@ -42,12 +58,11 @@ def deliver_send(send_id: int) -> str:
 
 
 @shared_task(ignore_result=True, **RETRY)
-def publish_due_issues() -> int:
-    """Publish scheduled issues whose time has come (beat, every 30 seconds)."""
-    return len(services.publish_due_issues())
-
-
-@shared_task(ignore_result=True, **RETRY)
 def reconcile_sends() -> dict:
     """Recover sends from lost messages and dead workers (beat, every minute)."""
-    return services.reconcile_sends()
+    todo = delivery.reconcile_sends()
+    for send_id in todo.start:
+        start_send.delay(send_id)
+    for send_id in todo.kick:
+        kick_send(send_id)
+    return todo.counts

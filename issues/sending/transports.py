@@ -12,16 +12,18 @@ import contextlib
 import re
 import smtplib
 import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import dkim
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.utils import timezone
+
+from newsletter.mail import write_eml
 
 from .emails import PreparedEmail, Recipient, dot_stuff
 
@@ -65,8 +67,6 @@ def dkim_sign(raw: bytes) -> bytes:
     """Return raw with a DKIM-Signature header when a key is configured."""
     if not dkim_enabled():
         return raw
-    import dkim
-
     domain = settings.DKIM_DOMAIN or _from_domain(raw)
     signature = dkim.sign(
         raw,
@@ -272,12 +272,8 @@ class OutboxTransport(Transport):
     ) -> Outcome:
         raw = dkim_sign(prepared.build(recipient))
         before_accept()
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
-        path = self.folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-        tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_bytes(raw)
-            tmp.rename(path)
+            write_eml(self.folder, raw)
         except OSError as exc:
             return Outcome(TRANSIENT, f"outbox: {exc}")
         return Outcome(SENT, message_id=recipient.message_id)
@@ -301,8 +297,6 @@ class BackendTransport(Transport):
         *,
         before_accept: Callable[[], None] = _nothing,
     ) -> Outcome:
-        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
-
         url = prepared.unsubscribe_url(recipient.token)
         message = EmailMultiAlternatives(
             subject=prepared.subject,

@@ -95,7 +95,7 @@ def outbox(settings):
 def send_to_a_free_subscriber(issue, outbox) -> str:
     SubscriberFactory(email="free@example.org")
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     while delivery.deliver_send(send_id=send.pk).next == "more":
         pass
     (path,) = outbox.glob("*.eml")

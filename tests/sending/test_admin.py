@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from issues.models import Issue
-from issues.sending import services
+from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
 from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers, parse
@@ -127,7 +127,7 @@ def test_email_preview_shows_free_and_paid_html_and_text(staff_client, paid_enab
 def test_change_page_shows_the_send_panel_and_status_json(staff_client, issue):
     make_subscribers(4)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     Delivery.objects.filter(email="reader0@example.org").update(
         status="failed", last_error="554 5.7.1 Message refused"
     )
@@ -151,7 +151,7 @@ def test_pause_resume_and_retry_failed_buttons(
 ):
     make_subscribers(3)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     control = "admin:sending_control"
 
     staff_client.post(reverse(control, args=[issue.pk, "pause"]))
@@ -226,7 +226,7 @@ def test_editing_an_issue_already_published_without_a_send_emails_nobody(
 def test_send_and_delivery_admin_lists_open(staff_client, issue):
     make_subscribers(2)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     assert staff_client.get(reverse("admin:sending_send_changelist")).status_code == 200
     assert (
         staff_client.get(
@@ -250,7 +250,7 @@ def test_send_and_delivery_lists_cost_the_same_queries_for_many_sends(staff_clie
 
     def publish_one():
         send = services.publish_issue(issue=IssueFactory())
-        services.freeze_audience(send=send)
+        delivery.freeze_audience(send=send)
 
     def queries(url):
         with CaptureQueriesContext(connection) as captured:

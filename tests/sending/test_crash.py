@@ -9,9 +9,8 @@ from collections import Counter
 import pytest
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
 
-from issues.sending import services
+from issues.sending import services, tasks
 from issues.sending.models import Delivery, Send
 from tests.conftest import wait_for
 from tests.factories.issues import IssueFactory
@@ -57,7 +56,7 @@ def test_killed_worker_mid_send_misses_no_one_and_shows_duplicates(
 
     def finished():
         # Beat runs the reconciler every minute; here we run it as often as needed.
-        services.reconcile_sends(now=timezone.now())
+        tasks.reconcile_sends()
         send.refresh_from_db()
         return send.status == Send.Status.DONE
 

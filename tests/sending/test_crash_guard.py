@@ -11,8 +11,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from issues.sending import delivery, emails, services
+from issues.sending import delivery, emails, services, tasks
 from issues.sending.models import Delivery, RenderedEmail, Send
+from issues.sending.transports import open_transport
 from tests.sending.conftest import make_subscribers, parse
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,7 @@ def renders(monkeypatch):
 
 def started(issue) -> Send:
     send = services.publish_issue(issue=issue)
-    services.start_send(send_id=send.pk)
+    tasks.start_send(send.pk)
     send.refresh_from_db()
     return send
 
@@ -56,7 +57,7 @@ def one_batch_task(send: Send, *, size: int) -> int:
     rows = delivery.claim_batch(send_id=send.pk, claimant="w:1", size=size)
     if not rows:
         return 0
-    with delivery.open_transport() as transport:
+    with open_transport() as transport:
         delivery.send_batch(
             send_id=send.pk,
             rows=rows,
@@ -129,7 +130,7 @@ def test_each_rendering_is_counted_before_it_starts_and_the_limit_pauses(
     settings.SENDING_MAX_WORKER_CRASHES = 3
     make_subscribers(3)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     seen = []
 
     def dies(**kwargs):
@@ -140,10 +141,10 @@ def test_each_rendering_is_counted_before_it_starts_and_the_limit_pauses(
     monkeypatch.setattr(emails, "render_segment", dies)
     for _ in range(3):
         with pytest.raises(WorkerDied):
-            services.start_send(send_id=send.pk)
+            tasks.start_send(send.pk)
     assert seen == [1, 2, 3]
 
-    services.start_send(send_id=send.pk)  # the task, handed to a fourth process
+    tasks.start_send(send.pk)  # the task, handed to a fourth process
 
     assert len(seen) == 3  # not rendered again
     send.refresh_from_db()
@@ -161,7 +162,7 @@ def test_resuming_clears_the_reason_and_sends_the_fixed_issue(
     settings.SENDING_MAX_WORKER_CRASHES = 1
     make_subscribers(5)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     real = emails.render_segment
 
     def dies(**kwargs):
@@ -169,8 +170,8 @@ def test_resuming_clears_the_reason_and_sends_the_fixed_issue(
 
     monkeypatch.setattr(emails, "render_segment", dies)
     with pytest.raises(WorkerDied):
-        services.start_send(send_id=send.pk)
-    services.start_send(send_id=send.pk)
+        tasks.start_send(send.pk)
+    tasks.start_send(send.pk)
     send.refresh_from_db()
     assert send.status == Send.Status.PAUSED and send.paused_reason
 
@@ -188,10 +189,10 @@ def test_a_rendering_that_finishes_resets_the_count(issue, settings):
     settings.SENDING_MAX_WORKER_CRASHES = 3
     make_subscribers(1)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     Send.objects.filter(pk=send.pk).update(render_attempts=2)  # two deaths before
 
-    services.start_send(send_id=send.pk)
+    tasks.start_send(send.pk)
 
     send.refresh_from_db()
     assert send.render_attempts == 0 and send.status == Send.Status.SENDING
@@ -202,13 +203,13 @@ def test_a_python_error_while_rendering_pauses_the_send_with_the_error(
 ):
     make_subscribers(2)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
 
     def broken(**kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(emails, "render_segment", broken)
-    services.start_send(send_id=send.pk)
+    tasks.start_send(send.pk)
 
     send.refresh_from_db()
     assert send.status == Send.Status.PAUSED
@@ -239,7 +240,7 @@ def test_a_second_renderer_waits_while_one_is_at_work(
     make_subscribers(2)
     # Not published: that would start (and finish) the send at once, eagerly.
     send = Send.objects.create(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     inner = {}
     real = emails.render_segment
 
@@ -252,7 +253,7 @@ def test_a_second_renderer_waits_while_one_is_at_work(
         return real(**kwargs)
 
     monkeypatch.setattr(emails, "render_segment", meanwhile)
-    services.start_send(send_id=send.pk)
+    tasks.start_send(send.pk)
 
     assert inner["result"].next == "wait"
     assert Send.objects.get(pk=send.pk).render_attempts == 0
@@ -263,14 +264,16 @@ def test_the_reconciler_queues_nothing_for_a_send_paused_by_the_guard(
 ):
     make_subscribers(4)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
-    services.pause_send(send=send, reason="Rendering this issue's email stopped …")
+    delivery.freeze_audience(send=send)
+    delivery.pause_send(
+        send_id=send.pk, reason="Rendering this issue's email stopped …"
+    )
     Send.objects.filter(pk=send.pk).update(
         heartbeat_at=timezone.now() - timedelta(hours=1)
     )
     for _ in range(3):
         with django_capture_on_commit_callbacks() as callbacks:
-            result = services.reconcile_sends()
+            result = tasks.reconcile_sends()
         assert result["kicked"] == 0 and result["started"] == 0
         assert callbacks == []
 
@@ -291,7 +294,7 @@ def test_a_worker_dying_on_a_recipient_sends_it_again_and_counts(issue, settings
     send = started(issue)
     row = _died_sending(send, crashes=1, settings=settings)
 
-    result = services.reconcile_sends()
+    result = tasks.reconcile_sends()
 
     row.refresh_from_db()
     assert result["resolved"] == 1 and result["failed_after_crashes"] == 0
@@ -308,7 +311,7 @@ def test_a_recipient_every_worker_dies_on_fails_and_pauses_the_send(
     send = started(issue)
     row = _died_sending(send, crashes=2, settings=settings)
 
-    result = services.reconcile_sends()
+    result = tasks.reconcile_sends()
 
     row.refresh_from_db()
     assert result["failed_after_crashes"] == 1 and result["kicked"] == 0

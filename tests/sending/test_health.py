@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from issues.sending import services
+from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
 from newsletter.services import record_heartbeat
 from tests.sending.conftest import make_subscribers
@@ -22,7 +22,7 @@ def sending_since(issue, *, minutes: float) -> Send:
     """A send that started, and last claimed or sent anything, minutes ago."""
     make_subscribers(5)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     then = timezone.now() - timedelta(minutes=minutes)
     Send.objects.filter(pk=send.pk).update(started_at=then, heartbeat_at=then)
     return send
@@ -67,7 +67,9 @@ def test_healthz_ignores_an_old_send_with_nothing_left_to_send(client, issue):
 
 def test_healthz_reports_a_send_the_crash_guard_paused_with_its_reason(client, issue):
     send = sending_since(issue, minutes=0)
-    services.pause_send(send=send, reason="Rendering this issue's email stopped …")
+    delivery.pause_send(
+        send_id=send.pk, reason="Rendering this issue's email stopped …"
+    )
 
     response = client.get("/healthz")
 

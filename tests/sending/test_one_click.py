@@ -23,7 +23,7 @@ def test_one_click_post_from_the_header_unsubscribes(
     settings.SITE_URL = live_server.url
     reader, other = make_subscribers(2)
     send = services.publish_issue(issue=IssueFactory())
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     delivery.deliver_send(send_id=send.pk)
     message = next(
         m.message for m in smtp_settings.messages if m.rcpt_tos == [reader.email]

@@ -40,7 +40,7 @@ def test_provider_throttling_is_retried_and_refusals_recorded(issue, settings):
     mail.outbox = []
     make_subscribers(5)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
 
     first = delivery.deliver_send(send_id=send.pk)
     assert first.next == "wait"  # the 429s wait for their backoff

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from issues.models import Issue, Paper, unknown_references_message
-from issues.sending import services, tasks
+from issues.sending import jobs, services
 from issues.sending.models import Send
 from issues.services import delete_papers, rerender_citing_issues
 from tests.conftest import wait_for
@@ -315,7 +315,7 @@ def test_the_worker_runs_beats_task_past_a_broken_issue(
     services.schedule_issue(issue=fine, publish_at=now - timedelta(minutes=1))
     celery_worker_factory(extra_env=worker_env(smtp_server))
 
-    tasks.publish_due_issues.delay()
+    jobs.publish_due_issues.delay()
 
     send = wait_for(
         lambda: Send.objects.filter(issue=fine).first(),

@@ -10,8 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from issues.models import Issue
-from issues.sending import delivery, services
+from issues.sending import delivery, services, tasks
 from issues.sending.models import Delivery, Send
+from issues.sending.transports import open_transport
 from subscribers.models import Subscriber
 from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
@@ -32,7 +33,7 @@ def outbox_messages(folder):
 
 def run_send(send: Send) -> Send:
     """Freeze and deliver a send in this process, as the worker would."""
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     while delivery.deliver_send(send_id=send.pk).next == "more":
         pass
     send.refresh_from_db()
@@ -56,8 +57,8 @@ def test_freezing_writes_one_delivery_per_receiving_subscriber(issue):
     Subscriber.objects.create(email="pending@example.org")  # not confirmed
     send = services.publish_issue(issue=issue)
 
-    assert services.freeze_audience(send=send) == 25
-    assert services.freeze_audience(send=send) == 0  # only once
+    assert delivery.freeze_audience(send=send) == 25
+    assert delivery.freeze_audience(send=send) == 0  # only once
 
     send.refresh_from_db()
     assert send.status == Send.Status.SENDING and send.total == 25
@@ -71,7 +72,7 @@ def test_paid_segment_comes_from_the_paywall_rule(issue):
     MembershipFactory(subscriber=readers[3], complimentary=True)
     MembershipFactory(subscriber=readers[2], status="canceled")
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     segments = dict(Delivery.objects.values_list("email", "segment"))
     assert segments == {
         "reader0@example.org": "free",
@@ -84,7 +85,7 @@ def test_paid_segment_comes_from_the_paywall_rule(issue):
 def test_someone_joining_mid_send_does_not_get_the_issue(issue, outbox):
     make_subscribers(3)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     make_subscribers(1, start=100)  # joins after the audience was frozen
 
     send = run_send(send)
@@ -97,7 +98,7 @@ def test_someone_joining_mid_send_does_not_get_the_issue(issue, outbox):
 def test_someone_unsubscribing_before_their_turn_is_skipped(issue, outbox):
     subscribers = make_subscribers(3)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     Subscriber.objects.filter(pk=subscribers[1].pk).update(
         status=Subscriber.Status.UNSUBSCRIBED
     )
@@ -112,7 +113,7 @@ def test_someone_unsubscribing_before_their_turn_is_skipped(issue, outbox):
 def test_claims_hand_out_each_row_once(issue):
     make_subscribers(30)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     first = delivery.claim_batch(send_id=send.pk, claimant="a", size=20)
     second = delivery.claim_batch(send_id=send.pk, claimant="b", size=20)
     third = delivery.claim_batch(send_id=send.pk, claimant="c", size=20)
@@ -126,7 +127,7 @@ def test_paused_send_claims_nothing_until_resumed(
 ):
     make_subscribers(5)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     services.pause_send(send=send)
     assert delivery.claim_batch(send_id=send.pk, claimant="a", size=10) is None
     with django_capture_on_commit_callbacks() as callbacks:
@@ -270,14 +271,14 @@ def test_test_email_is_marked_and_publishes_nothing(issue, outbox):
 def test_reconciler_resends_rows_a_dead_worker_left_sending(issue, settings):
     make_subscribers(6)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     rows = delivery.claim_batch(send_id=send.pk, claimant="dead:1", size=4)
     # The dead worker was handing one message to the server; three were waiting.
     Delivery.objects.filter(pk=rows[0].id).update(status="sending")
     long_ago = timezone.now() - timedelta(seconds=settings.SENDING_LEASE_SECONDS + 5)
     Delivery.objects.filter(claimed_by="dead:1").update(claimed_at=long_ago)
 
-    result = services.reconcile_sends()
+    result = tasks.reconcile_sends()
 
     assert result["resolved"] == 1 and result["freed"] == 3
     flagged = Delivery.objects.get(pk=rows[0].id)
@@ -290,10 +291,10 @@ def test_reconciler_resends_rows_a_dead_worker_left_sending(issue, settings):
 def test_reconciler_leaves_live_workers_rows_alone(issue):
     make_subscribers(4)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     rows = delivery.claim_batch(send_id=send.pk, claimant="alive:1", size=4)
     Delivery.objects.filter(pk=rows[0].id).update(status="sending")
-    result = services.reconcile_sends()
+    result = tasks.reconcile_sends()
     assert result["resolved"] == 0 and result["freed"] == 0
     assert Delivery.objects.filter(claimed_by="alive:1").count() == 4
 
@@ -303,12 +304,12 @@ def test_reconciler_restarts_a_send_whose_broker_messages_were_lost(
 ):
     make_subscribers(4)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     Send.objects.filter(pk=send.pk).update(
         heartbeat_at=timezone.now() - timedelta(minutes=5)
     )
     with django_capture_on_commit_callbacks() as callbacks:
-        result = services.reconcile_sends()
+        result = tasks.reconcile_sends()
     assert result["kicked"] == 1
     assert len(callbacks) == settings.SENDING_PARALLELISM
 
@@ -316,17 +317,17 @@ def test_reconciler_restarts_a_send_whose_broker_messages_were_lost(
 def test_reconciler_finishes_a_send_with_nothing_left(issue, outbox):
     make_subscribers(2)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     delivery.send_batch(
         send_id=send.pk,
         rows=delivery.claim_batch(send_id=send.pk, claimant="w", size=10),
         prepared=delivery.prepared_for(
             Send.objects.select_related("issue").get(pk=send.pk)
         ).emails,
-        transport=delivery.open_transport(),
+        transport=open_transport(),
         claimant="w",
     )
-    assert services.reconcile_sends()["finished"] == 1
+    assert tasks.reconcile_sends()["finished"] == 1
     send.refresh_from_db()
     assert send.status == Send.Status.DONE and send.sent_count == 2
 
@@ -339,7 +340,7 @@ def test_transient_failures_back_off_then_fail_at_the_limit(
     smtp_settings.handler.rcpt_hook = lambda address: "451 4.7.1 Greylisted"
     make_subscribers(1)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
 
     result = delivery.deliver_send(send_id=send.pk)
     row = Delivery.objects.get(send=send)
@@ -365,7 +366,7 @@ def test_smtp_server_going_away_is_retried_later(issue, smtp_settings, settings)
     settings.EMAIL_TIMEOUT = 2
     make_subscribers(5)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
 
     result = delivery.deliver_send(send_id=send.pk)
 
@@ -452,7 +453,7 @@ def test_rate_limit_holds_across_callers(settings, tmp_path):
     """The leg's own limiter: a file lock embedded, Redis in the services leg."""
     import time
 
-    from issues.sending.ratelimit import FileRateLimiter, RedisRateLimiter
+    from issues.sending.send_rate import FileRateLimiter, RedisRateLimiter
 
     # Whole seconds from now: this run's windows are its own in a shared Redis.
     clock = FakeClock(start=float(int(time.time())))
@@ -523,7 +524,7 @@ def test_delete_me_erases_the_address_from_the_send_history(issue):
 
     ada, grace = make_subscribers(2)
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     EmailEvent.objects.create(
         event_id="evt-1", event_type="opened", email=ada.email, timestamp=timezone.now()
     )

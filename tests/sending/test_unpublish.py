@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from issues.models import Issue
-from issues.sending import services
+from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
 from subscribers.sessions import SESSION_KEY
 from tests.factories.issues import IssueFactory, PaperFactory, TagFactory
@@ -196,7 +196,7 @@ def test_unpublishing_pauses_a_send_still_going_out(author_client):
     make_subscribers(3)
     issue = IssueFactory()
     send = services.publish_issue(issue=issue)
-    services.freeze_audience(send=send)
+    delivery.freeze_audience(send=send)
     page = text(author_client.get(reverse("admin:sending_unpublish", args=[issue.pk])))
     assert "Its email is still going out" in page
 

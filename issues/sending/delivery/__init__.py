@@ -1,4 +1,4 @@
-"""The worker's side of a send: claim a batch, send it over one connection, record.
+"""The worker's side of a send, and its bookkeeping.
 
 At any moment a worker process has at most one delivery in the "sending" state: the
 one it is handing to the mail server. Marking the previous message sent and the next
@@ -6,50 +6,35 @@ one sending is a single UPDATE, so recording costs one round trip per message an
 crash leaves at most one ambiguous row per process (the reconciler re-sends it and
 flags it as a possible duplicate).
 
-The parts: ``preparing`` (the emails, rendered once per send and stored, with the
-guard against content that kills workers), ``claims`` (taking a batch of queued
-deliveries), ``recording`` (one UPDATE per outcome), ``postgres`` (overlapping that
-UPDATE with SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop
-over them).
+Nothing here enqueues a task, and nothing imports services or tasks: a function that
+leads to more work returns it (``start_send`` whether to start batch tasks,
+``deliver_send`` what the task does next, ``reconcile_sends`` which sends to start
+or kick) and tasks.py queues it.
+
+The parts, each importing only those before it: ``audience`` (who receives an
+issue, frozen into Delivery rows), ``bookkeeping`` (counts, finishing, pausing,
+reconciling), ``preparing`` (starting a send: the emails rendered once per send and
+stored, with the guard against content that kills workers), ``claims`` (taking a
+batch of queued deliveries), ``recording`` (one UPDATE per outcome, overlapped with
+SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop over them).
 """
 
-from ..transports import open_transport
-from .batches import (
-    MAX_CONNECTION_FAILURES,
-    BatchRun,
-    LoopResult,
-    deliver_send,
-    send_batch,
-)
-from .claims import Claimed, claim_batch, retry_delay, worker_name
-from .preparing import (
-    BUSY,
-    PAUSED,
-    READY,
-    STOPPED,
-    Prepared,
-    prepare_send,
-    prepared_for,
-    stored_emails,
-)
+from .audience import freeze_audience
+from .batches import deliver_send, send_batch
+from .bookkeeping import pause_send, reconcile_sends, refresh_counts
+from .claims import claim_batch
+from .preparing import READY, prepare_send, prepared_for, start_send
 
 __all__ = [
-    "BUSY",
-    "MAX_CONNECTION_FAILURES",
-    "PAUSED",
     "READY",
-    "STOPPED",
-    "BatchRun",
-    "Claimed",
-    "LoopResult",
-    "Prepared",
     "claim_batch",
     "deliver_send",
-    "open_transport",
+    "freeze_audience",
+    "pause_send",
     "prepare_send",
     "prepared_for",
-    "retry_delay",
+    "reconcile_sends",
+    "refresh_counts",
     "send_batch",
-    "stored_emails",
-    "worker_name",
+    "start_send",
 ]

@@ -10,15 +10,14 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import services
 from ..emails import PreparedEmail, Recipient
 from ..models import Delivery, Send
-from ..ratelimit import get_rate_limiter
+from ..send_rate import get_rate_limiter
 from ..transports import SENT, TRANSIENT, Transport, open_transport
+from .bookkeeping import finish_send_if_complete, refresh_counts
 from .claims import Claimed, claim_batch, retry_delay, worker_name
-from .postgres import _fast_commits, _PgMarks
 from .preparing import PAUSED, STOPPED, prepared_for
-from .recording import _Recorder
+from .recording import PgMarks, Recorder, recording_session
 
 # After this many connection failures in a row a batch stops and waits.
 MAX_CONNECTION_FAILURES = 3
@@ -41,12 +40,12 @@ def send_batch(
     prepared: dict[str, PreparedEmail],
     transport: Transport,
     claimant: str,
-    marks: _PgMarks | None = None,
+    marks: PgMarks | None = None,
 ) -> BatchRun:
     """Send claimed rows over the transport, recording each outcome at once."""
     run = BatchRun()
     domain = next(iter(prepared.values())).message_domain
-    recorder = _Recorder(claimant, domain, send_id, marks)
+    recorder = Recorder(claimant, domain, send_id, marks)
     limiter = get_rate_limiter()
     connection_failures = 0
     try:
@@ -115,39 +114,32 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
     prepared = ready.emails
     claimant = f"{worker_name()}:{secrets.token_hex(4)}"
     deadline = time.monotonic() + time_budget
-    _fast_commits(True)
-    marks = _PgMarks.for_connection()
-    try:
-        with open_transport() as transport:
-            while time.monotonic() < deadline:
-                rows = claim_batch(
-                    send_id=send_id,
-                    claimant=claimant,
-                    size=settings.SENDING_BATCH_SIZE,
-                )
-                if rows is None:
-                    result.next = "stopped"
-                    return result
-                if not rows:
-                    break
-                run = send_batch(
-                    send_id=send_id,
-                    rows=rows,
-                    prepared=prepared,
-                    transport=transport,
-                    claimant=claimant,
-                    marks=marks,
-                )
-                result.sent += run.sent
-                result.failed += run.failed
-                result.retried += run.retried
-                if run.stopped:
-                    break
-    finally:
-        if marks is not None:
-            marks.wait()
-        _fast_commits(False)
-    services.refresh_counts(send_id=send_id)
+    with recording_session() as marks, open_transport() as transport:
+        while time.monotonic() < deadline:
+            rows = claim_batch(
+                send_id=send_id,
+                claimant=claimant,
+                size=settings.SENDING_BATCH_SIZE,
+            )
+            if rows is None:
+                result.next = "stopped"
+                return result
+            if not rows:
+                break
+            run = send_batch(
+                send_id=send_id,
+                rows=rows,
+                prepared=prepared,
+                transport=transport,
+                claimant=claimant,
+                marks=marks,
+            )
+            result.sent += run.sent
+            result.failed += run.failed
+            result.retried += run.retried
+            if run.stopped:
+                break
+    refresh_counts(send_id=send_id)
     return _what_next(send_id, result)
 
 
@@ -166,6 +158,6 @@ def _what_next(send_id: int, result: LoopResult) -> LoopResult:
         result.next = "wait"
         result.wait = max(0.5, (first - now).total_seconds())
         return result
-    if services.finish_send_if_complete(send_id=send_id):
+    if finish_send_if_complete(send_id=send_id):
         result.next = "done"
     return result

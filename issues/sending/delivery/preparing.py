@@ -1,4 +1,5 @@
-"""The send's emails: rendered once per send, stored, and loaded by every batch task.
+"""Preparing a send: its audience frozen (audience.py), then its emails rendered once
+per send, stored, and loaded by every batch task.
 
 Rendering runs native code (the CSS inliner) over the author's content, and some
 content crashes it: the worker process dies, and Celery (acks_late) hands the same
@@ -32,6 +33,8 @@ from django.utils import timezone
 from .. import emails
 from ..emails import PreparedEmail
 from ..models import Delivery, RenderedEmail, Send
+from .audience import freeze_audience
+from .bookkeeping import pause_send
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,14 @@ def stored_emails(send: Send) -> tuple[dict[str, PreparedEmail] | None, bool]:
         )
         for row in rows
     }, current
+
+
+def start_send(*, send_id: int) -> bool:
+    """Freeze the send's audience and render its email once; return if batch tasks
+    should start (the caller queues them)."""
+    freeze_audience(send=Send(pk=send_id))
+    prepared = prepare_send(send_id=send_id)
+    return prepared.state in (READY, BUSY)
 
 
 def prepared_for(send: Send) -> Prepared:
@@ -144,10 +155,8 @@ def _uncount_attempt(send_id: int) -> None:
 
 
 def _pause(send_id: int, reason: str) -> None:
-    from .. import services
-
     logger.error("Send %s paused: %s", send_id, reason)
-    services.pause_send(send=Send(pk=send_id), reason=reason)
+    pause_send(send_id=send_id, reason=reason)
 
 
 def _store(send: Send, rendered: dict[str, PreparedEmail]) -> None:

@@ -5,8 +5,8 @@
 placeholders for what differs per recipient. ``PreparedEmail.build`` then only joins
 byte strings: no template render and no MIME object per recipient.
 
-The parts: ``headers`` (header lines and Message-IDs), ``links`` (absolute URLs),
-``text`` (the plain-text alternative) and ``mime`` (the prepared message). Rendering
+The parts: ``headers`` (header lines and Message-IDs), ``links`` (the pages an email
+links to), ``text`` (the plain-text part) and ``mime`` (the prepared message). Rendering
 stays here, so ``render_send`` finds ``render_segment`` in this module.
 """
 
@@ -19,7 +19,9 @@ import css_inline
 from django.template.loader import render_to_string
 
 from issues.models import Issue
-from issues.rendering import without_heading_anchors
+from issues.reading import readable_body
+from issues.rendering import pygments_css, without_heading_anchors
+from newsletter.links import absolute_url, absolutize
 from newsletter.models import Publication
 from subscribers.billing import stripe_api
 
@@ -28,68 +30,29 @@ from .headers import (
     CRLF,
     clean_header_text,
     encode_header,
-    format_address,
     message_domain,
     message_id_for,
 )
-from .links import (
-    absolute_url,
-    absolutize,
-    account_url,
-    pricing_url,
-    unsubscribe_url,
-    unsubscribe_url_parts,
-)
-from .mime import (
-    PH_EMAIL,
-    PH_UNSUBSCRIBE,
-    PLACEHOLDER_RE,
-    PreparedEmail,
-    Recipient,
-    _Part,
-    dot_stuff,
-)
-from .text import html_to_text
+from .links import account_url, pricing_url, unsubscribe_url_parts
+from .mime import PH_EMAIL, PH_UNSUBSCRIBE, PreparedEmail, Recipient, dot_stuff
+from .text import email_plain_text
 
 __all__ = [
-    "CRLF",
-    "PH_EMAIL",
-    "PH_UNSUBSCRIBE",
-    "PLACEHOLDER_RE",
     "PreparedEmail",
     "Recipient",
-    "absolute_url",
-    "absolutize",
-    "account_url",
-    "clean_header_text",
     "dot_stuff",
-    "encode_header",
-    "format_address",
-    "html_to_text",
-    "message_domain",
     "message_id_for",
     "render_segment",
     "render_send",
-    "unsubscribe_url",
 ]
 
 
 def _issue_html(issue: Issue, segment: str) -> tuple[str, bool]:
     """Return the body HTML for a segment and whether the free reader misses some."""
-    from issues.reading import readable_body
-
     # The same rule as the web page: a paid-only issue without a paywall break has
     # no free part at all (its free_html is the whole body).
     body = readable_body(issue, paid_access=segment == Delivery.Segment.PAID)
     return body.html, body.locked
-
-
-def _email_css() -> str:
-    try:
-        from issues.rendering import pygments_css
-    except ImportError:  # pragma: no cover - the renderer always has it
-        return ""
-    return pygments_css()
 
 
 def _email_body(body_html: str, *, web_url: str) -> str:
@@ -120,12 +83,12 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         "site_url": absolute_url("/"),
         "cover_url": absolute_url(issue.cover_image.url) if issue.cover_image else "",
         "test": test,
-        "extra_css": _email_css(),
+        "extra_css": pygments_css(),
     }
     raw_html = render_to_string("email/issue.html", context)
     inlined = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
     html_out = inlined.inline(raw_html)
-    context["body_text"] = html_to_text(context["body_html"])
+    context["body_text"] = email_plain_text(context["body_html"])
     text_out = render_to_string("email/issue.txt", context)
 
     from_email = publication.sender_address
@@ -158,8 +121,6 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         text=text_out,
         static_headers=b"".join(static),
         boundary=boundary,
-        text_part=_Part.encode(text_out),
-        html_part=_Part.encode(html_out),
         unsubscribe_prefix=prefix,
         unsubscribe_suffix=suffix,
         mailto=f"mailto:{from_email}",

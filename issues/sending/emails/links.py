@@ -1,23 +1,17 @@
-"""Absolute links for email: the site, the unsubscribe page, the pricing page.
+"""The pages an issue email links to: unsubscribe, the account page, pricing.
 
-Every absolute address comes from ``newsletter.links``; this module only knows which
-pages an issue email links to.
+Every absolute address is made by ``newsletter.links.absolute_url``; this module only
+knows which pages an email points at.
 """
 
 from __future__ import annotations
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
-from newsletter.links import absolute_url, absolutize
+from newsletter.links import absolute_url
 
-__all__ = [
-    "absolute_url",
-    "absolutize",
-    "account_url",
-    "pricing_url",
-    "unsubscribe_url",
-    "unsubscribe_url_parts",
-]
+# Stands in for the token while the unsubscribe URL is reversed once per email.
+_TOKEN_MARKER = "TOKENMARKER0"  # noqa: S105 - not a secret
 
 
 def unsubscribe_url(token: str) -> str:
@@ -32,21 +26,10 @@ def account_url() -> str:
 
 def unsubscribe_url_parts() -> tuple[str, str]:
     """Return the unsubscribe URL split around its token (reverse() once)."""
-    marker = "TOKENMARKER0"
-    try:
-        url = unsubscribe_url(marker)
-    except NoReverseMatch:
-        # The unsubscribe page is not routed (yet): point at the site's home.
-        return absolute_url("/unsubscribe/"), "/"
-    prefix, _, suffix = url.partition(marker)
+    prefix, _, suffix = unsubscribe_url(_TOKEN_MARKER).partition(_TOKEN_MARKER)
     return prefix, suffix
 
 
 def pricing_url() -> str:
     """Return where a free reader becomes a supporter."""
-    for name in ("billing:pricing", "subscribers:subscribe"):
-        try:
-            return absolute_url(reverse(name))
-        except NoReverseMatch:
-            continue
-    return absolute_url("/")
+    return absolute_url(reverse("billing:pricing"))

@@ -92,13 +92,18 @@ class PreparedEmail:
     text: str
     static_headers: bytes
     boundary: str
-    text_part: _Part
-    html_part: _Part
     unsubscribe_prefix: str
     unsubscribe_suffix: str
     mailto: str
     message_domain: str
     extra: dict = field(default_factory=dict)
+    # Encoded from text and html when the email is made (rendered or loaded).
+    text_part: _Part = field(init=False, repr=False)
+    html_part: _Part = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.text_part = _Part.encode(self.text)
+        self.html_part = _Part.encode(self.html)
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.unsubscribe_prefix}{token}{self.unsubscribe_suffix}"
@@ -137,8 +142,6 @@ class PreparedEmail:
             text=text,
             static_headers=headers["static_headers"].encode("latin-1"),
             boundary=headers["boundary"],
-            text_part=_Part.encode(text),
-            html_part=_Part.encode(html),
             unsubscribe_prefix=headers["unsubscribe_prefix"],
             unsubscribe_suffix=headers["unsubscribe_suffix"],
             mailto=headers["mailto"],

@@ -261,8 +261,8 @@ class _TextExtractor(HTMLParser):
         return _CODE_RE.sub(lambda m: self.code[int(m.group(1))], text)
 
 
-def html_to_text(html_text: str) -> str:
-    """Return a plain-text version of rendered HTML: paragraphs, code and notes kept."""
+def email_plain_text(html_text: str) -> str:
+    """Return the email's plain-text part for its rendered HTML body."""
     parser = _TextExtractor()
     # NUL marks where code was set aside; it has no business in the HTML itself.
     parser.feed(html_text.replace("\x00", ""))

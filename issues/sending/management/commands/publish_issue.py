@@ -25,7 +25,7 @@ class Command(BaseCommand):
             raise CommandError(f"No issue with the slug “{slug}”.") from None
         already = Send.objects.filter(issue=issue).exists()
         was_unpublished = issue.status == Issue.Status.UNPUBLISHED
-        count = services.audience().count()
+        count = services.audience_size()
         try:
             send = services.publish_issue(issue=issue)
         except services.SendingError as exc:

@@ -1,10 +1,14 @@
-"""Publishing in the admin: publish, schedule, unpublish and cancel a schedule.
+"""Sending's pages in the Issue admin, under /admin/issues/issue/<id>/….
 
-Each is a confirmation page (GET, changes nothing) and its button (POST), behind the
-change permission, and each calls one service in ``services``; a refusal there (an
-unknown paper reference, a state that has moved on) is shown on the page with what
-to do. ``PublishingAdminMixin`` is the base of ``admin.SendingAdminMixin``, which
-adds the test email, the email preview and the live send panel.
+``PublishingAdminMixin``: publish, schedule, unpublish and cancel a schedule. Each is
+a confirmation page (GET, changes nothing) and its button (POST), behind the change
+permission, and each calls one service; a refusal there (an unknown paper
+reference, a state that has moved on) is shown on the page with what to do. A
+status set to "published" in the issue form goes through ``publish_issue`` too, so
+that a published issue always has its Send.
+
+``SendingAdminMixin`` (first in the Issue admin's bases) adds the test email, the
+email preview and the live send panel with its pause, resume and retry buttons.
 """
 
 from __future__ import annotations
@@ -14,22 +18,34 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import AdminSplitDateTime
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import (
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from issues.models import Issue
 from issues.rendering import Reference
+from subscribers.throttling import LimiterUnavailable, over_limit
 
-from . import services
-from .models import Send
+from .. import services
+from ..emails import Recipient, render_segment
+from ..models import Delivery, Send
+from .forms import ScheduleForm, TestEmailForm
+from .progress import send_panel, send_progress
 
+# Stands in for a subscriber's link token in previews, so links read as they will.
+PREVIEW_TOKEN = "preview"  # noqa: S105 - not a secret
+HOUR = 60 * 60
 # The Paper field that a reference of each kind names (to prefill "add this paper").
 PAPER_FIELD = {"arxiv": "arxiv_id", "doi": "doi", "paper": "slug"}
 
@@ -55,31 +71,6 @@ def refusal(exc: services.SendingError) -> dict:
     """Return what a confirmation page shows for a refused publish or schedule."""
     references = getattr(exc, "references", [])
     return {"message": str(exc), "unknown": unknown_reference_links(references)}
-
-
-class ScheduleForm(forms.Form):
-    publish_at = forms.SplitDateTimeField(
-        label="Publish and send at",
-        widget=AdminSplitDateTime,
-        help_text="In the publication's time zone. Beat checks every 30 seconds.",
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The admin's split widget prints "Date:" and "Time:" as bare text; name
-        # each box so that screen readers (and people) know which is which.
-        date, time = self.fields["publish_at"].widget.widgets
-        date.attrs["aria-label"] = "Date"
-        time.attrs["aria-label"] = "Time"
-
-    def clean_publish_at(self):
-        value = self.cleaned_data["publish_at"]
-        if value < timezone.now() - timedelta(minutes=1):
-            raise ValidationError(
-                "That time has passed; choose a time in the future, or use "
-                "“Publish now”."
-            )
-        return value
 
 
 if TYPE_CHECKING:
@@ -169,7 +160,7 @@ class PublishingAdminMixin(_ModelAdmin):
         self.message_user(
             request,
             f"“{obj}” is published and is being sent to "
-            f"{services.audience().count()} subscribers.",
+            f"{services.audience_size()} subscribers.",
             messages.SUCCESS,
         )
 
@@ -310,3 +301,179 @@ class PublishingAdminMixin(_ModelAdmin):
             "admin/sending/confirm_unschedule.html",
             self._context(request, issue, f"Cancel the schedule of “{issue}”?"),
         )
+
+
+class SendingAdminMixin(PublishingAdminMixin):
+    """Add publishing, test emails, email preview and the send panel to an admin."""
+
+    def get_urls(self):
+        def view(func):
+            return self.admin_site.admin_view(func)
+
+        urls = [
+            path("<int:pk>/send-test/", view(self.send_test_view), name="sending_test"),
+            # These three only show things: the view permission is enough, and
+            # they answer GET (and HEAD) only.
+            path(
+                "<int:pk>/email-preview/",
+                view(require_safe(self.email_preview_view)),
+                name="sending_preview",
+            ),
+            path(
+                "<int:pk>/email-preview/raw/",
+                view(require_safe(self.email_preview_raw_view)),
+                name="sending_preview_raw",
+            ),
+            path(
+                "<int:pk>/send-status/",
+                view(require_safe(self.send_status_view)),
+                name="sending_status",
+            ),
+            path(
+                "<int:pk>/send-control/<str:action>/",
+                view(self.send_control_view),
+                name="sending_control",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    # --- the issue's change page -----------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        try:
+            issue = Issue.objects.get(pk=object_id)
+        except (Issue.DoesNotExist, ValueError):
+            issue = None
+        if issue is not None:
+            extra_context["send_panel"] = send_panel(issue)
+            # From the list stored when the issue was saved: no render per page.
+            extra_context["issue_notes"] = {
+                "unknown": unknown_reference_links(issue.unknown_references)
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- test email and preview ------------------------------------------------
+
+    def send_test_view(self, request, pk: int):
+        # Emailing a draft or paid issue out is acting on it: the change permission.
+        issue = self._issue(request, pk)
+        self._require_change(request, issue)
+        form = TestEmailForm(
+            request.POST or None, initial={"emails": request.user.email or ""}
+        )
+        status = 200
+        if request.method == "POST" and form.is_valid():
+            limited = self._test_sends_limited(request)
+            if limited is not None:
+                status, note = limited
+                form.add_error(None, note)
+            else:
+                try:
+                    sent = services.send_test_email(
+                        issue=issue,
+                        emails=form.cleaned_data["emails"],
+                        segment=form.cleaned_data["segment"],
+                    )
+                except services.SendingError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(
+                        request,
+                        f"Test email sent to {', '.join(form.cleaned_data['emails'])}"
+                        f" ({sent}). Nothing was published.",
+                        messages.SUCCESS,
+                    )
+                    return redirect(self._change_url(issue))
+        return TemplateResponse(
+            request,
+            "admin/sending/send_test.html",
+            self._context(request, issue, f"Send a test of “{issue}”", form=form),
+            status=status,
+        )
+
+    def _test_sends_limited(self, request) -> tuple[int, str] | None:
+        """Count one test send by this user; return (status, why) once over limit."""
+        limit = settings.QUIRE_TEST_SENDS_PER_HOUR
+        try:
+            over = over_limit(
+                f"test-send:user:{request.user.pk}", limit=limit, window=HOUR
+            )
+        except LimiterUnavailable:
+            return 503, (
+                "Test emails cannot be counted just now (the cache is not "
+                "answering), so none was sent. Try again in a minute."
+            )
+        if over:
+            return 429, (
+                f"You sent {limit} tests in the last hour, the most allowed; "
+                "nothing was sent. Try again later."
+            )
+        return None
+
+    def _preview(self, request, pk: int):
+        """Return the issue, the segment asked for, its email and a sample reader."""
+        issue = self._issue(request, pk)
+        segment = request.GET.get("segment", "free")
+        if segment not in Delivery.Segment.values:
+            raise Http404
+        prepared = render_segment(issue=issue, segment=segment)
+        sample = Recipient(
+            email=request.user.email or "reader@example.org", token=PREVIEW_TOKEN
+        )
+        return issue, segment, prepared, sample
+
+    def email_preview_view(self, request, pk: int):
+        issue, segment, prepared, sample = self._preview(request, pk)
+        return TemplateResponse(
+            request,
+            "admin/sending/email_preview.html",
+            self._context(
+                request,
+                issue,
+                f"Email preview of “{issue}”",
+                segment=segment,
+                segments=Delivery.Segment.choices,
+                subject=prepared.subject,
+                from_header=prepared.from_header,
+                text=prepared.personalised_text(sample),
+                raw_url=reverse("admin:sending_preview_raw", args=[issue.pk])
+                + f"?segment={segment}",
+            ),
+        )
+
+    @xframe_options_sameorigin
+    def email_preview_raw_view(self, request, pk: int):
+        _issue, _segment, prepared, sample = self._preview(request, pk)
+        response = HttpResponse(prepared.personalised_html(sample))
+        response["Content-Security-Policy"] = "script-src 'none'"
+        return response
+
+    # --- the live panel --------------------------------------------------------
+
+    def send_status_view(self, request, pk: int):
+        issue = self._issue(request, pk)
+        send = Send.objects.filter(issue=issue).first()
+        if send is None:
+            return JsonResponse({"status": None})
+        return JsonResponse(send_progress(send))
+
+    def send_control_view(self, request, pk: int, action: str):
+        return require_POST(self._send_control)(request, pk, action)
+
+    def _send_control(self, request, pk: int, action: str):
+        issue = self._issue(request, pk)
+        self._require_change(request, issue)
+        send = get_object_or_404(Send, issue=issue)
+        if action == "pause":
+            services.pause_send(send=send)
+            note = "Sending is paused."
+        elif action == "resume":
+            services.resume_send(send=send)
+            note = "Sending resumed."
+        elif action == "retry":
+            note = f"{services.retry_failed(send=send)} failed emails queued again."
+        else:
+            raise Http404
+        self.message_user(request, note, messages.SUCCESS)
+        return redirect(self._change_url(issue))

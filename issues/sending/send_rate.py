@@ -1,4 +1,6 @@
-"""A rate limit in messages per second shared by every worker.
+"""The outgoing message rate: a limit in messages per second shared by every worker.
+
+Not the throttle on subscribe and sign-in requests (subscribers.throttling).
 
 With Redis as the broker the count lives in Redis (all workers on all machines see
 it); in the embedded default (one machine) it lives in a locked file under var/.
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from functools import cache
 
+import redis
 from django.conf import settings
 
 
@@ -52,8 +55,6 @@ class RateLimiter:
 class RedisRateLimiter(RateLimiter):
     def __init__(self, per_second: float, url: str, **clock) -> None:
         super().__init__(per_second, **clock)
-        import redis
-
         self.client = redis.Redis.from_url(url)
 
     def _take(self, slot: int, capacity: int, window: float) -> bool:

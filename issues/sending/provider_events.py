@@ -1,4 +1,8 @@
-"""What provider tracking events do: suppress complaints and bounces, once each."""
+"""The email provider's tracking events (bounces, complaints, deliveries), once each.
+
+They arrive through the provider's webhook (webhooks.py, receivers.py); not the
+Stripe events of billing (subscribers.billing.services.stripe_events).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import re
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from subscribers.services import suppress_address
 
 from .models import Delivery, EmailEvent
 
@@ -46,8 +52,6 @@ def _event_id(event, esp_name: str) -> str:
 
 def record_email_event(*, event, esp_name: str) -> EmailEvent | None:
     """Record a tracking event and act on it; a repeated event id does nothing."""
-    from subscribers.services import suppress_address
-
     recipient = (event.recipient or "").strip().lower()
     if not recipient:
         return None
