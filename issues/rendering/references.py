@@ -136,7 +136,7 @@ def _resolve_chunk(references: set[Reference], found: dict) -> None:
                 found.setdefault(key, paper)
 
 
-def _reference_rule(state: StateInline, silent: bool) -> bool:
+def reference_rule(state: StateInline, silent: bool) -> bool:
     if not state.src.startswith("[[", state.pos):
         return False
     match = REFERENCE_RE.match(state.src, state.pos)
@@ -216,7 +216,7 @@ def _paper_url_parts() -> tuple[str, str]:
     return prefix, suffix
 
 
-def _mark_card_references(state) -> None:
+def mark_card_references(state) -> None:
     """Show a reference alone in its paragraph as a card, inside a sentence as text."""
     for token in state.tokens:
         if token.type != "inline" or not token.children:
@@ -231,7 +231,7 @@ def _mark_card_references(state) -> None:
             meaningful[0].meta["card"] = True
 
 
-def _render_reference(self, tokens, idx, options, env) -> str:
+def render_reference(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
     ref: Reference = token.meta["ref"]
     paper = env.get("papers", {}).get(ref)
