@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Left, Length, Lower, Reverse, StrIndex
+from django.urls import reverse
 from markdown_it.rules_inline import StateInline
 
 if TYPE_CHECKING:
@@ -115,6 +116,8 @@ def resolve_references(references) -> dict[Reference, Paper]:
 
 
 def _resolve_chunk(references: set[Reference], found: dict) -> None:
+    # issues.models imports the renderer (bodies are rendered on save), so the
+    # renderer reaches Paper only once both are loaded.
     from ..models import Paper
 
     values: dict[str, list[str]] = {"arxiv": [], "doi": [], "paper": []}
@@ -209,8 +212,6 @@ def _paper_url_parts() -> tuple[str, str]:
 
     A body citing 20,000 papers would otherwise spend half its time in reverse().
     """
-    from django.urls import reverse
-
     url = reverse("issues:paper", kwargs={"slug": _SLUG_MARK})
     prefix, _, suffix = url.partition(_SLUG_MARK)
     return prefix, suffix
