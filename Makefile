@@ -26,7 +26,7 @@ help:
 	@echo "make test-browser   the browser tests (needs /usr/bin/chromium, and Java for vnu)"
 	@echo "                    (PYTEST_ARGS=... passes options to pytest in the three above)"
 	@echo "make bench          the benchmarks (tests/bench; BENCH_ARGS=... for options)"
-	@echo "make lint           ruff check, ruff format --check and mypy"
+	@echo "make lint           ruff check, ruff format --check, mypy and lint-imports"
 	@echo "make format         ruff check --fix and ruff format"
 	@echo "make check-compose  docker-compose.yml against the Compose specification"
 	@echo "make ci             what CI runs (.ci/run): every leg, the schema and lint"
@@ -67,6 +67,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

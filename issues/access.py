@@ -15,8 +15,11 @@ def may_read_unpublished(request: HttpRequest) -> bool:
     Being staff is not enough: the account needs the right to view issues in the
     admin, and a session that still owes its two-factor code reads as anyone else.
     """
+    cached = getattr(request, "_quire_reads_unpublished", None)
+    if cached is not None:
+        return cached
     user = getattr(request, "user", None)
-    return bool(
+    allowed = bool(
         user is not None
         and user.is_authenticated
         and user.is_active
@@ -24,6 +27,9 @@ def may_read_unpublished(request: HttpRequest) -> bool:
         and user.has_perm("issues.view_issue")
         and pending_step(request) is None
     )
+    # Asked by the page and by each paid check on it: worked out once per request.
+    request._quire_reads_unpublished = allowed  # type: ignore[attr-defined]
+    return allowed
 
 
 def request_has_paid_access(request: HttpRequest) -> bool:

@@ -17,7 +17,6 @@ from . import services
 from .images import ImageUploadField
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
-from .sending.admin import SendingAdminMixin
 
 if TYPE_CHECKING:
     from typing import TypedDict
@@ -140,7 +139,7 @@ class CitationInline(admin.TabularInline):
 
 
 @admin.register(Issue)
-class IssueAdmin(SendingAdminMixin, admin.ModelAdmin):
+class IssueAdmin(admin.ModelAdmin):
     form = IssueAdminForm
     change_form_template = "admin/issues/issue/change_form.html"
     view_on_site = False  # the change form has its own "View on site"/"Preview"

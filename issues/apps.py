@@ -1,13 +1,12 @@
 from django.apps import AppConfig
+from django.conf import settings
+from PIL import Image
 
 
 class IssuesConfig(AppConfig):
     name = "issues"
 
     def ready(self) -> None:
-        from django.conf import settings
-        from PIL import Image
-
         # Pillow refuses, from its header, an image over this many pixels: one
         # that decodes to gigabytes from a small file never gets decoded, by
         # an upload or by anything else in the process.

@@ -61,7 +61,7 @@ from .limits import ContentTooLarge, check_markdown, validate_markdown_limits
 from .markup import (
     find_references,
     find_unknown_references,
-    html_to_text,
+    readable_text,
     render_markdown,
     without_heading_anchors,
 )
@@ -94,7 +94,7 @@ __all__ = [
     "check_markdown",
     "find_references",
     "find_unknown_references",
-    "html_to_text",
+    "readable_text",
     "markdownify",
     "paper_card_html",
     "paper_inline_html",

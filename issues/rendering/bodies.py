@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .limits import ContentTooLarge, check_markdown
-from .markup import _parse, _Parsed, _render, html_to_text, refused_html
+from .markup import ParsedBody, parse_body, readable_text, refused_html, render_parsed
 from .references import Reference, resolve_references
 
 PAYWALL_RE = re.compile(r"^[ \t]*<!--\s*paywall\s*-->[ \t]*$", re.IGNORECASE | re.M)
@@ -42,15 +42,15 @@ def split_paywall(text: str) -> tuple[str, str | None]:
 
 def _parse_body(
     text: str, papers: dict | None = None
-) -> tuple[_Parsed, _Parsed | None, dict]:
+) -> tuple[ParsedBody, ParsedBody | None, dict]:
     """Parse both sides of the paywall break and look up their papers at once.
 
     Raises ContentTooLarge, before any parsing, for a body over a limit.
     """
     check_markdown(text)
     free_md, paid_md = split_paywall(text)
-    free = _parse(free_md)
-    paid = _parse(paid_md) if paid_md is not None else None
+    free = parse_body(free_md)
+    paid = parse_body(paid_md) if paid_md is not None else None
     if papers is None:
         refs = free.references + (paid.references if paid else [])
         papers = resolve_references(refs)
@@ -70,18 +70,18 @@ def render_issue_body(text: str, *, papers: dict | None = None) -> RenderedBody:
     """
     try:
         free, paid, papers = _parse_body(text, papers)
-        free_html = _render(free, papers)
-        paid_html = _render(paid, papers) if paid is not None else ""
+        free_html = render_parsed(free, papers)
+        paid_html = render_parsed(paid, papers) if paid is not None else ""
     except ContentTooLarge as exc:
         notice = refused_html(exc)
-        return RenderedBody(notice, notice, "", html_to_text(notice), 0)
-    text_of_free = html_to_text(free_html)
+        return RenderedBody(notice, notice, "", readable_text(notice), 0)
+    text_of_free = readable_text(free_html)
     return RenderedBody(
         body_html=free_html + paid_html,
         free_html=free_html,
         paid_html=paid_html,
         free_text=text_of_free,
-        word_count=len(text_of_free.split()) + len(html_to_text(paid_html).split()),
+        word_count=len(text_of_free.split()) + len(readable_text(paid_html).split()),
         free_references=free.references,
         paid_references=paid.references if paid else [],
         papers=papers,
@@ -95,13 +95,13 @@ def markdownify(text: str) -> str:
     """
     try:
         free, paid, papers = _parse_body(text)
-        out = _render(free, papers, preview=True)
+        out = render_parsed(free, papers, preview=True)
         if paid is not None:
             out += (
                 '<div class="paywall-marker">Paywall: readers who do not pay see '
                 "everything above this line, and a call to support below it.</div>"
             )
-            out += _render(paid, papers, preview=True)
+            out += render_parsed(paid, papers, preview=True)
     except ContentTooLarge as exc:
         return refused_html(exc, preview=True)
     return out

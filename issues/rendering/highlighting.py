@@ -17,7 +17,7 @@ def _formatter() -> HtmlFormatter:
     return HtmlFormatter(nowrap=True)
 
 
-def _highlight(code: str, lang: str, _attrs) -> str:
+def highlight_code(code: str, lang: str, _attrs) -> str:
     lang = (lang or "").strip().split()[0] if lang and lang.strip() else ""
     if not lang:
         return ""

@@ -11,14 +11,14 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
-from .highlighting import _highlight
+from .highlighting import highlight_code
 from .limits import ContentTooLarge, check_html, check_markdown
 from .rawtext import escape_unclosed_raw_text, html_block_unless_unclosed
 from .references import (
     Reference,
-    _mark_card_references,
-    _reference_rule,
-    _render_reference,
+    mark_card_references,
+    reference_rule,
+    render_reference,
     resolve_references,
 )
 from .sanitizer import sanitize
@@ -37,18 +37,18 @@ def _build(max_nesting: int) -> MarkdownIt:
     md = (
         MarkdownIt(
             "commonmark",
-            {"html": True, "highlight": _highlight, "maxNesting": max_nesting},
+            {"html": True, "highlight": highlight_code, "maxNesting": max_nesting},
         )
         .enable(["table", "strikethrough"])
         .use(footnote_plugin)
         .use(anchors_plugin, min_level=2, max_level=4, permalink=True,
              permalinkSymbol="#")
     )  # fmt: skip
-    md.inline.ruler.before("link", "paper_ref", _reference_rule)
+    md.inline.ruler.before("link", "paper_ref", reference_rule)
     md.block.ruler.at("html_block", html_block_unless_unclosed)
-    md.core.ruler.push("paper_cards", _mark_card_references)
+    md.core.ruler.push("paper_cards", mark_card_references)
     md.core.ruler.push("raw_text_tags", escape_unclosed_raw_text)
-    md.add_render_rule("paper_ref", _render_reference)
+    md.add_render_rule("paper_ref", render_reference)
     return md
 
 
@@ -84,19 +84,19 @@ def _collect_references(tokens) -> list[Reference]:
 
 
 @dataclass
-class _Parsed:
+class ParsedBody:
     tokens: list
     env: dict
     references: list[Reference]
 
 
-def _parse(text: str) -> _Parsed:
+def parse_body(text: str) -> ParsedBody:
     env: dict = {}
     tokens = _markdown().parse(text or "", env)
-    return _Parsed(tokens, env, _collect_references(tokens))
+    return ParsedBody(tokens, env, _collect_references(tokens))
 
 
-def _render(parsed: _Parsed, papers: dict, *, preview: bool = False) -> str:
+def render_parsed(parsed: ParsedBody, papers: dict, *, preview: bool = False) -> str:
     """Return the parsed Markdown as sanitized HTML.
 
     Raises ContentTooLarge if the HTML would nest too deep for the sanitizer.
@@ -129,7 +129,7 @@ def find_references(text: str) -> list[Reference]:
         check_markdown(text)
     except ContentTooLarge:
         return []
-    return _parse(text).references
+    return parse_body(text).references
 
 
 def find_unknown_references(text: str) -> list[Reference]:
@@ -149,10 +149,10 @@ def render_markdown(
     """
     try:
         check_markdown(text)
-        parsed = _parse(text)
+        parsed = parse_body(text)
         if papers is None:
             papers = resolve_references(parsed.references)
-        return _render(parsed, papers, preview=preview)
+        return render_parsed(parsed, papers, preview=preview)
     except ContentTooLarge as exc:
         return refused_html(exc, preview=preview)
 
@@ -189,7 +189,7 @@ _TAG = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9]*)((?:[^>"]|"[^"]*")*)>')
 _CLASS = re.compile(r'\sclass="([^"]*)"')
 
 
-def html_to_text(html_text: str) -> str:
+def readable_text(html_text: str) -> str:
     """Return the readable text of rendered HTML, whitespace collapsed."""
     html_text = html_text or ""
     parts: list[str] = []

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Left, Length, Lower, Reverse, StrIndex
+from django.urls import reverse
 from markdown_it.rules_inline import StateInline
 
 if TYPE_CHECKING:
@@ -115,6 +116,8 @@ def resolve_references(references) -> dict[Reference, Paper]:
 
 
 def _resolve_chunk(references: set[Reference], found: dict) -> None:
+    # issues.models imports the renderer (bodies are rendered on save), so the
+    # renderer reaches Paper only once both are loaded.
     from ..models import Paper
 
     values: dict[str, list[str]] = {"arxiv": [], "doi": [], "paper": []}
@@ -136,7 +139,7 @@ def _resolve_chunk(references: set[Reference], found: dict) -> None:
                 found.setdefault(key, paper)
 
 
-def _reference_rule(state: StateInline, silent: bool) -> bool:
+def reference_rule(state: StateInline, silent: bool) -> bool:
     if not state.src.startswith("[[", state.pos):
         return False
     match = REFERENCE_RE.match(state.src, state.pos)
@@ -209,14 +212,12 @@ def _paper_url_parts() -> tuple[str, str]:
 
     A body citing 20,000 papers would otherwise spend half its time in reverse().
     """
-    from django.urls import reverse
-
     url = reverse("issues:paper", kwargs={"slug": _SLUG_MARK})
     prefix, _, suffix = url.partition(_SLUG_MARK)
     return prefix, suffix
 
 
-def _mark_card_references(state) -> None:
+def mark_card_references(state) -> None:
     """Show a reference alone in its paragraph as a card, inside a sentence as text."""
     for token in state.tokens:
         if token.type != "inline" or not token.children:
@@ -231,7 +232,7 @@ def _mark_card_references(state) -> None:
             meaningful[0].meta["card"] = True
 
 
-def _render_reference(self, tokens, idx, options, env) -> str:
+def render_reference(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
     ref: Reference = token.meta["ref"]
     paper = env.get("papers", {}).get(ref)

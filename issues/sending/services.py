@@ -16,7 +16,7 @@ from django.utils import timezone
 from issues.access import paid_subscribers_q
 from issues.models import Issue, unknown_references_message
 from issues.pagecache import pages
-from issues.rendering import find_unknown_references
+from issues.rendering import ContentTooLarge, check_markdown, find_unknown_references
 from subscribers.models import Subscriber
 
 from . import delivery, tasks
@@ -43,12 +43,23 @@ class UnknownReferencesError(SendingError):
         super().__init__(unknown_references_message(self.references))
 
 
-def check_publishable(*, issue: Issue) -> None:
-    """Raise UnknownReferencesError if the issue's body names a paper that is missing.
+class ContentTooLargeError(SendingError):
+    """The body is over a content limit; subscribers would get only a notice."""
 
-    Read from the body as it is now (one parse, one query), not from the stored
-    list, so a paper added or deleted a moment ago counts.
+
+def check_publishable(*, issue: Issue) -> None:
+    """Raise a SendingError if the issue cannot go out as written.
+
+    Its body must be within the content limits (a body saved past the form, by a
+    command or an old version, would reach subscribers as the renderer's notice),
+    and name no paper that is missing: read from the body as it is now (one parse,
+    one query), not from the stored list, so a paper added or deleted a moment ago
+    counts.
     """
+    try:
+        check_markdown(issue.body)
+    except ContentTooLarge as exc:
+        raise ContentTooLargeError(exc.message) from exc
     unknown = find_unknown_references(issue.body)
     if unknown:
         raise UnknownReferencesError(unknown)

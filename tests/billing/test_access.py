@@ -2,9 +2,10 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, Permission
 from django.test import RequestFactory
 from django.utils import timezone
+from django_otp.middleware import OTPMiddleware
 
 from issues.access import paid_subscribers_q, request_has_paid_access
 from subscribers.models import Subscriber
@@ -75,6 +76,8 @@ def _request(session=None, user=None):
     request = RequestFactory().get("/")
     request.session = session if session is not None else {}
     request.user = user or AnonymousUser()
+    # As on every real request: django-otp tells whether the session passed a code.
+    OTPMiddleware(lambda request: None)(request)
     return request
 
 
@@ -83,8 +86,12 @@ def test_request_access_for_signed_out_free_paying_and_staff():
     paying = SubscriberFactory()
     MembershipFactory(subscriber=paying, status="active")
     staff = get_user_model().objects.create_user("ed", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_issue"))
+    clerk = get_user_model().objects.create_user("clerk", is_staff=True)
 
     assert request_has_paid_access(_request()) is False
     assert request_has_paid_access(_request({SESSION_KEY: free.pk})) is False
     assert request_has_paid_access(_request({SESSION_KEY: paying.pk})) is True
     assert request_has_paid_access(_request(user=staff)) is True
+    # Staff who may not view issues in the admin read as anyone else.
+    assert request_has_paid_access(_request(user=clerk)) is False

@@ -3,8 +3,13 @@
 A real Celery worker (prefork) renders a body of 50,000 nested <div>: css_inline
 overflows its stack and the worker process dies with SIGSEGV, as it does in
 production. The body is written straight into the stored fields (an old row, or a
-direct update), past any check made when an issue is saved. Runs in both legs:
-SQLite with the filesystem broker, and PostgreSQL with Redis.
+direct update), past any check made when an issue is saved.
+
+The content limits are the first defence: with them, such a body never reaches the
+inliner (tests/security/test_content_limits.py). This test lifts them for the
+worker (QUIRE_BODY_MAX_DEPTH, as an operator could) to prove the second defence
+holds when anything the limits miss kills the worker: the send pauses. Runs in both
+legs: SQLite with the filesystem broker, and PostgreSQL with Redis.
 """
 
 import subprocess
@@ -47,15 +52,20 @@ def test_the_hostile_body_really_kills_the_process_that_inlines_it():
 
 
 def test_a_body_that_crashes_the_worker_pauses_the_send_and_healthz_says_so(
-    celery_worker_factory, smtp_server, client, django_user_model
+    celery_worker_factory, smtp_server, client, django_user_model, settings
 ):
+    settings.QUIRE_BODY_MAX_DEPTH = 10 * DEPTH  # publishing checks the limits too
     subscribers = make_subscribers(30)
     issue = IssueFactory(title="Deeply nested notes")
     Issue.objects.filter(pk=issue.pk).update(
         body=HOSTILE_HTML, body_html=HOSTILE_HTML, free_html=HOSTILE_HTML, paid_html=""
     )
     worker = celery_worker_factory(
-        extra_env=worker_env(smtp_server, SENDING_MAX_WORKER_CRASHES=MAX_CRASHES)
+        extra_env=worker_env(
+            smtp_server,
+            SENDING_MAX_WORKER_CRASHES=MAX_CRASHES,
+            QUIRE_BODY_MAX_DEPTH=10 * DEPTH,
+        )
     )
     send = services.publish_issue(issue=issue)
 

@@ -378,3 +378,42 @@ def test_readers_get_plain_text_for_a_paper_deleted_after_publishing(
         assert "arXiv:2303.08774" in text, url
         assert "paper-ref" not in text, url
         assert "Unknown paper reference" not in text, url
+
+
+@pytest.fixture
+def too_deep():
+    """An issue whose body is over the nesting limit, saved past the form."""
+    issue = IssueFactory(title="Too deep")
+    Issue.objects.filter(pk=issue.pk).update(body="> " * 500 + "deep")
+    issue.refresh_from_db()
+    return issue
+
+
+def test_a_body_over_the_limits_is_refused_by_every_way_of_publishing(too_deep):
+    with pytest.raises(services.ContentTooLargeError) as publishing:
+        services.publish_issue(issue=too_deep)
+    with pytest.raises(services.ContentTooLargeError):
+        services.schedule_issue(
+            issue=too_deep, publish_at=timezone.now() + timedelta(days=1)
+        )
+    with pytest.raises(CommandError) as command:
+        call_command("publish_issue", too_deep.slug, stdout=StringIO())
+
+    assert "levels deep" in str(publishing.value)
+    assert str(command.value) == str(publishing.value)
+    assert_not_published(too_deep)
+
+
+def test_publish_now_shows_the_limit_and_sends_nothing(
+    author_client, too_deep, smtp_settings, django_capture_on_commit_callbacks
+):
+    make_subscribers(2)
+    url = reverse("admin:sending_publish", args=[too_deep.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = author_client.post(url)
+
+    assert "levels deep" in page_text(response)
+    assert "Yes, publish and send" not in page_text(response)
+    assert_not_published(too_deep)
+    assert smtp_settings.messages == []

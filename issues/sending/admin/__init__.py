@@ -1,18 +1,33 @@
 """Sending in the admin.
 
-Here the Send, Delivery and EmailEvent admins; ``views`` the pages added to the
-Issue admin (publish, schedule, test, preview, pause, resume, retry) through
-``SendingAdminMixin``; ``forms`` their forms; ``progress`` what the send panel shows.
+Here the Send, Delivery and EmailEvent admins, and the Issue admin with sending's
+pages; ``views`` those pages (publish, schedule, test, preview, pause, resume,
+retry) as ``SendingAdminMixin``; ``forms`` their forms; ``progress`` what the send
+panel shows.
 """
 
 from typing import cast
 
 from django.contrib import admin
 
+from issues import admin as issues_admin
+from issues.models import Issue
+
 from ..models import Delivery, EmailEvent, Send
 from .views import SendingAdminMixin
 
-__all__ = ["SendingAdminMixin"]
+__all__ = ["IssueAdmin"]
+
+
+class IssueAdmin(SendingAdminMixin, issues_admin.IssueAdmin):
+    """The issue admin with publishing, scheduling, test emails and the send panel."""
+
+
+# issues sits below sending and cannot import it, so sending extends the Issue
+# admin from here: its subclass takes the place of the one registered by
+# issues/admin.py (imported above, so that one is registered first).
+admin.site.unregister(Issue)
+admin.site.register(Issue, IssueAdmin)
 
 
 class DeliveryInline(admin.TabularInline):
