@@ -3,11 +3,19 @@
 PostgreSQL + Redis, real Celery worker processes (``--pool=solo``, so one worker is
 one sending process) and an SMTP sink in its own process. In the same run, the raw
 rate of plain smtplib sending a prepared message of the same size to the same sink
-over the same number of connections. Prints messages per second, the ratio to the
-raw rate and each worker's peak memory (VmHWM).
+over the same number of connections, and of a pipelining asyncio client (MAIL, RCPT
+and DATA in one flight) over the same connections. Prints messages per second, the
+ratios to both and each worker's peak memory (VmHWM).
+
+Relay mode: the sink answers every command SINK_DELAY_MS milliseconds after it
+arrived (a relay that far away); BENCH_SEND_DELAYS=0,30,100 runs each delay in turn.
+With a delay the default size is 2,000 subscribers and the raw and reference
+clients send at most BENCH_SEND_BASELINE messages (default 400): their rates are
+steady and sending more only takes longer.
 
     make bench BENCH_ARGS=send            # or: python -m tests.bench.bench_send
     BENCH_SEND_SIZES=10000 python -m tests.bench.bench_send
+    BENCH_SEND_DELAYS=0,30,100 BENCH_SEND_WORKERS=1 python -m tests.bench.bench_send
 
 It uses its own throwaway PostgreSQL database (quire_bench_send) and Redis db 3.
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -30,11 +39,37 @@ from tests.bench.support import SERVER, recreate_database
 ROOT = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "quire_bench_send"
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
-SIZES = [int(n) for n in os.environ.get("BENCH_SEND_SIZES", "10000,100000").split(",")]
+DELAYS = [
+    int(n)
+    for n in os.environ.get(
+        "BENCH_SEND_DELAYS", os.environ.get("SINK_DELAY_MS", "0")
+    ).split(",")
+]
+# Through a relay Quire sends about 8 messages/second per worker at 30 ms: the
+# default size then keeps a run to a few minutes.
+_DEFAULT_SIZES = "10000,100000" if DELAYS == [0] else "2000"
+SIZES = [int(n) for n in os.environ.get("BENCH_SEND_SIZES", _DEFAULT_SIZES).split(",")]
 WORKERS = [int(n) for n in os.environ.get("BENCH_SEND_WORKERS", "1,2").split(",")]
+# SMTP connections each worker process keeps open (one today); the reference client
+# opens this many per worker.
+SESSIONS = int(os.environ.get("BENCH_SEND_SESSIONS", "1"))
+BASELINE_WITH_DELAY = int(os.environ.get("BENCH_SEND_BASELINE", "400"))
 
 
 # --- the SMTP sink (its own process) ------------------------------------------------
+
+
+EHLO_REPLY = b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 0\r\n"
+
+
+def _reply(verb: bytes, counter) -> bytes:
+    if verb in (b"EHLO", b"HELO"):
+        return EHLO_REPLY
+    if verb == b"QUIT":
+        return b"221 bye\r\n"
+    if verb == b"STAT":
+        return f"250 {counter[0]}\r\n".encode()
+    return b"250 OK\r\n"  # MAIL, RCPT, RSET, NOOP
 
 
 async def _sink_session(reader, writer, counter):
@@ -44,37 +79,73 @@ async def _sink_session(reader, writer, counter):
         if not line:
             break
         verb = line[:4].upper()
-        if verb in (b"EHLO", b"HELO"):
-            writer.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
-        elif verb == b"DATA":
+        if verb == b"DATA":
             writer.write(b"354 go ahead\r\n")
             await writer.drain()
             await reader.readuntil(b"\r\n.\r\n")
             counter[0] += 1
             writer.write(b"250 OK queued\r\n")
-        elif verb == b"QUIT":
-            writer.write(b"221 bye\r\n")
-            await writer.drain()
-            break
-        elif verb == b"STAT":
-            writer.write(f"250 {counter[0]}\r\n".encode())
-        else:  # MAIL, RCPT, RSET, NOOP
-            writer.write(b"250 OK\r\n")
+        else:
+            writer.write(_reply(verb, counter))
+            if verb == b"QUIT":
+                await writer.drain()
+                break
         await writer.drain()
     writer.close()
 
 
-def run_sink(port: int) -> None:
+async def _delayed_writer(writer, replies: asyncio.Queue) -> None:
+    """Write each reply, in order, once its time has come."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due, reply = await replies.get()
+        if reply is None:
+            break
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        writer.write(reply)
+        await writer.drain()
+    writer.close()
+
+
+async def _delayed_sink_session(reader, writer, counter, delay: float):
+    """A relay `delay` seconds away: each reply leaves `delay` after its command
+    arrived. Commands are read as they come, so pipelined ones (MAIL, RCPT and DATA
+    in one write) are answered in order, each after the delay, not one delay after
+    the other."""
+    loop = asyncio.get_running_loop()
+    replies: asyncio.Queue = asyncio.Queue()
+    sender = asyncio.create_task(_delayed_writer(writer, replies))
+    replies.put_nowait((loop.time() + delay, b"220 sink ESMTP\r\n"))
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        verb = line[:4].upper()
+        if verb == b"DATA":
+            replies.put_nowait((loop.time() + delay, b"354 go ahead\r\n"))
+            await reader.readuntil(b"\r\n.\r\n")
+            counter[0] += 1
+            replies.put_nowait((loop.time() + delay, b"250 OK queued\r\n"))
+        else:
+            replies.put_nowait((loop.time() + delay, _reply(verb, counter)))
+            if verb == b"QUIT":
+                break
+    replies.put_nowait((0.0, None))
+    await sender
+
+
+def run_sink(port: int, delay_ms: int = 0) -> None:
     """Accept SMTP on 127.0.0.1:port and count the messages; nothing is kept."""
     counter = [0]
+    delay = delay_ms / 1000
+
+    def session(reader, writer):
+        if delay:
+            return _delayed_sink_session(reader, writer, counter, delay)
+        return _sink_session(reader, writer, counter)
 
     async def main():
-        server = await asyncio.start_server(
-            lambda r, w: _sink_session(r, w, counter),
-            "127.0.0.1",
-            port,
-            limit=1 << 22,
-        )
+        server = await asyncio.start_server(session, "127.0.0.1", port, limit=1 << 22)
         async with server:
             await server.serve_forever()
 
@@ -153,6 +224,86 @@ def raw_rate(
         proc.join()
     elapsed = time.perf_counter() - start
     return per * connections / elapsed, busy_fraction(ticks, machine_ticks())
+
+
+# --- the reference: a pipelining asyncio client ------------------------------------
+
+
+async def _read_reply(reader) -> int:
+    """Read one (possibly multi-line) SMTP reply; return its code."""
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("the sink closed the connection")
+        if line[3:4] != b"-":
+            return int(line[:3])
+
+
+async def _pipelined_connection(port: int, body: bytes, count: int, first: int):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+    writer.transport.get_extra_info("socket").setsockopt(
+        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+    )
+    await _read_reply(reader)
+    writer.write(b"EHLO reference.bench.example\r\n")
+    await writer.drain()
+    lines = []
+    while True:
+        line = await reader.readline()
+        lines.append(line)
+        if line[3:4] != b"-":
+            break
+    if not any(line[4:].upper().startswith(b"PIPELINING") for line in lines):
+        raise SystemExit("the sink does not offer PIPELINING")
+    size = len(body)
+    for n in range(first, first + count):
+        writer.write(
+            f"MAIL FROM:<news@bench.example> SIZE={size}\r\n"
+            f"RCPT TO:<ref{n}@example.org>\r\nDATA\r\n".encode()
+        )
+        await writer.drain()
+        codes = [await _read_reply(reader) for _ in range(3)]
+        if codes != [250, 250, 354]:
+            raise SystemExit(f"reference client: unexpected replies {codes}")
+        writer.write(body)
+        await writer.drain()
+        if await _read_reply(reader) != 250:
+            raise SystemExit("reference client: message refused")
+    writer.write(b"QUIT\r\n")
+    await writer.drain()
+    await _read_reply(reader)
+    writer.close()
+
+
+def _pipelined_sender(port: int, body: bytes, count: int, first: int, queue) -> None:
+    start = time.perf_counter()
+    asyncio.run(_pipelined_connection(port, body, count, first))
+    queue.put(time.perf_counter() - start)
+
+
+def reference_rate(port: int, raw: bytes, total: int, connections: int) -> float:
+    """Return messages/second of a pipelining asyncio client over `connections`
+    connections (one process each, as the workers): MAIL, RCPT and DATA in one
+    flight, then the body, so two round trips per message."""
+    body = re.sub(rb"(?m)^\.", b"..", raw)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    body += b".\r\n"
+    queue: Queue = Queue()
+    per = max(total // connections, 1)
+    procs = [
+        Process(target=_pipelined_sender, args=(port, body, per, n * per, queue))
+        for n in range(connections)
+    ]
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    if any(proc.exitcode for proc in procs):
+        raise SystemExit("the reference client failed")
+    return per * connections / elapsed
 
 
 # --- Quire ----------------------------------------------------------------------------
@@ -322,50 +473,76 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
 
-    sink_port = free_port()
-    sink = Process(target=run_sink, args=(sink_port,), daemon=True)
-    sink.start()
-    time.sleep(0.5)
-
     raw = prepared_message_bytes()
     print(f"message size: {len(raw) / 1024:.1f} KB (issue body HTML included)")
     create_subscribers(max(SIZES), active=SIZES[0])
-    print(f"sink: asyncio SMTP sink in its own process on port {sink_port}")
     print(
-        f"{'subscribers':>11} {'workers':>7} {'seconds':>8} {'msg/s e2e':>10} "
-        f"{'msg/s send':>10} {'raw msg/s':>10} {'ratio':>6} {'peak MB/worker':>16} "
+        "sink: asyncio SMTP sink in its own process, answering each command"
+        f" {', '.join(map(str, DELAYS))} ms after it arrived; offers PIPELINING;"
+        f" {SESSIONS} connection(s) per worker for the raw and reference clients"
+    )
+    print(
+        f"{'delay ms':>8} {'subscribers':>11} {'workers':>7} {'seconds':>8} "
+        f"{'msg/s e2e':>10} {'msg/s send':>10} {'raw msg/s':>10} {'ratio':>6} "
+        f"{'ref msg/s':>10} {'/ref':>6} {'raw/ref':>7} {'peak MB/worker':>16} "
         f"{'CPU busy':>8} {'raw CPU':>8} {'worker ms':>9}"
     )
     from subscribers.models import Subscriber
 
     failures = 0
-    for size in SIZES:
-        Subscriber.objects.filter(
-            pk__in=Subscriber.objects.order_by("pk").values("pk")[:size]
-        ).update(status="active")
-        for workers in WORKERS:
-            result = run_one(size, workers, sink_port, var_dir)
-            baseline, raw_busy = raw_rate(sink_port, raw, min(size, 20000), workers)
-            ratio = result["rate_end_to_end"] / baseline
-            peaks = ", ".join(f"{kb / 1024:.0f}" for kb in result["peak_kb"].values())
-            print(
-                f"{size:>11} {workers:>7} {result['seconds']:>8.1f} "
-                f"{result['rate_end_to_end']:>10.0f} {result['rate_sending']:>10.0f} "
-                f"{baseline:>10.0f} {ratio:>6.2f} {peaks:>16} "
-                f"{result['cpu_busy']:>8.0%} {raw_busy:>8.0%} "
-                f"{result['worker_cpu_ms']:>9.3f}",
-                flush=True,
-            )
-            if result["received"] != size or result["sent"] != size:
-                print(
-                    f"  MISMATCH: sent {result['sent']}, sink got {result['received']}"
+    for delay in DELAYS:
+        sink_port = free_port()
+        sink = Process(target=run_sink, args=(sink_port, delay), daemon=True)
+        sink.start()
+        time.sleep(0.5)
+        baseline_cap = 20000 if delay == 0 else BASELINE_WITH_DELAY
+        for size in SIZES:
+            Subscriber.objects.update(status="pending")
+            Subscriber.objects.filter(
+                pk__in=Subscriber.objects.order_by("pk").values("pk")[:size]
+            ).update(status="active")
+            for workers in WORKERS:
+                result = run_one(size, workers, sink_port, var_dir)
+                connections = workers * SESSIONS
+                count = min(size, baseline_cap)
+                baseline, raw_busy = raw_rate(sink_port, raw, count, connections)
+                before = sink_count(sink_port)
+                reference = reference_rate(sink_port, raw, count, connections)
+                reference_sent = (count // connections) * connections
+                if sink_count(sink_port) - before != reference_sent:
+                    print("  MISMATCH: the sink missed reference messages")
+                    failures += 1
+                ratio = result["rate_end_to_end"] / baseline
+                peaks = ", ".join(
+                    f"{kb / 1024:.0f}" for kb in result["peak_kb"].values()
                 )
-                failures += 1
-    sink.terminate()
+                print(
+                    f"{delay:>8} {size:>11} {workers:>7} {result['seconds']:>8.1f} "
+                    f"{result['rate_end_to_end']:>10.1f} "
+                    f"{result['rate_sending']:>10.1f} {baseline:>10.1f} "
+                    f"{ratio:>6.2f} {reference:>10.1f} "
+                    f"{result['rate_end_to_end'] / reference:>6.2f} "
+                    f"{baseline / reference:>7.2f} {peaks:>16} "
+                    f"{result['cpu_busy']:>8.0%} {raw_busy:>8.0%} "
+                    f"{result['worker_cpu_ms']:>9.3f}",
+                    flush=True,
+                )
+                if result["received"] != size or result["sent"] != size:
+                    print(
+                        f"  MISMATCH: sent {result['sent']},"
+                        f" sink got {result['received']}"
+                    )
+                    failures += 1
+        sink.terminate()
+        sink.join()
     print(
-        "msg/s e2e: from publishing (audience freeze included) to the send being done;"
+        "delay ms: the sink answers each command this long after it arrived;"
+        " msg/s e2e: from publishing (audience freeze included) to the send being done;"
         " msg/s send: first to last message; ratio: e2e / raw smtplib rate over the"
-        " same number of connections; peak MB: VmHWM of each worker process;"
+        " same number of connections; ref msg/s: an asyncio client over the same"
+        " connections pipelining MAIL, RCPT and DATA (two round trips a message, what"
+        " the network allows one message at a time per connection); /ref: e2e / ref;"
+        " raw/ref: raw smtplib / ref; peak MB: VmHWM of each worker process;"
         " CPU busy / raw CPU: share of all the machine's cores busy during the send /"
         " during the raw run; worker ms: worker CPU time per message sent."
     )
