@@ -68,3 +68,21 @@ class CitationFactory(factory.django.DjangoModelFactory):
     issue = factory.SubFactory(IssueFactory)
     paper = factory.SubFactory(PaperFactory)
     position = factory.Sequence(lambda n: n)
+
+
+def issue_admin_form(**overrides) -> dict:
+    """Return the issue admin's add form as a browser posts it, with overrides."""
+    data = {
+        "title": "Diffusion goes latent",
+        "slug": "diffusion-goes-latent",
+        "subtitle": "",
+        "body": "Hello",
+        "status": "draft",
+        "access": "free",
+        "citations-TOTAL_FORMS": "0",
+        "citations-INITIAL_FORMS": "0",
+        "citations-MIN_NUM_FORMS": "0",
+        "citations-MAX_NUM_FORMS": "1000",
+    }
+    data.update(overrides)
+    return data

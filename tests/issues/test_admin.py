@@ -8,7 +8,12 @@ from django.urls import reverse
 from PIL import Image
 
 from issues.models import Issue
-from tests.factories.issues import CitationFactory, IssueFactory, PaperFactory
+from tests.factories.issues import (
+    CitationFactory,
+    IssueFactory,
+    PaperFactory,
+    issue_admin_form,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -17,23 +22,6 @@ def _png(size=(8, 8)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, "teal").save(out, "PNG")
     return out.getvalue()
-
-
-def _issue_form(**overrides):
-    data = {
-        "title": "Diffusion goes latent",
-        "slug": "diffusion-goes-latent",
-        "subtitle": "",
-        "body": "Hello",
-        "status": "draft",
-        "access": "free",
-        "citations-TOTAL_FORMS": "0",
-        "citations-INITIAL_FORMS": "0",
-        "citations-MIN_NUM_FORMS": "0",
-        "citations-MAX_NUM_FORMS": "1000",
-    }
-    data.update(overrides)
-    return data
 
 
 def test_issue_list_shows_status_access_publish_time_and_citations(admin_client):
@@ -89,7 +77,7 @@ def test_adding_an_issue_in_the_admin_fills_slug_and_records_citations(admin_cli
     paper = PaperFactory(arxiv_id="2201.03545")
     response = admin_client.post(
         reverse("admin:issues_issue_add"),
-        _issue_form(slug="", body="A card: [[arxiv:2201.03545]]"),
+        issue_admin_form(slug="", body="A card: [[arxiv:2201.03545]]"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     issue = Issue.objects.get()
@@ -100,7 +88,7 @@ def test_adding_an_issue_in_the_admin_fills_slug_and_records_citations(admin_cli
 
 def test_a_paper_picked_by_hand_and_referenced_is_cited_once(admin_client):
     paper = PaperFactory(arxiv_id="2201.03545")
-    data = _issue_form(body="[[arxiv:2201.03545]]")
+    data = issue_admin_form(body="[[arxiv:2201.03545]]")
     data.update({
         "citations-TOTAL_FORMS": "1",
         "citations-0-paper": str(paper.pk),
@@ -123,7 +111,8 @@ def test_publishing_with_an_unknown_reference_is_refused_and_keeps_the_text(
 ):
     body = "Draft text [[arxiv:2301.99999]] that must not be lost"
     response = admin_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(body=body, status="published")
+        reverse("admin:issues_issue_add"),
+        issue_admin_form(body=body, status="published"),
     )
     assert response.status_code == 200
     text = response.content.decode()
@@ -132,7 +121,7 @@ def test_publishing_with_an_unknown_reference_is_refused_and_keeps_the_text(
     assert not Issue.objects.exists()
     # As a draft it saves; its page tells the author, the stored HTML stays plain.
     response = admin_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(body=body, status="draft")
+        reverse("admin:issues_issue_add"), issue_admin_form(body=body, status="draft")
     )
     assert response.status_code == 302
     issue = Issue.objects.get()
@@ -385,7 +374,7 @@ def test_uploads_over_the_size_limit_are_refused(staff_client, settings, tmp_pat
 def test_a_stale_form_cannot_put_a_published_issue_back_to_scheduled(admin_client):
     # The author opened the page while the issue was scheduled; beat published it.
     issue = IssueFactory(published=True, title="Diffusion goes latent")
-    stale = _issue_form(status="scheduled", slug=issue.slug)
+    stale = issue_admin_form(status="scheduled", slug=issue.slug)
 
     response = admin_client.post(
         reverse("admin:issues_issue_change", args=[issue.pk]), stale

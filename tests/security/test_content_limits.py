@@ -18,7 +18,7 @@ from issues.models import Issue, Paper
 from issues.rendering import render_issue_body, render_markdown
 from issues.rendering.limits import ContentTooLarge, check_markdown
 from issues.sending.emails import render_segment
-from tests.factories.issues import IssueFactory
+from tests.factories.issues import IssueFactory, issue_admin_form
 
 pytestmark = pytest.mark.django_db
 
@@ -69,23 +69,6 @@ def media(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
-def _issue_form(**overrides) -> dict:
-    data = {
-        "title": "Diffusion goes latent",
-        "slug": "diffusion-goes-latent",
-        "subtitle": "",
-        "body": "Hello",
-        "status": "draft",
-        "access": "free",
-        "citations-TOTAL_FORMS": "0",
-        "citations-INITIAL_FORMS": "0",
-        "citations-MIN_NUM_FORMS": "0",
-        "citations-MAX_NUM_FORMS": "1000",
-    }
-    data.update(overrides)
-    return data
-
-
 def _body_errors(response) -> list[str]:
     return response.context["adminform"].form.errors.get("body", [])
 
@@ -96,7 +79,7 @@ def test_the_admin_refuses_to_add_an_issue_with_a_hostile_body(editor_client, na
     body, message = HOSTILE_BODIES[name]
 
     response = editor_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(body=body)
+        reverse("admin:issues_issue_add"), issue_admin_form(body=body)
     )
 
     assert response.status_code == 200
@@ -109,7 +92,7 @@ def test_the_refusal_names_the_line_and_the_limit(editor_client):
     body = "An intro.\n\nMore.\n\n" + ">" * 61 + " Too deep."
 
     response = editor_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(body=body)
+        reverse("admin:issues_issue_add"), issue_admin_form(body=body)
     )
 
     (error,) = _body_errors(response)
@@ -123,7 +106,7 @@ def test_the_admin_refuses_to_change_an_issue_to_a_hostile_body(editor_client):
 
     response = editor_client.post(
         reverse("admin:issues_issue_change", args=[issue.pk]),
-        _issue_form(body=NESTED_DIVS, slug=issue.slug, title=issue.title),
+        issue_admin_form(body=NESTED_DIVS, slug=issue.slug, title=issue.title),
     )
 
     assert response.status_code == 200
@@ -136,7 +119,8 @@ def test_the_admin_refuses_a_body_over_the_size_limit(editor_client, settings):
     settings.QUIRE_BODY_MAX_CHARS = 10_000
 
     response = editor_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(body="word " * 2_000 + "words")
+        reverse("admin:issues_issue_add"),
+        issue_admin_form(body="word " * 2_000 + "words"),
     )
 
     (error,) = _body_errors(response)
@@ -150,7 +134,7 @@ def test_the_admin_refuses_a_table_with_too_many_cells(editor_client, settings):
     body += ("| " + " | ".join("1" * 10) + " |\n") * 10
 
     response = editor_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(body=body)
+        reverse("admin:issues_issue_add"), issue_admin_form(body=body)
     )
 
     (error,) = _body_errors(response)
@@ -318,7 +302,7 @@ def test_a_decompression_bomb_as_cover_image_is_a_form_error(
     )
 
     response = editor_client.post(
-        reverse("admin:issues_issue_add"), _issue_form(cover_image=bomb)
+        reverse("admin:issues_issue_add"), issue_admin_form(cover_image=bomb)
     )
 
     assert response.status_code == 200

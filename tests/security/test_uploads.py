@@ -10,7 +10,7 @@ from django.test import Client
 from PIL import Image
 
 from issues.models import Issue
-from tests.factories.issues import IssueFactory
+from tests.factories.issues import IssueFactory, issue_admin_form
 
 pytestmark = pytest.mark.django_db
 
@@ -163,23 +163,6 @@ def test_turned_off_django_serves_no_media(media, settings, staff_client):
     assert Client().get(url).status_code == 404
 
 
-def _issue_form(**overrides) -> dict:
-    data = {
-        "title": "Charts",
-        "slug": "charts",
-        "subtitle": "",
-        "body": "Hello",
-        "status": "draft",
-        "access": "free",
-        "citations-TOTAL_FORMS": "0",
-        "citations-INITIAL_FORMS": "0",
-        "citations-MIN_NUM_FORMS": "0",
-        "citations-MAX_NUM_FORMS": "1000",
-    }
-    data.update(overrides)
-    return data
-
-
 def _image(name: str, image_format: str) -> SimpleUploadedFile:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), "teal").save(buffer, format=image_format)
@@ -191,7 +174,7 @@ def test_a_cover_image_in_a_format_not_served_as_an_image_is_refused(
 ):
     response = staff_client.post(
         "/admin/issues/issue/add/",
-        _issue_form(cover_image=_image("cover.bmp", "BMP")),
+        issue_admin_form(cover_image=_image("cover.bmp", "BMP")),
     )
 
     assert response.status_code == 200
@@ -203,7 +186,7 @@ def test_a_cover_image_in_a_format_not_served_as_an_image_is_refused(
 def test_a_png_cover_is_stored_and_served(media, staff_client):
     response = staff_client.post(
         "/admin/issues/issue/add/",
-        _issue_form(cover_image=_image("cover.png", "PNG")),
+        issue_admin_form(cover_image=_image("cover.png", "PNG")),
     )
 
     assert response.status_code == 302
