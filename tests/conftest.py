@@ -13,9 +13,30 @@ from pathlib import Path
 import pytest
 from celery.signals import task_retry
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import connection
 
 from tests.support.smtp import SMTPSink
+
+
+@pytest.fixture
+def editor(db):
+    """A staff member who may write issues and papers (and nothing else)."""
+    user = get_user_model().objects.create_user(
+        "editor", "editor@example.org", "pw-for-tests-only", is_staff=True
+    )
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="issues",
+            codename__in=[
+                f"{verb}_{model}"
+                for verb in ("view", "add", "change")
+                for model in ("issue", "paper")
+            ],
+        )
+    )
+    return user
 
 
 @pytest.fixture(autouse=True)

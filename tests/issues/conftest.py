@@ -1,25 +1,11 @@
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 
 
 @pytest.fixture
-def staff_user(db):
+def staff_user(editor):
     """A staff member with the author's rights over issues and papers."""
-    user = get_user_model().objects.create_user(
-        "editor", "editor@example.org", "s3cret-pass!", is_staff=True
-    )
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="issues",
-            codename__in=[
-                f"{action}_{model}"
-                for action in ("view", "add", "change")
-                for model in ("issue", "paper")
-            ],
-        )
-    )
-    return user
+    return editor
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ import zlib
 from functools import cache
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -36,25 +34,6 @@ HOSTILE_BODIES = {
     "nested lists": (NESTED_LISTS, "nested 60 levels deep at line 60"),
     "huge table": (HUGE_TABLE, "The table at line 1 has 1,001 rows"),
 }
-
-
-@pytest.fixture
-def editor(db):
-    """A staff member who may write issues and papers (and nothing else)."""
-    user = get_user_model().objects.create_user(
-        "editor", "editor@example.org", "pw-for-tests-only", is_staff=True
-    )
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="issues",
-            codename__in=[
-                f"{verb}_{model}"
-                for verb in ("view", "add", "change")
-                for model in ("issue", "paper")
-            ],
-        )
-    )
-    return user
 
 
 @pytest.fixture
