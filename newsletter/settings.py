@@ -279,6 +279,14 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # many batch tasks a send starts with (more workers pick up more of them).
 SENDING_BATCH_SIZE = env.int("SENDING_BATCH_SIZE", default=200)
 SENDING_PARALLELISM = env.int("SENDING_PARALLELISM", default=8)
+# SMTP sessions each worker process keeps open at once (a relay tens of milliseconds
+# away is limited by round trips, not CPU), and messages sent over one connection
+# before it is closed and opened again (0: no limit). A server that answers 421 or
+# 4.7.x, or refuses connections, gets fewer sessions for a while.
+SENDING_SMTP_SESSIONS = env.int("SENDING_SMTP_SESSIONS", default=20)
+SENDING_MESSAGES_PER_CONNECTION = env.int(
+    "SENDING_MESSAGES_PER_CONNECTION", default=100
+)
 # Messages per second across all workers (0: no limit), for providers with quotas.
 SENDING_RATE_LIMIT = env.float("SENDING_RATE_LIMIT", default=0)
 # Transient failures (SMTP 4xx, timeouts, provider 429/5xx) are retried after

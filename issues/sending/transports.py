@@ -3,7 +3,10 @@
 Each transport sends one recipient's raw message and reports an ``Outcome``; it never
 raises for a delivery problem. SMTP uses the connection Django's SMTP backend opens
 (TLS, SSL, login, timeout as configured) and hands it the prepared bytes directly, so
-a batch goes over one connection with no MIME object per recipient.
+many messages go over one connection with no MIME object per recipient. Where the
+server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA leave in one write: a message
+costs two round trips instead of four. One transport is one connection; a worker runs
+many of them at once (delivery/sessions.py).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Outcome:
     message_id: str = ""
     # The connection is unusable: the next message opens a new one.
     connection_lost: bool = False
+    # The server asked us to slow down (421, or a 4.7.x status): fewer sessions.
+    slow_down: bool = False
 
 
 @cache
@@ -92,12 +97,27 @@ def _smtp_outcome(code: int, message, *, recipient_level: bool) -> Outcome:
     text = message.decode(errors="replace") if isinstance(message, bytes) else message
     error = f"{code} {text}".strip()
     if 400 <= code < 500:
-        return Outcome(TRANSIENT, error, connection_lost=code == 421)
+        return Outcome(
+            TRANSIENT,
+            error,
+            connection_lost=code == 421,
+            # A 4.7.x at RCPT is about that recipient (greylisting), not about us.
+            slow_down=code == 421 or (not recipient_level and is_throttling(text)),
+        )
     # A permanent refusal of the address itself (RCPT: 550 user unknown, 5.1.x) is a
     # hard bounce; a refusal of the message (DATA) fails this row only.
     if recipient_level and (code in (550, 551, 553) or " 5.1." in f" {text}"):
         return Outcome(BOUNCED, error)
     return Outcome(FAILED, error)
+
+
+def is_throttling(text: str) -> bool:
+    """Whether a 4xx reply's enhanced status (RFC 3463) says 4.7.x: "too many
+    connections, messages or recipients from you, try later"."""
+    return bool(_THROTTLE_STATUS.match(text.lstrip()))
+
+
+_THROTTLE_STATUS = re.compile(r"4\.7\.\d{1,3}\b")
 
 
 def _nothing() -> None:
@@ -131,9 +151,21 @@ class SMTPTransport(Transport):
     def __init__(self) -> None:
         # Django's SMTP EmailBackend; get_connection() is typed as the base class.
         self.backend: Any = None
+        # Messages sent over the current connection.
+        self.messages = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.backend is not None and self.backend.connection is not None
+
+    def open(self) -> None:
+        """Connect (greeting, EHLO, TLS, login) unless connected; raises OSError or
+        smtplib.SMTPException when the server cannot be reached."""
+        self._connection()
 
     def _connection(self) -> smtplib.SMTP:
         if self.backend is None or self.backend.connection is None:
+            self.messages = 0
             self.backend = get_connection(fail_silently=False)
             self.backend.open()
             # The final "." goes out in its own small write (see _transmit); without
@@ -198,6 +230,7 @@ class SMTPTransport(Transport):
             # before_accept failed (the database): the server must not accept it.
             self._drop()
             raise
+        self.messages += 1
         return Outcome(SENT, message_id=recipient.message_id)
 
 
@@ -219,27 +252,35 @@ def _transmit(
         raise smtplib.SMTPRecipientsRefused({to: (553, b"5.1.3 Bad address syntax")})
     connection.ehlo_or_helo_if_needed()
     size = f" SIZE={len(data)}" if connection.has_extn("size") else ""
-    connection.putcmd("mail", f"FROM:<{from_email}>{size}")
-    code, reply = connection.getreply()
+    mail = f"MAIL FROM:<{from_email}>{size}"
+    rcpt = f"RCPT TO:<{to}>"
+    if connection.has_extn("pipelining"):
+        # One write, then the three replies in order; a 421 closes the connection,
+        # so nothing follows it.
+        connection.send(f"{mail}\r\n{rcpt}\r\nDATA\r\n")
+        replies = []
+        for _ in range(3):
+            replies.append(connection.getreply())
+            if replies[-1][0] == 421:
+                break
+    else:
+        replies = []
+        for command, ok in ((mail, (250,)), (rcpt, (250, 251)), ("DATA", (354,))):
+            connection.send(f"{command}\r\n")
+            replies.append(connection.getreply())
+            if replies[-1][0] not in ok:
+                break
+    code, reply = replies[0]
     if code != 250:
-        if code == 421:
-            connection.close()
-        else:
-            # smtplib's own RSET that ignores a dropped connection (not in typeshed).
-            connection._rset()  # type: ignore[attr-defined]
+        _abandon(connection, code, replies)
         raise smtplib.SMTPSenderRefused(code, reply, from_email)
-    connection.putcmd("rcpt", f"TO:<{to}>")
-    code, reply = connection.getreply()
+    code, reply = replies[1]
     if code not in (250, 251):
-        if code == 421:
-            connection.close()
-        else:
-            connection._rset()  # type: ignore[attr-defined]
+        _abandon(connection, code, replies)
         raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
-    connection.putcmd("data")
-    code, reply = connection.getreply()
+    code, reply = replies[2]
     if code != 354:
-        connection._rset()  # type: ignore[attr-defined]
+        _abandon(connection, code, replies)
         raise smtplib.SMTPDataError(code, reply)
     connection.send(data if data.endswith(b"\r\n") else data + b"\r\n")
     before_accept()
@@ -251,6 +292,24 @@ def _transmit(
         else:
             connection._rset()  # type: ignore[attr-defined]
         raise smtplib.SMTPDataError(code, reply)
+
+
+def _abandon(
+    connection: smtplib.SMTP, code: int, replies: list[tuple[int, bytes]]
+) -> None:
+    """Leave a refused transaction: close on 421, else reset for the next message.
+
+    A pipelined DATA may have been accepted (354) although MAIL or RCPT was not; the
+    empty message that ends it has no recipient, and RSET discards it.
+    """
+    if code == 421:
+        connection.close()
+        return
+    if len(replies) == 3 and replies[2][0] == 354:
+        connection.send(b".\r\n")
+        connection.getreply()
+    # smtplib's own RSET that ignores a dropped connection (not in typeshed).
+    connection._rset()  # type: ignore[attr-defined]
 
 
 _UNSAFE_ADDRESS = re.compile(r"[\s<>]")

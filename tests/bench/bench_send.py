@@ -9,9 +9,11 @@ ratios to both and each worker's peak memory (VmHWM).
 
 Relay mode: the sink answers every command SINK_DELAY_MS milliseconds after it
 arrived (a relay that far away); BENCH_SEND_DELAYS=0,30,100 runs each delay in turn.
-With a delay the default size is 2,000 subscribers and the raw and reference
-clients send at most BENCH_SEND_BASELINE messages (default 400): their rates are
-steady and sending more only takes longer.
+With a delay the default size is 10,000 subscribers and the raw and reference
+clients send at most BENCH_SEND_BASELINE messages (default 4,000): their rates are
+steady and sending more only takes longer. Each worker keeps BENCH_SEND_SESSIONS
+SMTP sessions open (default 20, as SENDING_SMTP_SESSIONS), and the raw and reference
+clients open as many connections per worker, one process each.
 
     make bench BENCH_ARGS=send            # or: python -m tests.bench.bench_send
     BENCH_SEND_SIZES=10000 python -m tests.bench.bench_send
@@ -45,15 +47,14 @@ DELAYS = [
         "BENCH_SEND_DELAYS", os.environ.get("SINK_DELAY_MS", "0")
     ).split(",")
 ]
-# Through a relay Quire sends about 8 messages/second per worker at 30 ms: the
-# default size then keeps a run to a few minutes.
-_DEFAULT_SIZES = "10000,100000" if DELAYS == [0] else "2000"
+# Through a relay 30 ms away a run of 10,000 takes about half a minute.
+_DEFAULT_SIZES = "10000,100000" if DELAYS == [0] else "10000"
 SIZES = [int(n) for n in os.environ.get("BENCH_SEND_SIZES", _DEFAULT_SIZES).split(",")]
 WORKERS = [int(n) for n in os.environ.get("BENCH_SEND_WORKERS", "1,2").split(",")]
-# SMTP connections each worker process keeps open (one today); the reference client
-# opens this many per worker.
-SESSIONS = int(os.environ.get("BENCH_SEND_SESSIONS", "1"))
-BASELINE_WITH_DELAY = int(os.environ.get("BENCH_SEND_BASELINE", "400"))
+# SMTP sessions each worker process keeps open (SENDING_SMTP_SESSIONS, 20 by
+# default); the raw and reference clients open this many connections per worker.
+SESSIONS = int(os.environ.get("BENCH_SEND_SESSIONS", "20"))
+BASELINE_WITH_DELAY = int(os.environ.get("BENCH_SEND_BASELINE", "4000"))
 
 
 # --- the SMTP sink (its own process) ------------------------------------------------
@@ -379,6 +380,7 @@ def peak_memory_kb(pid: int) -> int:
 def start_worker(n: int, sink_port: int, var_dir: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["EMAIL_URL"] = f"smtp://127.0.0.1:{sink_port}"
+    env["SENDING_SMTP_SESSIONS"] = str(SESSIONS)
     log = open(var_dir / f"worker-{n}.log", "wb")  # noqa: SIM115 - lives with the proc
     return subprocess.Popen(
         [

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from subscribers.models import Subscriber
 
@@ -39,12 +39,11 @@ def claim_batch(*, send_id: int, claimant: str, size: int) -> list[Claimed] | No
     Rows whose subscriber stopped receiving since the audience was frozen are
     skipped here.
     """
-    now = timezone.now()
     with transaction.atomic():
         status = Send.objects.filter(pk=send_id).values_list("status", flat=True)
         if list(status) != [Send.Status.SENDING]:
             return None
-        ready = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        ready = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(send_id=send_id, status=Delivery.Status.QUEUED, claimed_by="")
@@ -56,8 +55,8 @@ def claim_batch(*, send_id: int, claimant: str, size: int) -> list[Claimed] | No
             return []
         Delivery.objects.filter(
             pk__in=ids, status=Delivery.Status.QUEUED, claimed_by=""
-        ).update(claimed_by=claimant, claimed_at=now)
-        Send.objects.filter(pk=send_id).update(heartbeat_at=now)
+        ).update(claimed_by=claimant, claimed_at=Now())
+        Send.objects.filter(pk=send_id).update(heartbeat_at=Now())
         rows = list(
             Delivery.objects.filter(pk__in=ids, claimed_by=claimant)
             .annotate(

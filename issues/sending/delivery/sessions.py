@@ -1,0 +1,303 @@
+"""Many mail-server sessions per worker process, and one thread that records.
+
+Through a relay tens of milliseconds away a message costs round trips, not CPU: one
+connection sending one message at a time leaves the worker idle. So a worker runs up
+to ``SENDING_SMTP_SESSIONS`` sessions at once, each a thread with its own connection
+(Django's SMTP backend, so TLS, login and timeouts are as configured; PIPELINING where
+the server offers it) sending up to ``SENDING_MESSAGES_PER_CONNECTION`` messages
+before it reconnects.
+
+The database stays with the task's own thread (Django's connection belongs to it):
+it claims batches and feeds their rows to the sessions, and writes the sessions'
+marks and outcomes in groups (recording.py). A session asks for its row's "sending"
+mark before MAIL and waits for the commit only before the final dot, so the mark's
+round trip overlaps the SMTP ones; a crash leaves at most one ambiguous row per open
+session.
+
+Back-pressure: a 421, a 4.7.x reply or a refused connection halves the sessions
+allowed against the server; every ``GROW_AFTER`` messages sent without complaint
+allow one more, up to the setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from ..emails import PreparedEmail, Recipient, message_id_for
+from ..send_rate import get_rate_limiter
+from ..transports import SENT, SMTPTransport, Transport
+from .claims import Claimed, retry_delay
+from .recording import Done, Recorder, Start
+
+# After this many failed connection attempts in a row, with no session connected,
+# the server counts as unreachable: the rows go back and wait like a retry.
+MAX_CONNECTION_FAILURES = 3
+# Messages sent without a complaint before one more session is allowed.
+GROW_AFTER = 50
+# How long the recording thread waits for a mark or outcome before it looks at the
+# feed and the sessions again.
+_TICK = 0.005
+
+
+@dataclass
+class BatchRun:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    # The mail server could not be reached: the rest of the rows wait.
+    stopped: bool = False
+
+
+class SessionBudget:
+    """How many sessions may talk to the server now (additive increase,
+    multiplicative decrease, as TCP does)."""
+
+    def __init__(self, most: int) -> None:
+        self.most = max(1, most)
+        self.allowed = self.most
+        self._quiet = 0
+        self._lock = threading.Lock()
+
+    def slow_down(self) -> None:
+        with self._lock:
+            self.allowed = max(1, self.allowed // 2)
+            self._quiet = 0
+
+    def sent(self) -> None:
+        with self._lock:
+            self._quiet += 1
+            if self.allowed < self.most and self._quiet >= GROW_AFTER:
+                self.allowed += 1
+                self._quiet = 0
+
+    def admits(self, index: int) -> bool:
+        return index < self.allowed
+
+
+class SessionPool:
+    """Send rows from source() over up to `sessions` connections at once."""
+
+    def __init__(
+        self,
+        *,
+        send_id: int,
+        prepared: dict[str, PreparedEmail],
+        claimant: str,
+        sessions: int,
+        transport_factory: Callable[[], Transport],
+        source: Callable[[], list[Claimed] | None],
+        deadline: float,
+    ) -> None:
+        self.send_id = send_id
+        self.prepared = prepared
+        self.domain = next(iter(prepared.values())).message_domain
+        self.transport_factory = transport_factory
+        self.source = source
+        self.deadline = deadline
+        self.budget = SessionBudget(sessions)
+        self.recorder = Recorder(claimant)
+        self.limiter = get_rate_limiter()
+        self.per_connection = settings.SENDING_MESSAGES_PER_CONNECTION
+        self.rows: queue.Queue[Claimed] = queue.Queue()
+        self.ops: queue.SimpleQueue[Start | Done] = queue.SimpleQueue()
+        self.feeding = True
+        self.stopping = threading.Event()
+        self.unreachable = False
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._connected: set[int] = set()
+        self._connect_failures = 0
+
+    # --- the recording thread (the caller's) ------------------------------------
+
+    def run(self) -> BatchRun:
+        run = BatchRun()
+        threads = [
+            threading.Thread(
+                target=self._session, args=(n,), name=f"quire-smtp-{n}", daemon=True
+            )
+            for n in range(self.budget.most)
+        ]
+        for thread in threads:
+            thread.start()
+        renewed = time.monotonic()
+        try:
+            while True:
+                self._feed()
+                ops = self._collect()
+                if ops:
+                    counts = self.recorder.write(ops)
+                    run.sent += counts["sent"]
+                    run.failed += counts["failed"]
+                    run.retried += counts["retried"]
+                if time.monotonic() - renewed > settings.SENDING_LEASE_SECONDS / 3:
+                    self.recorder.renew_lease()
+                    renewed = time.monotonic()
+                if not any(t.is_alive() for t in threads) and self.ops.empty():
+                    break
+        except BaseException as exc:
+            self.stopping.set()
+            self._fail_marks(exc)
+            for thread in threads:
+                thread.join(30)
+            raise
+        finally:
+            self.feeding = False
+        run.stopped = self.unreachable
+        self.recorder.release(wait=retry_delay(1) if self.unreachable else 0)
+        if self.error is not None:
+            raise self.error
+        return run
+
+    def _feed(self) -> None:
+        """Keep the sessions' queue filled with claimed rows while there is time."""
+        if not self.feeding:
+            return
+        if self.stopping.is_set() or time.monotonic() > self.deadline:
+            self.feeding = False
+            return
+        if self.rows.qsize() >= self.budget.most:
+            return
+        rows = self.source()
+        if rows is None:
+            # The send stopped (paused): finish what is in flight, hand back the rest.
+            self.feeding = False
+            self.stopping.set()
+        elif not rows:
+            self.feeding = False
+        else:
+            for row in rows:
+                self.rows.put(row)
+
+    def _collect(self) -> list[Start | Done]:
+        """Everything the sessions handed over since the last write."""
+        try:
+            ops = [self.ops.get(timeout=_TICK)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                ops.append(self.ops.get_nowait())
+            except queue.Empty:
+                return ops
+
+    def _fail_marks(self, exc: BaseException) -> None:
+        """Fail every mark not written, so no session lets its server accept."""
+        while True:
+            try:
+                op = self.ops.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(op, Start) and not op.done.done():
+                op.done.set_exception(exc)
+
+    # --- the sessions -------------------------------------------------------------
+
+    def _session(self, index: int) -> None:
+        transport = self.transport_factory()
+        try:
+            while not self.stopping.is_set():
+                if not self.budget.admits(index):
+                    self._disconnect(index, transport)
+                    if self._drained():
+                        break
+                    self.stopping.wait(0.1)
+                    continue
+                try:
+                    row = self.rows.get(timeout=0.05)
+                except queue.Empty:
+                    if self._drained():
+                        break
+                    continue
+                if not self._connect(index, transport):
+                    self.rows.put(row)  # for another session, or the release
+                    continue
+                self._send(transport, row)
+                if self._spent(transport):
+                    self._disconnect(index, transport)
+        except BaseException as exc:  # noqa: BLE001 - handed to the recording thread
+            with self._lock:
+                self.error = self.error or exc
+            self.stopping.set()
+        finally:
+            self._disconnect(index, transport)
+
+    def _drained(self) -> bool:
+        return not self.feeding and self.rows.empty()
+
+    def _send(self, transport: Transport, row: Claimed) -> None:
+        self.limiter.acquire()
+        message_id = message_id_for(
+            delivery_id=row.id, send_id=self.send_id, domain=self.domain
+        )
+        start = Start(row)
+        self.ops.put(start)
+        outcome = transport.send(
+            self.prepared[row.segment],
+            Recipient(
+                email=row.email, name=row.name, token=row.token, message_id=message_id
+            ),
+            # Raises if the mark failed: the transport then drops the connection
+            # before the server could accept the message.
+            before_accept=start.done.result,
+        )
+        self.ops.put(Done(row, outcome, message_id))
+        if outcome.slow_down:
+            self.budget.slow_down()
+        elif outcome.kind == SENT:
+            self.budget.sent()
+
+    def _spent(self, transport: Transport) -> bool:
+        """Whether the connection dropped or carried its share of messages."""
+        if not isinstance(transport, SMTPTransport):
+            return False
+        if not transport.is_open:
+            return True
+        return bool(self.per_connection) and transport.messages >= self.per_connection
+
+    def _connect(self, index: int, transport: Transport) -> bool:
+        """Open the session's connection unless open; False when it cannot be."""
+        if not isinstance(transport, SMTPTransport) or transport.is_open:
+            return True
+        try:
+            transport.open()
+        except (OSError, smtplib.SMTPException):
+            transport.close()
+            self.budget.slow_down()
+            with self._lock:
+                self._connect_failures += 1
+                failures = self._connect_failures
+                alone = not self._connected
+                if failures >= MAX_CONNECTION_FAILURES and alone:
+                    self.unreachable = True
+            if self.unreachable:
+                self.stopping.set()
+            else:
+                self.stopping.wait(min(2.0, 0.1 * 2**failures))
+            return False
+        with self._lock:
+            self._connect_failures = 0
+            self._connected.add(index)
+        return True
+
+    def _disconnect(self, index: int, transport: Transport) -> None:
+        with contextlib.suppress(Exception):  # a dead connection is closed anyway
+            transport.close()
+        with self._lock:
+            self._connected.discard(index)
+
+
+def smtp_sessions() -> int:
+    """Sessions a worker process opens: SENDING_SMTP_SESSIONS over SMTP, one for
+    the outbox and other backends."""
+    if settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+        return max(1, settings.SENDING_SMTP_SESSIONS)
+    return 1
