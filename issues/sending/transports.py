@@ -153,6 +153,9 @@ class SMTPTransport(Transport):
         self.backend: Any = None
         # Messages sent over the current connection.
         self.messages = 0
+        # After a refused transaction the next one starts with RSET.
+        self._needs_reset = False
+        self._unfinished_data = False
 
     @property
     def is_open(self) -> bool:
@@ -161,11 +164,115 @@ class SMTPTransport(Transport):
     def open(self) -> None:
         """Connect (greeting, EHLO, TLS, login) unless connected; raises OSError or
         smtplib.SMTPException when the server cannot be reached."""
-        self._connection()
+        self._connection().ehlo_or_helo_if_needed()
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether the open connection's server offers PIPELINING (RFC 2920)."""
+        return self.is_open and bool(self.backend.connection.has_extn("pipelining"))
+
+    def envelope(self, prepared: PreparedEmail, recipient: Recipient) -> Envelope:
+        """The recipient's message, built (and signed) once, ready for exchange()."""
+        return Envelope(
+            prepared.from_email, recipient.email, _data(prepared, recipient)
+        )
+
+    def exchange(
+        self, finishing: Envelope | None, starting: Envelope | None
+    ) -> tuple[Outcome | None, Outcome | None]:
+        """One flight over a pipelining connection: the content and final dot of
+        `finishing` (its DATA was answered 354), then MAIL, RCPT and DATA of
+        `starting`. RFC 2920 lets message content open a group and DATA close one,
+        so a message costs one round trip.
+
+        Returns finishing's outcome and starting's: None when its DATA was answered
+        354 and it waits for its content (the next exchange's `finishing`). The
+        caller commits finishing's "sending" mark before calling.
+        """
+        connection = self.backend.connection
+        chunks: list[bytes] = []
+        expected: list[str] = []
+        if self._unfinished_data:
+            # A DATA answered 354 after its recipient was refused: end it empty.
+            chunks.append(b".\r\n")
+            expected.append("orphan")
+            self._unfinished_data = False
+        if finishing is not None:
+            data = finishing.data
+            chunks += [data if data.endswith(b"\r\n") else data + b"\r\n", b".\r\n"]
+            expected.append("finish")
+        refused = None
+        if starting is not None:
+            if _UNSAFE_ADDRESS.search(starting.from_email) or _UNSAFE_ADDRESS.search(
+                starting.to
+            ):
+                refused = Outcome(BOUNCED, "553 5.1.3 Bad address syntax")
+            else:
+                if self._needs_reset:
+                    chunks.append(b"RSET\r\n")
+                    expected.append("rset")
+                    self._needs_reset = False
+                size = (
+                    f" SIZE={len(starting.data)}" if connection.has_extn("size") else ""
+                )
+                chunks.append(
+                    f"MAIL FROM:<{starting.from_email}>{size}\r\n"
+                    f"RCPT TO:<{starting.to}>\r\nDATA\r\n".encode()
+                )
+                expected += ["mail", "rcpt", "data"]
+        replies: dict[str, tuple[int, bytes]] = {}
+        lost: Outcome | None = None
+        try:
+            connection.send(b"".join(chunks))
+            for label in expected:
+                replies[label] = connection.getreply()
+                if replies[label][0] == 421:
+                    break
+        except (smtplib.SMTPException, OSError) as exc:
+            lost = Outcome(TRANSIENT, f"{type(exc).__name__}: {exc}", "", True)
+        if lost is not None or any(code == 421 for code, _ in replies.values()):
+            self._drop()
+        lost = lost or Outcome(TRANSIENT, "421 closing", connection_lost=True)
+        done = None
+        if finishing is not None:
+            done = self._finished(replies.get("finish"), lost)
+        if starting is None or refused is not None:
+            return done, refused
+        return done, self._started(replies, lost)
+
+    def _finished(self, reply: tuple[int, bytes] | None, lost: Outcome) -> Outcome:
+        if reply is None:
+            return lost
+        code, text = reply
+        if code == 250:
+            self.messages += 1
+            return Outcome(SENT)
+        self._needs_reset = True
+        return _smtp_outcome(code, text, recipient_level=False)
+
+    def _started(
+        self, replies: dict[str, tuple[int, bytes]], lost: Outcome
+    ) -> Outcome | None:
+        for label, ok, recipient_level in (
+            ("mail", (250,), False),
+            ("rcpt", (250, 251), True),
+            ("data", (354,), False),
+        ):
+            reply = replies.get(label)
+            if reply is None:
+                return lost
+            code, text = reply
+            if code not in ok:
+                self._needs_reset = True
+                self._unfinished_data = replies.get("data", (0, b""))[0] == 354
+                return _smtp_outcome(code, text, recipient_level=recipient_level)
+        return None
 
     def _connection(self) -> smtplib.SMTP:
         if self.backend is None or self.backend.connection is None:
             self.messages = 0
+            self._needs_reset = False
+            self._unfinished_data = False
             self.backend = get_connection(fail_silently=False)
             self.backend.open()
             # The final "." goes out in its own small write (see _transmit); without
@@ -196,10 +303,7 @@ class SMTPTransport(Transport):
         *,
         before_accept: Callable[[], None] = _nothing,
     ) -> Outcome:
-        if dkim_enabled():
-            data = dot_stuff(dkim_sign(prepared.build(recipient)))
-        else:
-            data = prepared.build(recipient, dot_stuffed=True)
+        data = _data(prepared, recipient)
         try:
             connection = self._connection()
             _transmit(
@@ -232,6 +336,21 @@ class SMTPTransport(Transport):
             raise
         self.messages += 1
         return Outcome(SENT, message_id=recipient.message_id)
+
+
+@dataclass
+class Envelope:
+    """One message on its way over SMTP: sender, recipient, dot-stuffed content."""
+
+    from_email: str
+    to: str
+    data: bytes
+
+
+def _data(prepared: PreparedEmail, recipient: Recipient) -> bytes:
+    if dkim_enabled():
+        return dot_stuff(dkim_sign(prepared.build(recipient)))
+    return prepared.build(recipient, dot_stuffed=True)
 
 
 def _transmit(

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.db.models.functions import Now
 
 from subscribers.services import suppress_address
@@ -71,6 +72,9 @@ class Done:
     row: Claimed
     outcome: Outcome
     message_id: str
+    # False when the server refused the envelope before the row was marked sending
+    # (a pipelined MAIL or RCPT): the attempt is counted here.
+    started: bool = True
 
 
 def _now_sql() -> str:
@@ -108,7 +112,7 @@ class Recorder:
             op.done.set_result(None)
         for op in dones:
             if op.outcome.kind != SENT:
-                kind = self._unsent(op.row, op.outcome)
+                kind = self._unsent(op.row, op.outcome, counted=op.started)
                 counts["retried" if kind == TRANSIENT else "failed"] += 1
         return counts
 
@@ -143,8 +147,9 @@ class Recorder:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
 
-    def _unsent(self, row: Claimed, outcome: Outcome) -> str:
+    def _unsent(self, row: Claimed, outcome: Outcome, *, counted: bool) -> str:
         attempts = row.attempts + 1
+        counting = {} if counted else {"attempts": F("attempts") + 1}
         if outcome.kind == TRANSIENT and attempts < settings.SENDING_MAX_ATTEMPTS:
             Delivery.objects.filter(pk=row.id).update(
                 status=Delivery.Status.QUEUED,
@@ -152,6 +157,7 @@ class Recorder:
                 claimed_at=None,
                 last_error=outcome.error[:2000],
                 next_attempt_at=Now() + timedelta(seconds=retry_delay(attempts)),
+                **counting,
             )
             return TRANSIENT
         status = (
@@ -160,7 +166,10 @@ class Recorder:
             else Delivery.Status.FAILED
         )
         Delivery.objects.filter(pk=row.id).update(
-            status=status, last_error=outcome.error[:2000], claimed_at=Now()
+            status=status,
+            last_error=outcome.error[:2000],
+            claimed_at=Now(),
+            **counting,
         )
         if outcome.kind == BOUNCED:
             suppress_address(email=row.email, reason="bounced")

@@ -33,7 +33,7 @@ from django.conf import settings
 
 from ..emails import PreparedEmail, Recipient, message_id_for
 from ..send_rate import get_rate_limiter
-from ..transports import SENT, SMTPTransport, Transport
+from ..transports import SENT, Envelope, Outcome, SMTPTransport, Transport
 from .claims import Claimed, retry_delay
 from .recording import Done, Recorder, Start
 
@@ -78,8 +78,15 @@ class SessionBudget:
                 self.allowed += 1
                 self._quiet = 0
 
-    def admits(self, index: int) -> bool:
-        return index < self.allowed
+
+@dataclass
+class _Pending:
+    """A row whose envelope is out (or about to be), with its mark."""
+
+    row: Claimed
+    message_id: str
+    envelope: Envelope
+    start: Start
 
 
 class SessionPool:
@@ -114,6 +121,8 @@ class SessionPool:
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._connected: set[int] = set()
+        self._out = 0
+        self._connecting = 0
         self._connect_failures = 0
 
     # --- the recording thread (the caller's) ------------------------------------
@@ -205,23 +214,23 @@ class SessionPool:
         transport = self.transport_factory()
         try:
             while not self.stopping.is_set():
-                if not self.budget.admits(index):
-                    self._disconnect(index, transport)
-                    if self._drained():
-                        break
-                    self.stopping.wait(0.1)
-                    continue
-                try:
-                    row = self.rows.get(timeout=0.05)
-                except queue.Empty:
-                    if self._drained():
-                        break
+                if self._drained():
+                    break
+                # Connect only when there is work and the server has room for one
+                # more session; then take rows.
+                if self.rows.empty() and not self._is_open(transport):
+                    self.stopping.wait(0.05)
                     continue
                 if not self._connect(index, transport):
-                    self.rows.put(row)  # for another session, or the release
                     continue
-                self._send(transport, row)
-                if self._spent(transport):
+                row = self._take(wait=True)
+                if row is None:
+                    continue
+                if isinstance(transport, SMTPTransport) and transport.pipelining:
+                    self._pipeline(index, transport, row)
+                else:
+                    self._send(transport, row)
+                if self._spent(index, transport):
                     self._disconnect(index, transport)
         except BaseException as exc:  # noqa: BLE001 - handed to the recording thread
             with self._lock:
@@ -231,48 +240,145 @@ class SessionPool:
             self._disconnect(index, transport)
 
     def _drained(self) -> bool:
-        return not self.feeding and self.rows.empty()
+        """Nothing left to send: no more rows coming, none queued, none out."""
+        with self._lock:
+            out = self._out
+        return not self.feeding and self.rows.empty() and out == 0
 
-    def _send(self, transport: Transport, row: Claimed) -> None:
-        self.limiter.acquire()
-        message_id = message_id_for(
+    def _pipeline(self, index: int, transport: SMTPTransport, row: Claimed) -> None:
+        """Send rows over a pipelining connection, one round trip a message: each
+        flight carries one message's content and the next one's envelope.
+
+        A row is marked "sending" once its DATA is answered 354, and the mark is
+        committed before its content leaves; so at any moment a session has at
+        most one row that the server may have accepted unbeknown to us.
+        """
+        pending: _Pending | None = None
+        upcoming: Claimed | None = row
+        while upcoming is not None or pending is not None:
+            starting = None
+            if upcoming is not None:
+                self.limiter.acquire()
+                message_id = self._message_id(upcoming)
+                envelope = transport.envelope(
+                    self.prepared[upcoming.segment],
+                    self._recipient(upcoming, message_id),
+                )
+                starting = _Pending(upcoming, message_id, envelope, Start(upcoming))
+            if pending is not None:
+                # Raises if the mark failed: the content then never leaves.
+                pending.start.done.result()
+            finished, started = transport.exchange(
+                pending.envelope if pending else None,
+                starting.envelope if starting else None,
+            )
+            if pending is not None and finished is not None:
+                self._record(pending.row, finished, pending.message_id)
+            pending = None
+            if starting is not None:
+                if started is None:
+                    self.ops.put(starting.start)
+                    pending = starting
+                else:
+                    self._record(
+                        starting.row, started, starting.message_id, started=False
+                    )
+            upcoming = self._another(index, transport, pending is not None)
+
+    def _another(
+        self, index: int, transport: SMTPTransport, busy: bool
+    ) -> Claimed | None:
+        """The next row for this connection, if one is ready and it may take one."""
+        if self.stopping.is_set() or not transport.is_open:
+            return None
+        if self._over_budget(index):
+            return None
+        if self.per_connection and transport.messages + busy >= self.per_connection:
+            return None
+        return self._take(wait=not busy)
+
+    def _take(self, *, wait: bool) -> Claimed | None:
+        """A row from the queue, counted as out until recorded or given back."""
+        try:
+            row = self.rows.get(timeout=0.05) if wait else self.rows.get_nowait()
+        except queue.Empty:
+            return None
+        with self._lock:
+            self._out += 1
+        return row
+
+    @staticmethod
+    def _is_open(transport: Transport) -> bool:
+        return not isinstance(transport, SMTPTransport) or transport.is_open
+
+    def _message_id(self, row: Claimed) -> str:
+        return message_id_for(
             delivery_id=row.id, send_id=self.send_id, domain=self.domain
         )
-        start = Start(row)
-        self.ops.put(start)
-        outcome = transport.send(
-            self.prepared[row.segment],
-            Recipient(
-                email=row.email, name=row.name, token=row.token, message_id=message_id
-            ),
-            # Raises if the mark failed: the transport then drops the connection
-            # before the server could accept the message.
-            before_accept=start.done.result,
+
+    @staticmethod
+    def _recipient(row: Claimed, message_id: str) -> Recipient:
+        return Recipient(
+            email=row.email, name=row.name, token=row.token, message_id=message_id
         )
-        self.ops.put(Done(row, outcome, message_id))
+
+    def _record(
+        self, row: Claimed, outcome: Outcome, message_id: str, *, started: bool = True
+    ) -> None:
+        self.ops.put(Done(row, outcome, message_id, started=started))
+        with self._lock:
+            self._out -= 1
         if outcome.slow_down:
             self.budget.slow_down()
         elif outcome.kind == SENT:
             self.budget.sent()
 
-    def _spent(self, transport: Transport) -> bool:
-        """Whether the connection dropped or carried its share of messages."""
+    def _send(self, transport: Transport, row: Claimed) -> None:
+        self.limiter.acquire()
+        message_id = self._message_id(row)
+        start = Start(row)
+        self.ops.put(start)
+        outcome = transport.send(
+            self.prepared[row.segment],
+            self._recipient(row, message_id),
+            # Raises if the mark failed: the transport then drops the connection
+            # before the server could accept the message.
+            before_accept=start.done.result,
+        )
+        self._record(row, outcome, message_id)
+
+    def _spent(self, index: int, transport: Transport) -> bool:
+        """Whether the connection dropped, carried its share of messages, or is
+        one more than the server wants now."""
         if not isinstance(transport, SMTPTransport):
             return False
-        if not transport.is_open:
+        if not transport.is_open or self._over_budget(index):
             return True
         return bool(self.per_connection) and transport.messages >= self.per_connection
+
+    def _over_budget(self, index: int) -> bool:
+        with self._lock:
+            return index in self._connected and (
+                len(self._connected) > self.budget.allowed
+            )
 
     def _connect(self, index: int, transport: Transport) -> bool:
         """Open the session's connection unless open; False when it cannot be."""
         if not isinstance(transport, SMTPTransport) or transport.is_open:
             return True
+        with self._lock:
+            room = len(self._connected) + self._connecting < self.budget.allowed
+            self._connecting += room
+        if not room:
+            self.stopping.wait(0.05)
+            return False
         try:
             transport.open()
         except (OSError, smtplib.SMTPException):
             transport.close()
             self.budget.slow_down()
             with self._lock:
+                self._connecting -= 1
                 self._connect_failures += 1
                 failures = self._connect_failures
                 alone = not self._connected
@@ -284,6 +390,7 @@ class SessionPool:
                 self.stopping.wait(min(2.0, 0.1 * 2**failures))
             return False
         with self._lock:
+            self._connecting -= 1
             self._connect_failures = 0
             self._connected.add(index)
         return True
