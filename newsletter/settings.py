@@ -279,6 +279,11 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # many batch tasks a send starts with (more workers pick up more of them).
 SENDING_BATCH_SIZE = env.int("SENDING_BATCH_SIZE", default=200)
 SENDING_PARALLELISM = env.int("SENDING_PARALLELISM", default=8)
+# Through a provider's API (django-anymail): recipients per API call (0: the
+# provider's own batch size: Mailgun and SendGrid 1000, Postmark 500, Amazon SES 50,
+# Resend 100, others 1), and API calls each worker process keeps in flight at once.
+SENDING_PROVIDER_BATCH_SIZE = env.int("SENDING_PROVIDER_BATCH_SIZE", default=0)
+SENDING_PROVIDER_CALLS = env.int("SENDING_PROVIDER_CALLS", default=4)
 # Messages per second across all workers (0: no limit), for providers with quotas.
 SENDING_RATE_LIMIT = env.float("SENDING_RATE_LIMIT", default=0)
 # Transient failures (SMTP 4xx, timeouts, provider 429/5xx) are retried after

@@ -12,11 +12,13 @@ from django.utils import timezone
 
 from ..emails import PreparedEmail, Recipient
 from ..models import Delivery, Send
+from ..provider_batches import through_provider
 from ..send_rate import get_rate_limiter
 from ..transports import SENT, TRANSIENT, Transport, open_transport
 from .bookkeeping import finish_send_if_complete, refresh_counts
 from .claims import Claimed, claim_batch, retry_delay, worker_name
 from .preparing import PAUSED, STOPPED, prepared_for
+from .provider_sending import send_through_provider
 from .recording import PgMarks, Recorder, recording_session
 
 # After this many connection failures in a row a batch stops and waits.
@@ -114,6 +116,16 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
     prepared = ready.emails
     claimant = f"{worker_name()}:{secrets.token_hex(4)}"
     deadline = time.monotonic() + time_budget
+    if through_provider():
+        run = send_through_provider(
+            send_id=send_id, prepared=prepared, claimant=claimant, deadline=deadline
+        )
+        result.sent, result.failed, result.retried = run.sent, run.failed, run.retried
+        refresh_counts(send_id=send_id)
+        if run.stopped:
+            result.next = "stopped"
+            return result
+        return _what_next(send_id, result)
     with recording_session() as marks, open_transport() as transport:
         while time.monotonic() < deadline:
             rows = claim_batch(

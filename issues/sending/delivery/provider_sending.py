@@ -1,0 +1,276 @@
+"""Sending through a provider's API: several batch calls in flight, set-based records.
+
+The task's own thread does every database step (claims, marks, outcomes); a thread
+pool of SENDING_PROVIDER_CALLS threads only makes the HTTP calls, since Django's
+database connection belongs to the thread that opened it. Before a call its rows
+are marked "sending" in one committed UPDATE, so a message the provider accepted
+always has its row marked first; a worker that dies with calls in flight leaves
+those rows "sending" for the reconciler (bookkeeping.py), which queues them again
+flagged as possible duplicates. After the answer each recipient's outcome is
+recorded in a few UPDATEs, grouped by outcome: only the recipients the provider
+refused for now, or the rows of a whole call it turned down (429, 5xx, no answer),
+are tried again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from subscribers.services import suppress_address
+
+from ..emails import PreparedEmail, Recipient, message_id_for
+from ..models import Delivery
+from ..provider_batches import CallResult, ProviderClient
+from ..send_rate import get_rate_limiter
+from ..transports import BOUNCED, SENT, TRANSIENT, Outcome
+from .claims import Claimed, claim_batch, retry_delay
+
+# Rows per UPDATE that sets a different value on each (a CASE per row).
+CASE_CHUNK = 250
+
+
+@dataclass
+class ProviderRun:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    calls: int = 0
+    # The send stopped sending (paused, or not "sending" any more).
+    stopped: bool = False
+
+
+@dataclass
+class Call:
+    """One API call's rows: one segment, at most the provider's batch size."""
+
+    segment: str
+    rows: list[Claimed]
+    recipients: list[Recipient] = field(default_factory=list)
+
+
+def _calls_for(
+    rows: list[Claimed], client: ProviderClient, send_id: int, domain: str
+) -> list[Call]:
+    """Split claimed rows into calls: per segment, batch size, one address each."""
+    size = max(1, client.style.batch_size)
+    calls: list[Call] = []
+    open_calls: dict[str, tuple[Call, set[str]]] = {}
+    for row in rows:
+        recipient = Recipient(
+            email=row.email,
+            name=row.name,
+            token=row.token,
+            message_id=message_id_for(
+                delivery_id=row.id, send_id=send_id, domain=domain
+            ),
+        )
+        if not client.merges(row.segment):
+            calls.append(Call(row.segment, [row], [recipient]))
+            continue
+        current = open_calls.get(row.segment)
+        address = row.email.lower()
+        # A batch holds each address once: merge data is keyed by address.
+        if current is None or len(current[0].rows) >= size or address in current[1]:
+            current = (Call(row.segment, []), set())
+            open_calls[row.segment] = current
+            calls.append(current[0])
+        current[0].rows.append(row)
+        current[0].recipients.append(recipient)
+        current[1].add(address)
+    return calls
+
+
+def _mark_sending(call: Call, claimant: str) -> None:
+    """Mark the call's rows sending, committed before the call goes out."""
+    ids = [row.id for row in call.rows]
+    marked = Delivery.objects.filter(
+        pk__in=ids, claimed_by=claimant, status=Delivery.Status.QUEUED
+    ).update(
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=Now()
+    )
+    if marked == len(ids):
+        return
+    # The reconciler freed some (our lease ran out): send only the rows still ours.
+    ours = set(
+        Delivery.objects.filter(
+            pk__in=ids, claimed_by=claimant, status=Delivery.Status.SENDING
+        ).values_list("pk", flat=True)
+    )
+    kept = [
+        (row, r)
+        for row, r in zip(call.rows, call.recipients, strict=True)
+        if row.id in ours
+    ]
+    call.rows = [row for row, _ in kept]
+    call.recipients = [r for _, r in kept]
+
+
+def _update_sent(rows: list[tuple[Claimed, str]]) -> None:
+    by_id: dict[str, list[int]] = {}
+    for row, message_id in rows:
+        by_id.setdefault(message_id, []).append(row.id)
+    done = {"status": Delivery.Status.SENT, "sent_at": Now(), "last_error": ""}
+    if len(by_id) <= 3:
+        # One id for the whole call (Mailgun), or very few.
+        for message_id, ids in by_id.items():
+            Delivery.objects.filter(pk__in=ids).update(message_id=message_id, **done)
+        return
+    for start in range(0, len(rows), CASE_CHUNK):
+        chunk = rows[start : start + CASE_CHUNK]
+        Delivery.objects.filter(pk__in=[row.id for row, _ in chunk]).update(
+            message_id=Case(
+                *(When(pk=row.id, then=Value(message_id)) for row, message_id in chunk),
+                default=F("message_id"),
+            ),
+            **done,
+        )
+
+
+def _update_errors(rows: list[tuple[Claimed, Outcome]], status: str) -> None:
+    by_error: dict[str, list[int]] = {}
+    for row, outcome in rows:
+        by_error.setdefault(outcome.error[:2000], []).append(row.id)
+    for error, ids in by_error.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            status=status, last_error=error, claimed_at=Now()
+        )
+
+
+def _update_retries(rows: list[tuple[Claimed, Outcome]], wait_at_least: float) -> None:
+    """Queue rows again after their backoff (and at least wait_at_least seconds)."""
+    now = timezone.now()
+    groups: dict[tuple[int, str], list[int]] = {}
+    for row, outcome in rows:
+        groups.setdefault((row.attempts + 1, outcome.error[:2000]), []).append(row.id)
+    for (attempts, error), ids in groups.items():
+        delay = max(retry_delay(attempts), wait_at_least)
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.QUEUED,
+            claimed_by="",
+            claimed_at=None,
+            last_error=error,
+            next_attempt_at=now + timedelta(seconds=delay),
+        )
+
+
+def record_call(call: Call, result: CallResult, run: ProviderRun) -> None:
+    """Record each recipient's outcome of one call, grouped into few UPDATEs."""
+    sent: list[tuple[Claimed, str]] = []
+    retry: list[tuple[Claimed, Outcome]] = []
+    failed: list[tuple[Claimed, Outcome]] = []
+    bounced: list[tuple[Claimed, Outcome]] = []
+    for row, recipient in zip(call.rows, call.recipients, strict=True):
+        outcome = result.outcomes.get(row.email.lower()) or Outcome(
+            TRANSIENT, "The provider's answer did not name this address."
+        )
+        if outcome.kind == SENT:
+            sent.append((row, outcome.message_id or recipient.message_id))
+        elif (
+            outcome.kind == TRANSIENT
+            and row.attempts + 1 < settings.SENDING_MAX_ATTEMPTS
+        ):
+            retry.append((row, outcome))
+        elif outcome.kind == BOUNCED:
+            bounced.append((row, outcome))
+        else:
+            failed.append((row, outcome))
+    if sent:
+        _update_sent(sent)
+    if retry:
+        _update_retries(retry, result.retry_after)
+    if failed:
+        _update_errors(failed, Delivery.Status.FAILED)
+    if bounced:
+        _update_errors(bounced, Delivery.Status.BOUNCED)
+        for row, _outcome in bounced:
+            suppress_address(email=row.email, reason="bounced")
+    run.sent += len(sent)
+    run.retried += len(retry)
+    run.failed += len(failed) + len(bounced)
+
+
+def _release(claimant: str) -> None:
+    """Hand back claimed rows no call took (they keep their attempts)."""
+    Delivery.objects.filter(claimed_by=claimant, status=Delivery.Status.QUEUED).update(
+        claimed_by="", claimed_at=None
+    )
+
+
+def send_through_provider(
+    *,
+    send_id: int,
+    prepared: dict[str, PreparedEmail],
+    claimant: str,
+    deadline: float,
+) -> ProviderRun:
+    """Send the send's queued rows in provider batch calls until deadline."""
+    run = ProviderRun()
+    client = ProviderClient(prepared)
+    in_flight = max(1, settings.SENDING_PROVIDER_CALLS)
+    # Batches of one (no merge fields) still claim enough rows for every thread.
+    claim_size = max(client.style.batch_size, in_flight)
+    if not any(client.merges(segment) for segment in prepared):
+        claim_size = max(claim_size, settings.SENDING_BATCH_SIZE)
+    domain = next(iter(prepared.values())).message_domain
+    limiter = get_rate_limiter()
+    lease_renewal = settings.SENDING_LEASE_SECONDS / 3
+    renewed = time.monotonic()
+    waiting: deque[Call] = deque()
+    flying: dict[Future[CallResult], Call] = {}
+    # No more claims: nothing left now, the send stopped, or time is up.
+    exhausted = False
+    try:
+        with ThreadPoolExecutor(
+            max_workers=in_flight, thread_name_prefix="quire-provider"
+        ) as pool:
+            while True:
+                while len(flying) < in_flight:
+                    if not waiting:
+                        if exhausted or time.monotonic() >= deadline:
+                            break
+                        rows = claim_batch(
+                            send_id=send_id, claimant=claimant, size=claim_size
+                        )
+                        if not rows:
+                            run.stopped = rows is None
+                            exhausted = True
+                            break
+                        renewed = time.monotonic()
+                        waiting.extend(_calls_for(rows, client, send_id, domain))
+                        continue
+                    call = waiting.popleft()
+                    for _ in call.rows:
+                        limiter.acquire()
+                    _mark_sending(call, claimant)
+                    if call.rows:
+                        run.calls += 1
+                        future = pool.submit(
+                            client.send, prepared[call.segment], call.recipients
+                        )
+                        flying[future] = call
+                if not flying:
+                    break
+                done, _ = wait(
+                    flying, timeout=lease_renewal, return_when=FIRST_COMPLETED
+                )
+                for future in done:
+                    record_call(flying.pop(future), future.result(), run)
+                if waiting and time.monotonic() - renewed > lease_renewal:
+                    # Keep the claimed rows not yet handed to a call ours.
+                    Delivery.objects.filter(
+                        claimed_by=claimant, status=Delivery.Status.QUEUED
+                    ).update(claimed_at=Now())
+                    renewed = time.monotonic()
+    finally:
+        client.close()
+        _release(claimant)
+    return run
