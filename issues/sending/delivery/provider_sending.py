@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -89,17 +89,43 @@ def _calls_for(
     return calls
 
 
+def _span(call: Call, claimant: str, status: str) -> QuerySet[Delivery]:
+    """Return the call's rows in that status by their pk range, without a list.
+
+    A call holds consecutive claimed rows of one segment, so while no other call of
+    that segment with an overlapping range is in the same state, the range selects
+    exactly its rows (a thousand ids would cost more to send than the update).
+    """
+    return Delivery.objects.filter(
+        claimed_by=claimant,
+        status=status,
+        segment=call.segment,
+        pk__gte=call.rows[0].id,
+        pk__lte=call.rows[-1].id,
+    )
+
+
+def _overlaps(call: Call, others) -> bool:
+    first, last = call.rows[0].id, call.rows[-1].id
+    return any(
+        other.segment == call.segment
+        and other.rows[0].id <= last
+        and first <= other.rows[-1].id
+        for other in others
+    )
+
+
 def _mark_sending(call: Call, claimant: str) -> None:
     """Mark the call's rows sending, committed before the call goes out."""
-    ids = [row.id for row in call.rows]
-    marked = Delivery.objects.filter(
-        pk__in=ids, claimed_by=claimant, status=Delivery.Status.QUEUED
-    ).update(
+    # Only this call's rows are queued in its range: rows of earlier calls are
+    # sending or done, those of later calls lie beyond it.
+    marked = _span(call, claimant, Delivery.Status.QUEUED).update(
         status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=Now()
     )
-    if marked == len(ids):
+    if marked == len(call.rows):
         return
     # The reconciler freed some (our lease ran out): send only the rows still ours.
+    ids = [row.id for row in call.rows]
     ours = set(
         Delivery.objects.filter(
             pk__in=ids, claimed_by=claimant, status=Delivery.Status.SENDING
@@ -114,13 +140,22 @@ def _mark_sending(call: Call, claimant: str) -> None:
     call.recipients = [r for _, r in kept]
 
 
-def _update_sent(rows: list[tuple[Claimed, str]]) -> None:
+def _update_sent(
+    call: Call, rows: list[tuple[Claimed, str]], claimant: str, alone: bool
+) -> None:
+    """Mark rows sent; alone: no other call in flight overlaps this one's range."""
     by_id: dict[str, list[int]] = {}
     for row, message_id in rows:
         by_id.setdefault(message_id, []).append(row.id)
     done = {"status": Delivery.Status.SENT, "sent_at": Now(), "last_error": ""}
+    if len(by_id) == 1 and alone and len(rows) == len(call.rows):
+        # One id for the whole call (Mailgun), every row of it accepted.
+        (message_id,) = by_id
+        _span(call, claimant, Delivery.Status.SENDING).update(
+            message_id=message_id, **done
+        )
+        return
     if len(by_id) <= 3:
-        # One id for the whole call (Mailgun), or very few.
         for message_id, ids in by_id.items():
             Delivery.objects.filter(pk__in=ids).update(message_id=message_id, **done)
         return
@@ -162,8 +197,18 @@ def _update_retries(rows: list[tuple[Claimed, Outcome]], wait_at_least: float) -
         )
 
 
-def record_call(call: Call, result: CallResult, run: ProviderRun) -> None:
-    """Record each recipient's outcome of one call, grouped into few UPDATEs."""
+def record_call(
+    call: Call,
+    result: CallResult,
+    run: ProviderRun,
+    *,
+    claimant: str,
+    alone: bool = False,
+) -> None:
+    """Record each recipient's outcome of one call, grouped into few UPDATEs.
+
+    alone: no other call of the same segment whose range overlaps is in flight.
+    """
     sent: list[tuple[Claimed, str]] = []
     retry: list[tuple[Claimed, Outcome]] = []
     failed: list[tuple[Claimed, Outcome]] = []
@@ -183,8 +228,6 @@ def record_call(call: Call, result: CallResult, run: ProviderRun) -> None:
             bounced.append((row, outcome))
         else:
             failed.append((row, outcome))
-    if sent:
-        _update_sent(sent)
     if retry:
         _update_retries(retry, result.retry_after)
     if failed:
@@ -193,6 +236,8 @@ def record_call(call: Call, result: CallResult, run: ProviderRun) -> None:
         _update_errors(bounced, Delivery.Status.BOUNCED)
         for row, _outcome in bounced:
             suppress_address(email=row.email, reason="bounced")
+    if sent:
+        _update_sent(call, sent, claimant, alone)
     run.sent += len(sent)
     run.retried += len(retry)
     run.failed += len(failed) + len(bounced)
@@ -263,7 +308,11 @@ def send_through_provider(
                     flying, timeout=lease_renewal, return_when=FIRST_COMPLETED
                 )
                 for future in done:
-                    record_call(flying.pop(future), future.result(), run)
+                    call = flying.pop(future)
+                    alone = not _overlaps(call, flying.values())
+                    record_call(
+                        call, future.result(), run, claimant=claimant, alone=alone
+                    )
                 if waiting and time.monotonic() - renewed > lease_renewal:
                     # Keep the claimed rows not yet handed to a call ours.
                     Delivery.objects.filter(
