@@ -398,3 +398,40 @@ def test_postmark_sends_each_recipient_its_own_message_and_bounces_inactive(
     sent = rows.filter(status="sent")
     assert sent.count() == 5
     assert all(row.message_id == f"pm-{row.email}" for row in sent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_calls_rows_are_committed_as_sending_before_the_call(
+    issue, mailgun, settings
+):
+    from django.db import connection
+
+    settings.SENDING_PROVIDER_BATCH_SIZE = 10
+    seen: list[dict[str, str]] = []
+
+    def answer(request: Request) -> Response:
+        # The provider's side: what another database connection sees as it answers.
+        try:
+            to = request.form.getlist("to")
+            seen.append(
+                dict(
+                    Delivery.objects.filter(email__in=to).values_list("email", "status")
+                )
+            )
+        finally:
+            connection.close()
+        return mailgun_accepts(request)
+
+    fake = FakeProvider(answer)
+    mailgun.expect_request(MAILGUN_PATH, method="POST").respond_with_handler(fake)
+    make_subscribers(30)
+    # Committed, publishing runs the send's tasks (eager here) at once.
+    send = services.publish_issue(issue=issue)
+
+    send.refresh_from_db()
+    assert send.status == "done"
+    assert len(seen) == 3
+    for statuses in seen:
+        assert len(statuses) == 10
+        assert set(statuses.values()) == {"sending"}
+    assert Delivery.objects.filter(send=send, status="sent").count() == 30
