@@ -435,3 +435,45 @@ def test_a_calls_rows_are_committed_as_sending_before_the_call(
         assert len(statuses) == 10
         assert set(statuses.values()) == {"sending"}
     assert Delivery.objects.filter(send=send, status="sent").count() == 30
+
+
+# --- SendGrid: substitutions per personalization, a message id per recipient -------
+
+
+# anymail still ships the SendGrid backend but warns that it no longer supports it.
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_sendgrid_sends_one_call_with_a_personalization_per_recipient(
+    issue, settings, httpserver
+):
+    settings.EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
+    settings.ANYMAIL = {
+        "SENDGRID_API_KEY": "SG.test",
+        "SENDGRID_API_URL": httpserver.url_for("/v3/"),
+    }
+    fake = FakeProvider(lambda request: Response("", status=202))
+    httpserver.expect_request("/v3/mail/send", method="POST").respond_with_handler(fake)
+    send = start(issue, 12)
+
+    assert delivery.deliver_send(send_id=send.pk).next == "done"
+
+    (request,) = fake.requests
+    data = json.loads(request.get_data())
+    contents = {c["type"]: c["value"] for c in data["content"]}
+    assert "-quire_unsubscribe-" in contents["text/plain"]
+    assert "-quire_unsubscribe_html-" in contents["text/html"]
+    assert data["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    known = tokens()
+    ids = dict(Delivery.objects.filter(send=send).values_list("email", "pk"))
+    assert len(data["personalizations"]) == 12
+    for personalization in data["personalizations"]:
+        (to,) = (r["email"] for r in personalization["to"])
+        unsubscribe = personalization["substitutions"]["-quire_unsubscribe-"]
+        assert unsubscribe.endswith(f"/unsubscribe/{known[to]}/")
+        headers = personalization["headers"]
+        assert headers["Message-ID"] == f"<quire.{send.pk}.{ids[to]}@localhost>"
+        assert f"/unsubscribe/{known[to]}/>" in headers["List-Unsubscribe"]
+    # SendGrid answers with no ids; anymail makes one per recipient.
+    message_ids = Delivery.objects.filter(send=send, status="sent").values_list(
+        "message_id", flat=True
+    )
+    assert len(set(message_ids)) == 12
