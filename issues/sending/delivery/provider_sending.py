@@ -271,7 +271,7 @@ def send_through_provider(
     renewed = time.monotonic()
     waiting: deque[Call] = deque()
     flying: dict[Future[CallResult], Call] = {}
-    # No more claims: nothing left now, the send stopped, or time is up.
+    # No more claims: nothing is left to claim now, or the send stopped.
     exhausted = False
     try:
         with ThreadPoolExecutor(
@@ -279,8 +279,11 @@ def send_through_provider(
         ) as pool:
             while True:
                 while len(flying) < in_flight:
+                    if time.monotonic() >= deadline:
+                        # Time is up: rows not yet in a call are handed back.
+                        break
                     if not waiting:
-                        if exhausted or time.monotonic() >= deadline:
+                        if exhausted:
                             break
                         rows = claim_batch(
                             send_id=send_id, claimant=claimant, size=claim_size
