@@ -1,10 +1,11 @@
 """The worker's side of a send, and its bookkeeping.
 
-At any moment a worker process has at most one delivery in the "sending" state: the
+Over SMTP, at any moment a worker process has at most one delivery in the "sending" state: the
 one it is handing to the mail server. Marking the previous message sent and the next
 one sending is a single UPDATE, so recording costs one round trip per message and a
 crash leaves at most one ambiguous row per process (the reconciler re-sends it and
-flags it as a possible duplicate).
+flags it as a possible duplicate). Through a provider's API (``provider_sending``)
+the rows "sending" are those of the calls in flight, marked in one UPDATE per call.
 
 Nothing here enqueues a task, and nothing imports services or tasks: a function that
 leads to more work returns it (``start_send`` whether to start batch tasks,
@@ -16,7 +17,9 @@ issue, frozen into Delivery rows), ``bookkeeping`` (counts, finishing, pausing,
 reconciling), ``preparing`` (starting a send: the emails rendered once per send and
 stored, with the guard against content that kills workers), ``claims`` (taking a
 batch of queued deliveries), ``recording`` (one UPDATE per outcome, overlapped with
-SMTP on PostgreSQL) and ``batches`` (sending a batch, and the task's loop over them).
+SMTP on PostgreSQL), ``provider_sending`` (batch calls to a provider's API, several
+in flight, outcomes recorded per call) and ``batches`` (sending a batch, and the
+task's loop over them).
 """
 
 from .audience import freeze_audience
