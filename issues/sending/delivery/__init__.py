@@ -1,11 +1,12 @@
 """The worker's side of a send, and its bookkeeping.
 
-Over SMTP, at any moment a worker process has at most one delivery in the "sending" state: the
-one it is handing to the mail server. Marking the previous message sent and the next
-one sending is a single UPDATE, so recording costs one round trip per message and a
-crash leaves at most one ambiguous row per process (the reconciler re-sends it and
-flags it as a possible duplicate). Through a provider's API (``provider_sending``)
-the rows "sending" are those of the calls in flight, marked in one UPDATE per call.
+Over SMTP, at any moment a worker process has at most one delivery in the "sending"
+state: the one it is handing to the mail server. Marking the previous message sent
+and the next one sending is a single UPDATE, so recording costs one round trip per
+message and a crash leaves at most one ambiguous row per process (the reconciler
+re-sends it and flags it as a possible duplicate). Through a provider's API
+(``provider_sending``) the rows "sending" are those of the calls in flight, marked
+in one UPDATE per call.
 
 Nothing here enqueues a task, and nothing imports services or tasks: a function that
 leads to more work returns it (``start_send`` whether to start batch tasks,
