@@ -180,15 +180,10 @@ def test_a_429_puts_the_calls_rows_back_until_retry_after(issue, mailgun, settin
     assert Delivery.objects.filter(send=send, status="sent").count() == 30
 
 
-def test_a_5xx_retries_the_whole_call_and_a_400_fails_it(issue, mailgun, settings):
+def test_a_5xx_retries_the_whole_call(issue, mailgun, settings):
     settings.SENDING_PROVIDER_BATCH_SIZE = 5
     settings.SENDING_PROVIDER_CALLS = 1
-    answers = iter(
-        [
-            json_response({"message": "upstream"}, 503),
-            json_response({"message": "'to' parameter is not a valid address"}, 400),
-        ]
-    )
+    answers = iter([json_response({"message": "upstream"}, 503)])
 
     def answer(request: Request) -> Response:
         return next(answers, None) or mailgun_accepts(request)
@@ -199,15 +194,47 @@ def test_a_5xx_retries_the_whole_call_and_a_400_fails_it(issue, mailgun, setting
 
     delivery.deliver_send(send_id=send.pk)
 
-    first, second, third = (set(r.form.getlist("to")) for r in fake.requests)
+    assert len(fake.requests) == 3
+    first = set(fake.requests[0].form.getlist("to"))
     rows = Delivery.objects.filter(send=send)
     assert set(rows.filter(status="queued").values_list("email", flat=True)) == first
-    assert set(rows.filter(status="failed").values_list("email", flat=True)) == second
-    assert set(rows.filter(status="sent").values_list("email", flat=True)) == third
-    assert all(
-        "503" in e
-        for e in rows.filter(status="queued").values_list("last_error", flat=True)
-    )
+    assert rows.filter(status="sent").count() == 10
+    for row in rows.filter(status="queued"):
+        assert "503" in row.last_error
+        assert row.next_attempt_at > timezone.now()
+
+
+BAD = "reader7@example.org"
+
+
+def test_a_call_refused_for_one_bad_address_fails_only_that_address(
+    issue, mailgun, settings
+):
+    settings.SENDING_PROVIDER_BATCH_SIZE = 5
+    settings.SENDING_PROVIDER_CALLS = 2
+
+    def answer(request: Request) -> Response:
+        # Mailgun refuses the whole call when any recipient address is invalid.
+        if BAD in request.form.getlist("to"):
+            return json_response({"message": "'to' parameter is not valid"}, 400)
+        return mailgun_accepts(request)
+
+    fake = FakeProvider(answer)
+    mailgun.expect_request(MAILGUN_PATH, method="POST").respond_with_handler(fake)
+    send = start(issue, 15)
+
+    assert delivery.deliver_send(send_id=send.pk).next == "done"
+
+    # Three calls of five; the refused one again as five calls of one.
+    assert sorted(len(r.form.getlist("to")) for r in fake.requests) == [
+        1, 1, 1, 1, 1, 5, 5, 5,
+    ]  # fmt: skip
+    rows = Delivery.objects.filter(send=send)
+    failed = rows.get(status="failed")
+    assert failed.email == BAD
+    assert "400" in failed.last_error
+    assert rows.filter(status="sent").count() == 14
+    assert set(rows.values_list("attempts", flat=True)) == {1}
 
 
 # --- Amazon SES: SendBulkEmail with an inline template, one status per destination --

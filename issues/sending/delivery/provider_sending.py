@@ -9,7 +9,8 @@ those rows "sending" for the reconciler (bookkeeping.py), which queues them agai
 flagged as possible duplicates. After the answer each recipient's outcome is
 recorded in a few UPDATEs, grouped by outcome: only the recipients the provider
 refused for now, or the rows of a whole call it turned down (429, 5xx, no answer),
-are tried again.
+are tried again. A call refused whole with another 4xx goes again one recipient per
+call, so that one bad address fails alone.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class Call:
     segment: str
     rows: list[Claimed]
     recipients: list[Recipient] = field(default_factory=list)
+    # Its rows are marked "sending" already (a call split after a refusal).
+    marked: bool = False
 
 
 def _calls_for(
@@ -243,6 +246,24 @@ def record_call(
     run.failed += len(failed) + len(bounced)
 
 
+def _refused_whole(result: CallResult) -> bool:
+    """Return whether the provider refused the call itself (a 4xx other than 429)."""
+    status = result.status_code
+    return status is not None and 400 <= status < 500 and status != 429
+
+
+def _split(call: Call) -> list[Call]:
+    """Return the call as one call per recipient, its rows still marked sending.
+
+    One bad address makes some providers refuse the whole call (Mailgun answers 400
+    for any invalid recipient); sent alone, only that recipient fails.
+    """
+    return [
+        Call(call.segment, [row], [recipient], marked=True)
+        for row, recipient in zip(call.rows, call.recipients, strict=True)
+    ]
+
+
 def _release(claimant: str) -> None:
     """Hand back claimed rows no call took (they keep their attempts)."""
     Delivery.objects.filter(claimed_by=claimant, status=Delivery.Status.QUEUED).update(
@@ -296,9 +317,10 @@ def send_through_provider(
                         waiting.extend(_calls_for(rows, client, send_id, domain))
                         continue
                     call = waiting.popleft()
-                    for _ in call.rows:
-                        limiter.acquire()
-                    _mark_sending(call, claimant)
+                    if not call.marked:
+                        for _ in call.rows:
+                            limiter.acquire()
+                        _mark_sending(call, claimant)
                     if call.rows:
                         run.calls += 1
                         future = pool.submit(
@@ -312,10 +334,12 @@ def send_through_provider(
                 )
                 for future in done:
                     call = flying.pop(future)
+                    result = future.result()
+                    if len(call.rows) > 1 and _refused_whole(result):
+                        waiting.extendleft(reversed(_split(call)))
+                        continue
                     alone = not _overlaps(call, flying.values())
-                    record_call(
-                        call, future.result(), run, claimant=claimant, alone=alone
-                    )
+                    record_call(call, result, run, claimant=claimant, alone=alone)
                 if waiting and time.monotonic() - renewed > lease_renewal:
                     # Keep the claimed rows not yet handed to a call ours.
                     Delivery.objects.filter(
