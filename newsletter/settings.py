@@ -287,6 +287,11 @@ SENDING_SMTP_SESSIONS = env.int("SENDING_SMTP_SESSIONS", default=20)
 SENDING_MESSAGES_PER_CONNECTION = env.int(
     "SENDING_MESSAGES_PER_CONNECTION", default=100
 )
+# Through a provider's API (django-anymail): recipients per API call (0: the
+# provider's own batch size: Mailgun and SendGrid 1000, Postmark 500, Amazon SES 50,
+# Resend 100, others 1), and API calls each worker process keeps in flight at once.
+SENDING_PROVIDER_BATCH_SIZE = env.int("SENDING_PROVIDER_BATCH_SIZE", default=0)
+SENDING_PROVIDER_CALLS = env.int("SENDING_PROVIDER_CALLS", default=4)
 # Messages per second across all workers (0: no limit), for providers with quotas.
 SENDING_RATE_LIMIT = env.float("SENDING_RATE_LIMIT", default=0)
 # Transient failures (SMTP 4xx, timeouts, provider 429/5xx) are retried after

@@ -15,11 +15,13 @@ from django.db.models import Q
 
 from ..emails import PreparedEmail
 from ..models import Delivery, Send
+from ..provider_batches import through_provider
 from ..transports import Transport, open_transport
 from .bookkeeping import finish_send_if_complete, refresh_counts
 from .claims import Claimed, claim_batch, worker_name
 from .clock import database_now
 from .preparing import PAUSED, STOPPED, prepared_for
+from .provider_sending import send_through_provider
 from .recording import recording_session
 from .sessions import BatchRun, SessionPool, smtp_sessions
 
@@ -82,6 +84,17 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
         return result
     prepared = ready.emails
     claimant = f"{worker_name()}:{secrets.token_hex(4)}"
+    deadline = time.monotonic() + time_budget
+    if through_provider():
+        run = send_through_provider(
+            send_id=send_id, prepared=prepared, claimant=claimant, deadline=deadline
+        )
+        result.sent, result.failed, result.retried = run.sent, run.failed, run.retried
+        refresh_counts(send_id=send_id)
+        if run.stopped:
+            result.next = "stopped"
+            return result
+        return _what_next(send_id, result)
     stopped = False
 
     def next_batch() -> list[Claimed] | None:
@@ -100,7 +113,7 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
             sessions=smtp_sessions(),
             transport_factory=open_transport,
             source=next_batch,
-            deadline=time.monotonic() + time_budget,
+            deadline=deadline,
         ).run()
     result.sent, result.failed, result.retried = run.sent, run.failed, run.retried
     if stopped:
