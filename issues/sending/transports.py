@@ -289,6 +289,11 @@ class SMTPTransport(Transport):
                 self.backend.close()
             self.backend = None
 
+    def abort(self) -> None:
+        """Drop the connection without QUIT: a message whose DATA is open is
+        discarded by the server, never delivered."""
+        self._drop()
+
     def _drop(self) -> None:
         if self.backend is not None:
             with contextlib.suppress(Exception):

@@ -1,12 +1,17 @@
 """Many SMTP sessions per worker, PIPELINING, and backing off when told to."""
 
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
+from issues.sending.transports import open_transport
 from tests.sending.conftest import make_subscribers
+from tests.sending.test_crash_guard import other_worker
 from tests.support.relay import Relay
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +126,76 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time(
     assert sorted(smtp_settings.recipients()) == sorted(
         f"reader{n}@example.org" for n in range(40)
     )
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_row_another_worker_took_over_is_not_sent(
+    issue, smtp_settings, pipelining
+):
+    smtp_settings.handler.pipelining = pipelining
+    make_subscribers(6)
+    send = services.publish_issue(issue=issue)
+    delivery.freeze_audience(send=send)
+    rows = delivery.claim_batch(send_id=send.pk, claimant="w:1", size=10)
+    # Meanwhile this worker's lease on two rows ran out, and the reconciler gave
+    # them to another worker.
+    taken = [rows[2].id, rows[4].id]
+    Delivery.objects.filter(pk__in=taken).update(claimed_by="w:2")
+
+    with open_transport() as transport:
+        delivery.send_batch(
+            send_id=send.pk,
+            rows=rows,
+            prepared=delivery.prepared_for(
+                Send.objects.select_related("issue").get(pk=send.pk)
+            ).emails,
+            transport=transport,
+            claimant="w:1",
+        )
+
+    received = set(smtp_settings.recipients())
+    assert received == {r.email for r in rows if r.id not in taken}
+    theirs = Delivery.objects.filter(pk__in=taken)
+    assert set(theirs.values_list("status", "claimed_by", "attempts")) == {
+        ("queued", "w:2", 0)
+    }
+
+
+def test_a_batch_longer_than_the_lease_keeps_its_rows(
+    transactional_db, issue, smtp_settings, settings
+):
+    settings.SENDING_LEASE_SECONDS = 1
+    settings.SENDING_SMTP_SESSIONS = 1
+    smtp_settings.handler.data_hook = lambda envelope: time.sleep(0.05)
+    make_subscribers(60)
+    # Not published: on a committing database that would send it at once, eagerly.
+    send = Send.objects.create(issue=issue)
+    assert delivery.start_send(send_id=send.pk)
+    stop = threading.Event()
+    taken = []
+
+    def reconciling_and_claiming():
+        # Beat's reconciler, far more often than every minute, and another worker
+        # ready to take whatever it frees.
+        while not stop.is_set():
+            delivery.reconcile_sends()
+            rows = delivery.claim_batch(send_id=send.pk, claimant="w:2", size=100)
+            taken.extend(rows or [])
+            stop.wait(0.2)
+
+    reconciler = threading.Thread(
+        target=lambda: other_worker(reconciling_and_claiming)
+    )
+    reconciler.start()
+    try:
+        result = delivery.deliver_send(send_id=send.pk)
+    finally:
+        stop.set()
+        reconciler.join(30)
+
+    # Three seconds of sending on a one-second lease: renewed while it worked, so
+    # no row was freed under it, and it sent them all in one go.
+    assert taken == []
+    assert result.sent == 60
+    assert sorted(Counter(smtp_settings.recipients()).values()) == [1] * 60
+    assert not Delivery.objects.filter(send=send, possibly_duplicate=True).exists()

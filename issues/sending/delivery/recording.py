@@ -60,7 +60,9 @@ class Start:
     """A session is about to hand row to the server: mark it sending first."""
 
     row: Claimed
-    # Resolved once the mark is committed; the session waits for it before the
+    # Resolved once the mark is committed, with whether the row was still this
+    # worker's (False: its lease ran out and the reconciler gave it to another
+    # worker, so this one must not send it). The session waits for it before the
     # server may accept the message.
     done: Future = field(default_factory=Future)
 
@@ -103,23 +105,26 @@ class Recorder:
         sent = [op for op in dones if op.outcome.kind == SENT]
         counts = {"sent": len(sent), "failed": 0, "retried": 0}
         try:
-            self._advance(starts, sent)
+            marked = self._advance(starts, sent)
         except BaseException as exc:
             for op in starts:
                 op.done.set_exception(exc)
             raise
         for op in starts:
-            op.done.set_result(None)
+            op.done.set_result(op.row.id in marked)
         for op in dones:
             if op.outcome.kind != SENT:
                 kind = self._unsent(op.row, op.outcome, counted=op.started)
                 counts["retried" if kind == TRANSIENT else "failed"] += 1
         return counts
 
-    def _advance(self, starts: list[Start], sent: list[Done]) -> None:
-        """Mark the started rows sending and the accepted ones sent: one UPDATE."""
+    def _advance(self, starts: list[Start], sent: list[Done]) -> set[int]:
+        """Mark the started rows sending and the accepted ones sent: one UPDATE.
+
+        Return the ids of started rows that were still claimed by this worker.
+        """
         if not starts and not sent:
-            return
+            return set()
         params: list = []
         sent_ids = ", ".join(str(op.row.id) for op in sent) or "NULL"
         start_ids = ", ".join(str(op.row.id) for op in starts) or "NULL"
@@ -141,11 +146,21 @@ class Recorder:
                 attempts = CASE WHEN id IN ({start_ids}) THEN attempts + 1
                     ELSE attempts END,
                 claimed_at = {self.now}
-            WHERE id IN ({sent_ids}) OR id IN ({start_ids})
+            WHERE id IN ({sent_ids})
+                OR (id IN ({start_ids}) AND claimed_by = %s AND status = %s)
+            RETURNING id
         """  # noqa: S608 - every interpolated value is an integer or fixed SQL
-        params = [Delivery.Status.SENT.value, Delivery.Status.SENDING.value, *params]
+        params = [
+            Delivery.Status.SENT.value,
+            Delivery.Status.SENDING.value,
+            *params,
+            self.claimant,
+            Delivery.Status.QUEUED.value,
+        ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+            touched = {row_id for (row_id,) in cursor.fetchall()}
+        return touched - {op.row.id for op in sent}
 
     def _unsent(self, row: Claimed, outcome: Outcome, *, counted: bool) -> str:
         attempts = row.attempts + 1

@@ -47,6 +47,10 @@ GROW_AFTER = 50
 _TICK = 0.005
 
 
+class LeaseLost(Exception):
+    """The row's lease ran out and another worker holds it now."""
+
+
 @dataclass
 class BatchRun:
     sent: int = 0
@@ -265,9 +269,15 @@ class SessionPool:
                     self._recipient(upcoming, message_id),
                 )
                 starting = _Pending(upcoming, message_id, envelope, Start(upcoming))
-            if pending is not None:
-                # Raises if the mark failed: the content then never leaves.
-                pending.start.done.result()
+            if pending is not None and not pending.start.done.result():
+                # (result() raises if the mark failed: the content never leaves.)
+                # The row's lease ran out and another worker has it: drop the
+                # connection, so that the open DATA is discarded, not delivered.
+                transport.abort()
+                self._forget(pending.row)
+                if starting is not None:
+                    self._give_back(starting.row)
+                return
             finished, started = transport.exchange(
                 pending.envelope if pending else None,
                 starting.envelope if starting else None,
@@ -307,6 +317,16 @@ class SessionPool:
             self._out += 1
         return row
 
+    def _give_back(self, row: Claimed) -> None:
+        """A row taken but not started, for another session."""
+        self.rows.put(row)
+        self._forget(row)
+
+    def _forget(self, row: Claimed) -> None:
+        """A row taken that this worker will not record (no longer its own)."""
+        with self._lock:
+            self._out -= 1
+
     @staticmethod
     def _is_open(transport: Transport) -> bool:
         return not isinstance(transport, SMTPTransport) or transport.is_open
@@ -338,13 +358,23 @@ class SessionPool:
         message_id = self._message_id(row)
         start = Start(row)
         self.ops.put(start)
-        outcome = transport.send(
-            self.prepared[row.segment],
-            self._recipient(row, message_id),
-            # Raises if the mark failed: the transport then drops the connection
-            # before the server could accept the message.
-            before_accept=start.done.result,
-        )
+
+        def marked() -> None:
+            # Raises if the mark failed, or the row is another worker's now: the
+            # transport then drops the connection before the server could accept
+            # the message.
+            if not start.done.result():
+                raise LeaseLost(row.id)
+
+        try:
+            outcome = transport.send(
+                self.prepared[row.segment],
+                self._recipient(row, message_id),
+                before_accept=marked,
+            )
+        except LeaseLost:
+            self._forget(row)
+            return
         self._record(row, outcome, message_id)
 
     def _spent(self, index: int, transport: Transport) -> bool:
