@@ -129,9 +129,7 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time(
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_a_row_another_worker_took_over_is_not_sent(
-    issue, smtp_settings, pipelining
-):
+def test_a_row_another_worker_took_over_is_not_sent(issue, smtp_settings, pipelining):
     smtp_settings.handler.pipelining = pipelining
     make_subscribers(6)
     send = services.publish_issue(issue=issue)
@@ -183,9 +181,7 @@ def test_a_batch_longer_than_the_lease_keeps_its_rows(
             taken.extend(rows or [])
             stop.wait(0.2)
 
-    reconciler = threading.Thread(
-        target=lambda: other_worker(reconciling_and_claiming)
-    )
+    reconciler = threading.Thread(target=lambda: other_worker(reconciling_and_claiming))
     reconciler.start()
     try:
         result = delivery.deliver_send(send_id=send.pk)

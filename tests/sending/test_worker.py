@@ -171,6 +171,7 @@ def test_two_workers_share_one_rendering_of_the_email(
 
     assert send.sent_count == 400
     assert set(Counter(smtp_server.recipients()).values()) == {1}
+
     # Every one of the send's eight batch tasks runs, in four worker processes,
     # and loads the email; one process rendered it, once. The send can be done
     # before the last of them has started.

@@ -145,7 +145,9 @@ class Relay:
                     rcpt, rcpt_refused = [], False
                     replies.append(b"250 OK")
                 elif verb == b"QUIT":
-                    writer.write(b"".join(r + b"\r\n" for r in replies) + b"221 bye\r\n")
+                    writer.write(
+                        b"".join(r + b"\r\n" for r in replies) + b"221 bye\r\n"
+                    )
                     await writer.drain()
                     return
                 else:
