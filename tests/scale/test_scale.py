@@ -28,7 +28,8 @@ SUBSCRIBERS = 20_000
 CUT_AFTER = 5_000  # sent in all when the link is cut
 LEASE = 10
 KEEPALIVE = 6  # below the lease: a cut host loses its session first
-WORKER_ENV = {
+# The same on every host, the operator's (beat's reconciler) included.
+DEPLOYMENT_ENV = {
     "SENDING_LEASE_SECONDS": LEASE,
     "SENDING_BATCH_SIZE": 100,
     "DATABASE_KEEPALIVE_SECONDS": KEEPALIVE,
@@ -68,7 +69,7 @@ def test_a_host_cut_off_mid_send_loses_no_one_and_shows_its_duplicates(cluster):
     issue_id = cluster.driver("seed", str(SUBSCRIBERS), "reader")["issue"]
     hosts = {}
     for name in ("host-1", "host-2", "host-3"):
-        hosts[name], _ = cluster.add_worker(name, **WORKER_ENV)
+        hosts[name], _ = cluster.add_worker(name, **DEPLOYMENT_ENV)
     cut = hosts["host-2"]
     started = time.monotonic()
     send_id = cluster.driver("publish", str(issue_id))["send"]
@@ -77,7 +78,7 @@ def test_a_host_cut_off_mid_send_loses_no_one_and_shows_its_duplicates(cluster):
     reconciler = cluster.spawn(
         [sys.executable, "-m", "tests.scale.driver", "reconcile", str(send_id), "2"],
         name="reconciler",
-        env=cluster.env("ops"),
+        env=cluster.env("ops", **DEPLOYMENT_ENV),
     )
 
     def far_enough():
