@@ -27,7 +27,7 @@ help:
 	@echo "                    (PYTEST_ARGS=... passes options to pytest in the three above)"
 	@echo "make test-scale     as root: one send across hosts made of network namespaces"
 	@echo "                    (PostgreSQL, Redis, an SMTP sink, three workers; one host is"
-	@echo "                    cut off mid-send; about 3 minutes; docs/scaling.md)"
+	@echo "                    cut off mid-send; about 2.5 minutes; docs/scaling.md)"
 	@echo "make bench          the benchmarks (tests/bench; BENCH_ARGS=... for options)"
 	@echo "make lint           ruff check, ruff format --check, mypy and lint-imports"
 	@echo "make format         ruff check --fix and ruff format"
