@@ -173,8 +173,11 @@ def test_a_batch_longer_than_the_lease_keeps_its_rows(
     taken = []
 
     def reconciling_and_claiming():
-        # Beat's reconciler, far more often than every minute, and another worker
-        # ready to take whatever it frees.
+        # Once this worker holds every row: beat's reconciler, far more often than
+        # every minute, and another worker ready to take whatever it frees.
+        unclaimed = Delivery.objects.filter(send=send, claimed_by="", sent_at=None)
+        while unclaimed.exists() and not stop.is_set():
+            stop.wait(0.01)
         while not stop.is_set():
             delivery.reconcile_sends()
             rows = delivery.claim_batch(send_id=send.pk, claimant="w:2", size=100)
