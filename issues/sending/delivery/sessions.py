@@ -411,7 +411,10 @@ class SessionPool:
                 self._connecting -= 1
                 self._connect_failures += 1
                 failures = self._connect_failures
-                alone = not self._connected
+                # Unreachable only when no session is connected or still trying:
+                # of twenty opened at once, a server with room for two refuses
+                # eighteen before the two are through.
+                alone = not self._connected and not self._connecting
                 if failures >= MAX_CONNECTION_FAILURES and alone:
                     self.unreachable = True
             if self.unreachable:
