@@ -381,6 +381,9 @@ def start_worker(n: int, sink_port: int, var_dir: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["EMAIL_URL"] = f"smtp://127.0.0.1:{sink_port}"
     env["SENDING_SMTP_SESSIONS"] = str(SESSIONS)
+    # As in production: DEBUG off, so no query log grows with the messages sent.
+    env["DEBUG"] = "false"
+    env["ALLOWED_HOSTS"] = "news.bench.example"
     log = open(var_dir / f"worker-{n}.log", "wb")  # noqa: SIM115 - lives with the proc
     return subprocess.Popen(
         [
