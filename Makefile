@@ -11,8 +11,8 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-services test-browser bench lint format check-compose ci \
-	manage clean
+.PHONY: help install run test test-services test-browser test-scale bench lint format \
+	check-compose ci manage clean
 
 help:
 	@echo "make install        create .venv and install Quire with its dev tools (again"
@@ -25,6 +25,9 @@ help:
 	@echo "                    Redis databases than CI's 15 and 14)"
 	@echo "make test-browser   the browser tests (needs /usr/bin/chromium, and Java for vnu)"
 	@echo "                    (PYTEST_ARGS=... passes options to pytest in the three above)"
+	@echo "make test-scale     as root: one send across hosts made of network namespaces"
+	@echo "                    (PostgreSQL, Redis, an SMTP sink, three workers; one host is"
+	@echo "                    cut off mid-send; about 2.5 minutes; docs/scaling.md)"
 	@echo "make bench          the benchmarks (tests/bench; BENCH_ARGS=... for options)"
 	@echo "make lint           ruff check, ruff format --check, mypy and lint-imports"
 	@echo "make format         ruff check --fix and ruff format"
@@ -51,7 +54,7 @@ run: install
 	$(PY) manage.py runall
 
 test: install
-	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser and not scale" $(PYTEST_ARGS)
 
 test-services: install
 	bash .ci/test-services $(PYTEST_ARGS)
@@ -59,6 +62,10 @@ test-services: install
 test-browser: install
 	@test -x /usr/bin/chromium || $(PY) -m playwright install chromium
 	$(PY) -m pytest -m browser tests/browser $(PYTEST_ARGS)
+
+test-scale: install
+	QUIRE_VAR_DIR=var/test-scale $(PY) -m pytest -m scale tests/scale -p no:cacheprovider \
+		$(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m tests.bench $(BENCH_ARGS)
@@ -83,4 +90,4 @@ manage: install
 	$(PY) manage.py $(ARGS)
 
 clean:
-	rm -rf var/test var/test-services var/broker
+	rm -rf var/test var/test-services var/test-scale var/broker

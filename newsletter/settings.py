@@ -174,6 +174,36 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A host that drops off the network leaves its session open on the database server
+# until TCP gives up: hours when the server has nothing to send, and a transaction
+# the host had open keeps its row locks all that time (the batch a worker was
+# claiming stays locked for every other worker and the reconciler). TCP keepalives
+# on both ends (and a TCP user timeout for unacknowledged data) end such a session
+# after about DATABASE_KEEPALIVE_SECONDS; 0 leaves it to the systems' defaults (e.g.
+# behind a pooler that refuses the `options` startup parameter: set the server's
+# tcp_keepalives_* there instead).
+DATABASE_KEEPALIVE_SECONDS = env.int("DATABASE_KEEPALIVE_SECONDS", default=60)
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    if DATABASE_KEEPALIVE_SECONDS > 0:
+        _idle = max(1, DATABASE_KEEPALIVE_SECONDS // 2)
+        _interval = max(1, DATABASE_KEEPALIVE_SECONDS // 6)
+        _timeout_ms = DATABASE_KEEPALIVE_SECONDS * 1000
+        # The client's end (libpq): the worker stops waiting on a dead server.
+        _options.update(
+            keepalives=1,
+            keepalives_idle=_idle,
+            keepalives_interval=_interval,
+            keepalives_count=3,
+            tcp_user_timeout=_timeout_ms,
+        )
+        # The server's end, for this session: it ends a dead host's session, rolls
+        # back its transaction and frees its locks.
+        _server = (
+            f"-c tcp_keepalives_idle={_idle} -c tcp_keepalives_interval={_interval} "
+            f"-c tcp_keepalives_count=3 -c tcp_user_timeout={_timeout_ms}"
+        )
+        _options["options"] = f"{_options.get('options', '')} {_server}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Staff sign-in ------------------------------------------------------------------
@@ -279,6 +309,19 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # many batch tasks a send starts with (more workers pick up more of them).
 SENDING_BATCH_SIZE = env.int("SENDING_BATCH_SIZE", default=200)
 SENDING_PARALLELISM = env.int("SENDING_PARALLELISM", default=8)
+# SMTP sessions each worker process keeps open at once (a relay tens of milliseconds
+# away is limited by round trips, not CPU), and messages sent over one connection
+# before it is closed and opened again (0: no limit). A server that answers 421 or
+# 4.7.x, or refuses connections, gets fewer sessions for a while.
+SENDING_SMTP_SESSIONS = env.int("SENDING_SMTP_SESSIONS", default=20)
+SENDING_MESSAGES_PER_CONNECTION = env.int(
+    "SENDING_MESSAGES_PER_CONNECTION", default=100
+)
+# Through a provider's API (django-anymail): recipients per API call (0: the
+# provider's own batch size: Mailgun and SendGrid 1000, Postmark 500, Amazon SES 50,
+# Resend 100, others 1), and API calls each worker process keeps in flight at once.
+SENDING_PROVIDER_BATCH_SIZE = env.int("SENDING_PROVIDER_BATCH_SIZE", default=0)
+SENDING_PROVIDER_CALLS = env.int("SENDING_PROVIDER_CALLS", default=4)
 # Messages per second across all workers (0: no limit), for providers with quotas.
 SENDING_RATE_LIMIT = env.float("SENDING_RATE_LIMIT", default=0)
 # Transient failures (SMTP 4xx, timeouts, provider 429/5xx) are retried after

@@ -1,5 +1,6 @@
 import email
 import email.policy
+import json
 import os
 import subprocess
 import sys
@@ -219,3 +220,52 @@ def test_the_running_banner_without_an_admin_prints_no_login(settings, tmp_path)
 
     assert "Quire is running at http://127.0.0.1:8000/" in text
     assert "Admin login" not in text
+
+
+def _database_options(**env: str) -> dict:
+    # Settings only: `shell` connects to no database.
+    result = _django(
+        {"DEBUG": "true", **env},
+        "shell",
+        "-c",
+        "import json; from django.conf import settings; "
+        "print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))",
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_postgresql_sessions_of_a_vanished_host_end_on_both_sides():
+    options = _database_options(
+        DATABASE_URL="postgres://quire@db.example:5432/quire",
+        DATABASE_KEEPALIVE_SECONDS="30",
+    )
+
+    # The worker's end gives up on a dead server...
+    assert options["keepalives"] == 1
+    assert options["keepalives_idle"] == 15
+    assert options["keepalives_interval"] == 5
+    assert options["keepalives_count"] == 3
+    assert options["tcp_user_timeout"] == 30000
+    # ...and the server ends the session of a dead host (tests/scale shows it does).
+    assert options["options"].split(" -c ") == [
+        "-c tcp_keepalives_idle=15",
+        "tcp_keepalives_interval=5",
+        "tcp_keepalives_count=3",
+        "tcp_user_timeout=30000",
+    ]
+
+
+def test_database_keepalives_keep_options_of_the_database_url_and_can_be_off():
+    kept = _database_options(
+        DATABASE_URL="postgres://quire@db/quire?options=-c%20statement_timeout%3D5000",
+    )
+    off = _database_options(
+        DATABASE_URL="postgres://quire@db/quire", DATABASE_KEEPALIVE_SECONDS="0"
+    )
+
+    assert kept["options"].startswith(
+        "-c statement_timeout=5000 -c tcp_keepalives_idle"
+    )
+    assert "keepalives" not in off
+    assert "options" not in off

@@ -29,6 +29,15 @@ class _Handler:
     rcpt_hook: Callable[[str], str | None] | None = None
     # Return a reply to refuse the whole message at DATA time, or None to accept.
     data_hook: Callable[[Envelope], str | None] | None = None
+    # Offer PIPELINING (RFC 2920) in the EHLO reply, as most relays do; aiosmtpd
+    # reads commands in order, so pipelined ones are answered in order.
+    pipelining: bool = True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server, session: Session, envelope: Envelope, address, rcpt_options

@@ -1,4 +1,8 @@
-"""Sending a claimed batch over one connection, and a worker's loop over batches."""
+"""A worker's loop over a send's batches, and sending one claimed batch.
+
+The sending itself is delivery/sessions.py: many connections at once, fed with the
+rows claimed here, outcomes recorded in groups by the task's own thread.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,21 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q
-from django.utils import timezone
 
-from ..emails import PreparedEmail, Recipient
+from ..emails import PreparedEmail
 from ..models import Delivery, Send
-from ..send_rate import get_rate_limiter
-from ..transports import SENT, TRANSIENT, Transport, open_transport
+from ..provider_batches import through_provider
+from ..transports import Transport, open_transport
 from .bookkeeping import finish_send_if_complete, refresh_counts
-from .claims import Claimed, claim_batch, retry_delay, worker_name
+from .claims import Claimed, claim_batch, worker_name
+from .clock import database_now
 from .preparing import PAUSED, STOPPED, prepared_for
-from .recording import PgMarks, Recorder, recording_session
+from .provider_sending import send_through_provider
+from .recording import recording_session
+from .sessions import BatchRun, SessionPool, smtp_sessions
 
-# After this many connection failures in a row a batch stops and waits.
-MAX_CONNECTION_FAILURES = 3
 # Seconds a batch task waits while another process renders the send's email.
 RENDERING_WAIT = 3.0
-
-
-@dataclass
-class BatchRun:
-    sent: int = 0
-    failed: int = 0
-    retried: int = 0
-    stopped: bool = False
 
 
 def send_batch(
@@ -40,45 +36,20 @@ def send_batch(
     prepared: dict[str, PreparedEmail],
     transport: Transport,
     claimant: str,
-    marks: PgMarks | None = None,
 ) -> BatchRun:
-    """Send claimed rows over the transport, recording each outcome at once."""
-    run = BatchRun()
-    domain = next(iter(prepared.values())).message_domain
-    recorder = Recorder(claimant, domain, send_id, marks)
-    limiter = get_rate_limiter()
-    connection_failures = 0
-    try:
-        for row in rows:
-            limiter.acquire()
-            message_id, marked = recorder.start(row)
-            outcome = transport.send(
-                prepared[row.segment],
-                Recipient(
-                    email=row.email,
-                    name=row.name,
-                    token=row.token,
-                    message_id=message_id,
-                ),
-                before_accept=marked,
-            )
-            kind = recorder.outcome(row, outcome, message_id)
-            if kind == SENT:
-                run.sent += 1
-                connection_failures = 0
-            elif kind == TRANSIENT:
-                run.retried += 1
-            else:
-                run.failed += 1
-            if outcome.connection_lost and outcome.kind == TRANSIENT:
-                connection_failures += 1
-                if connection_failures >= MAX_CONNECTION_FAILURES:
-                    run.stopped = True
-                    break
-    finally:
-        recorder.flush()
-        recorder.release(wait=retry_delay(1) if run.stopped else 0)
-    return run
+    """Send rows already claimed by claimant over one transport, recording each
+    outcome as it comes."""
+    batches = [rows]
+    with recording_session():
+        return SessionPool(
+            send_id=send_id,
+            prepared=prepared,
+            claimant=claimant,
+            sessions=1,
+            transport_factory=lambda: transport,
+            source=lambda: batches.pop() if batches else [],
+            deadline=float("inf"),
+        ).run()
 
 
 @dataclass
@@ -114,37 +85,47 @@ def deliver_send(*, send_id: int, time_budget: float = 60.0) -> LoopResult:
     prepared = ready.emails
     claimant = f"{worker_name()}:{secrets.token_hex(4)}"
     deadline = time.monotonic() + time_budget
-    with recording_session() as marks, open_transport() as transport:
-        while time.monotonic() < deadline:
-            rows = claim_batch(
-                send_id=send_id,
-                claimant=claimant,
-                size=settings.SENDING_BATCH_SIZE,
-            )
-            if rows is None:
-                result.next = "stopped"
-                return result
-            if not rows:
-                break
-            run = send_batch(
-                send_id=send_id,
-                rows=rows,
-                prepared=prepared,
-                transport=transport,
-                claimant=claimant,
-                marks=marks,
-            )
-            result.sent += run.sent
-            result.failed += run.failed
-            result.retried += run.retried
-            if run.stopped:
-                break
+    if through_provider():
+        run = send_through_provider(
+            send_id=send_id, prepared=prepared, claimant=claimant, deadline=deadline
+        )
+        result.sent, result.failed, result.retried = run.sent, run.failed, run.retried
+        refresh_counts(send_id=send_id)
+        if run.stopped:
+            result.next = "stopped"
+            return result
+        return _what_next(send_id, result)
+    stopped = False
+
+    def next_batch() -> list[Claimed] | None:
+        nonlocal stopped
+        rows = claim_batch(
+            send_id=send_id, claimant=claimant, size=settings.SENDING_BATCH_SIZE
+        )
+        stopped = stopped or rows is None
+        return rows
+
+    with recording_session():
+        run = SessionPool(
+            send_id=send_id,
+            prepared=prepared,
+            claimant=claimant,
+            sessions=smtp_sessions(),
+            transport_factory=open_transport,
+            source=next_batch,
+            deadline=deadline,
+        ).run()
+    result.sent, result.failed, result.retried = run.sent, run.failed, run.retried
+    if stopped:
+        refresh_counts(send_id=send_id)
+        result.next = "stopped"
+        return result
     refresh_counts(send_id=send_id)
     return _what_next(send_id, result)
 
 
 def _what_next(send_id: int, result: LoopResult) -> LoopResult:
-    now = timezone.now()
+    now = database_now()
     queued = Delivery.objects.filter(send_id=send_id, status=Delivery.Status.QUEUED)
     free = queued.filter(claimed_by="")
     if free.filter(

@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ..models import Delivery, Send
+from .clock import database_now
 
 
 def refresh_counts(*, send_id: int) -> dict[str, int]:
@@ -82,7 +83,8 @@ def reconcile_sends(*, now: datetime | None = None) -> Reconciled:
     - a sending send with work nobody is doing (lost broker messages, a flushed
       Redis) is to get new batch tasks; one with nothing left is marked done.
     """
-    now = now or timezone.now()
+    # The database's clock, which wrote every lease, whichever host's worker held it.
+    now = now or database_now()
     lease = timedelta(seconds=settings.SENDING_LEASE_SECONDS)
     expired = Q(claimed_at__lt=now - lease) | Q(claimed_at__isnull=True)
     result = {

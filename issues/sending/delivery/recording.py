@@ -1,91 +1,33 @@
-"""Recording outcomes as soon as they are known, one UPDATE per message.
+"""Recording outcomes as soon as they are known, many messages per statement.
 
-Marking the previous message sent and the next one sending is one statement, built
-once (``ADVANCE``) from the Delivery table and its status values. On PostgreSQL it is
-also prepared once per database session and sent without waiting (``PgMarks``), so
-its round trip overlaps the SMTP ones, and commits skip the WAL flush wait
-(``recording_session``).
+The sessions (delivery/sessions.py) hand every mark and outcome to the one thread
+that owns the database connection, which writes whatever has arrived since its last
+write in one UPDATE: a row is marked "sending" (committed) before its session lets
+the server accept it, and "sent" in the next write after the server's answer. With
+twenty sessions that is a few statements for twenty messages, not two per message.
+
+Times written here are the database's (``Now()``), never a worker's: the reconciler
+compares leases with the same clock whichever host wrote them.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.db.models import F
-from django.utils import timezone
-from psycopg import pq
+from django.db.models.functions import Now
 
 from subscribers.services import suppress_address
 
-from ..emails import message_id_for
 from ..models import Delivery
 from ..transports import BOUNCED, SENT, TRANSIENT, Outcome
 from .claims import Claimed, retry_delay
-
-
-def _statement(template: str, **values: str) -> str:
-    """Fill a per-message statement with the table and the status values."""
-    return template.format(
-        table=f'"{Delivery._meta.db_table}"',
-        sent=f"'{Delivery.Status.SENT.value}'",
-        sending=f"'{Delivery.Status.SENDING.value}'",
-        **values,
-    )
-
-
-# Hand-written because it runs once per message: the ORM's Case/When compilation
-# cost more than the round trip itself. prev is the row that was accepted, row the
-# one about to be handed to the mail server.
-_ADVANCE = """
-UPDATE {table} SET
-    status = CASE WHEN id = {prev} THEN {sent} ELSE {sending} END,
-    sent_at = CASE WHEN id = {prev} THEN {now} ELSE sent_at END,
-    message_id = CASE WHEN id = {prev} THEN {message_id} ELSE message_id END,
-    last_error = CASE WHEN id = {prev} THEN '' ELSE last_error END,
-    attempts = CASE WHEN id = {row} THEN attempts + 1 ELSE attempts END,
-    claimed_at = {now}
-WHERE id IN ({prev}, {row})
-"""
-_START = """
-UPDATE {table} SET status = {sending}, attempts = attempts + 1, claimed_at = {now}
-WHERE id = {row}
-"""
-# Through Django's cursor (named parameters, every database).
-ADVANCE = _statement(
-    _ADVANCE,
-    prev="%(prev)s",
-    now="%(now)s",
-    message_id="%(message_id)s",
-    row="%(row)s",
-)
-# Prepared in each PostgreSQL session (numbered parameters, as libpq takes them).
-_PG_ARGS = {"prev": "$1", "now": "$2::timestamptz", "message_id": "$3", "row": "$4"}
-ADVANCE_PG = _statement(_ADVANCE, **_PG_ARGS)
-START_PG = _statement(_START, row="$1", now="$2::timestamptz")
-
-
-def _nothing() -> None:
-    return None
-
-
-def _advance(row_id: int, prev: tuple[int, str] | None, now) -> None:
-    """Mark row_id sending and the previous success (if any) sent: one statement."""
-    if prev is None:
-        Delivery.objects.filter(pk=row_id).update(
-            status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
-        )
-        return
-    prev_id, prev_message_id = prev
-    with connection.cursor() as cursor:
-        cursor.execute(
-            ADVANCE,
-            {"prev": prev_id, "now": now, "message_id": prev_message_id, "row": row_id},
-        )
 
 
 def fast_commits(on: bool) -> None:
@@ -103,175 +45,134 @@ def fast_commits(on: bool) -> None:
         )
 
 
-# Prepared once per database session: the per-message statement then skips parsing
-# and planning, which cost PostgreSQL more than the update itself.
-_STATEMENTS = {
-    b"quire_delivery_advance": ADVANCE_PG.encode(),
-    b"quire_delivery_start": START_PG.encode(),
-}
-_DUPLICATE_PREPARED_STATEMENT = b"42P05"
-
-
-def _prepare(pgconn) -> None:
-    for name, sql in _STATEMENTS.items():
-        result = pgconn.prepare(name, sql)
-        if result.status == pq.ExecStatus.COMMAND_OK:
-            continue
-        # A session reused from an earlier task already has them.
-        state = result.error_field(pq.DiagnosticField.SQLSTATE)
-        if state != _DUPLICATE_PREPARED_STATEMENT:
-            raise DatabaseError(result.error_message.decode(errors="replace"))
-
-
-class PgMarks:
-    """Send the per-message UPDATE without waiting, and collect it later.
-
-    libpq sends the statement and returns at once; the answer is read just before
-    the mail server is allowed to accept the message, so the database round trip
-    overlaps the SMTP ones instead of adding to them. Nothing else uses the
-    connection in between (every other query first waits for the pending one).
-    """
-
-    def __init__(self, pgconn) -> None:
-        self.pgconn = pgconn
-        self.pending = False
-
-    @classmethod
-    def for_connection(cls) -> PgMarks | None:
-        if connection.vendor != "postgresql" or connection.in_atomic_block:
-            return None
-        connection.ensure_connection()
-        pgconn = getattr(connection.connection, "pgconn", None)
-        if pgconn is None:
-            return None
-        _prepare(pgconn)
-        return cls(pgconn)
-
-    def submit(self, row_id: int, prev: tuple[int, str] | None, now) -> None:
-        self.wait()
-        stamp = now.isoformat().encode()
-        if prev is None:
-            self.pgconn.send_query_prepared(
-                b"quire_delivery_start", [str(row_id).encode(), stamp]
-            )
-        else:
-            prev_id, prev_message_id = prev
-            self.pgconn.send_query_prepared(
-                b"quire_delivery_advance",
-                [
-                    str(prev_id).encode(),
-                    stamp,
-                    prev_message_id.encode(),
-                    str(row_id).encode(),
-                ],
-            )
-        self.pending = True
-
-    def wait(self) -> None:
-        if not self.pending:
-            return
-        self.pending = False
-        error = None
-        while (result := self.pgconn.get_result()) is not None:
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                error = result.error_message.decode(errors="replace")
-        if error:
-            raise DatabaseError(error)
-
-
 @contextmanager
-def recording_session() -> Iterator[PgMarks | None]:
-    """Set up a worker's recording; yield the PostgreSQL pipeline, if there is one.
-
-    On leaving, the last pending mark is collected and commits wait for the WAL
-    flush again.
-    """
+def recording_session() -> Iterator[None]:
+    """Commits skip the WAL flush wait while a worker records outcomes."""
     fast_commits(True)
-    marks = PgMarks.for_connection()
     try:
-        yield marks
+        yield
     finally:
-        if marks is not None:
-            marks.wait()
         fast_commits(False)
 
 
+@dataclass
+class Start:
+    """A session is about to hand row to the server: mark it sending first."""
+
+    row: Claimed
+    # Resolved once the mark is committed, with whether the row was still this
+    # worker's (False: its lease ran out and the reconciler gave it to another
+    # worker, so this one must not send it). The session waits for it before the
+    # server may accept the message.
+    done: Future = field(default_factory=Future)
+
+
+@dataclass
+class Done:
+    """The server answered for row."""
+
+    row: Claimed
+    outcome: Outcome
+    message_id: str
+    # False when the server refused the envelope before the row was marked sending
+    # (a pipelined MAIL or RCPT): the attempt is counted here.
+    started: bool = True
+
+
+def _now_sql() -> str:
+    compiler = Delivery.objects.all().query.get_compiler(connection=connection)
+    sql, _params = compiler.compile(Now())
+    return sql
+
+
 class Recorder:
-    """Record outcomes as soon as they are known, one UPDATE per message."""
+    """Write marks and outcomes in groups; runs in the thread that owns the
+    database connection."""
 
-    def __init__(
-        self,
-        claimant: str,
-        domain: str,
-        send_id: int,
-        marks: PgMarks | None = None,
-    ) -> None:
+    def __init__(self, claimant: str) -> None:
         self.claimant = claimant
-        self.domain = domain
-        self.send_id = send_id
-        self.marks = marks
-        self.pending_sent: tuple[int, str] | None = None
-        self.renewed = time.monotonic()
+        self.table = connection.ops.quote_name(Delivery._meta.db_table)
+        self.now = _now_sql()
 
-    def start(self, row: Claimed) -> tuple[str, Callable[[], None]]:
-        """Mark row sending (and the previous success sent) in one statement.
+    def write(self, ops: list[Start | Done]) -> dict[str, int]:
+        """Record ops (in order of arrival); return how many rows ended how.
 
-        Return the row's Message-ID and a function that returns once the mark is
-        committed. On PostgreSQL the statement runs while the message is being
-        transmitted; the transport calls that function before it
-        lets the server accept the message, so a message the server accepted always
-        has its row marked "sending" or "sent" first.
+        Raises what the database raises; the marks of this group then fail, and
+        their sessions drop their messages before the server can accept them.
         """
-        self._settle()
-        message_id = message_id_for(
-            delivery_id=row.id, send_id=self.send_id, domain=self.domain
-        )
-        prev, self.pending_sent = self.pending_sent, None
-        if self.marks is None:
-            _advance(row.id, prev, timezone.now())
-            return message_id, _nothing
-        self.marks.submit(row.id, prev, timezone.now())
-        return message_id, self._settle
+        starts = [op for op in ops if isinstance(op, Start)]
+        dones = [op for op in ops if isinstance(op, Done)]
+        sent = [op for op in dones if op.outcome.kind == SENT]
+        counts = {"sent": len(sent), "failed": 0, "retried": 0}
+        try:
+            marked = self._advance(starts, sent)
+        except BaseException as exc:
+            for op in starts:
+                op.done.set_exception(exc)
+            raise
+        for op in starts:
+            op.done.set_result(op.row.id in marked)
+        for op in dones:
+            if op.outcome.kind != SENT:
+                kind = self._unsent(op.row, op.outcome, counted=op.started)
+                counts["retried" if kind == TRANSIENT else "failed"] += 1
+        return counts
 
-    def _settle(self) -> None:
-        if self.marks is not None:
-            self.marks.wait()
+    def _advance(self, starts: list[Start], sent: list[Done]) -> set[int]:
+        """Mark the started rows sending and the accepted ones sent: one UPDATE.
 
-    def _renew_lease(self) -> None:
-        # Keep the rest of the batch ours while we are alive and working.
-        self._settle()
-        if time.monotonic() - self.renewed > settings.SENDING_LEASE_SECONDS / 3:
-            Delivery.objects.filter(
-                claimed_by=self.claimant, status=Delivery.Status.QUEUED
-            ).update(claimed_at=timezone.now())
-            self.renewed = time.monotonic()
+        Return the ids of started rows that were still claimed by this worker.
+        """
+        if not starts and not sent:
+            return set()
+        params: list = []
+        sent_ids = ", ".join(str(op.row.id) for op in sent) or "NULL"
+        start_ids = ", ".join(str(op.row.id) for op in starts) or "NULL"
+        message_ids = ""
+        if sent:
+            message_ids = " ".join("WHEN %s THEN %s" for _ in sent)
+            for op in sent:
+                params += [op.row.id, op.outcome.message_id or op.message_id]
+            message_ids = f"CASE id {message_ids} ELSE message_id END"
+        else:
+            message_ids = "message_id"
+        # Ids are integers we claimed; only message ids travel as parameters.
+        sql = f"""
+            UPDATE {self.table} SET
+                status = CASE WHEN id IN ({sent_ids}) THEN %s ELSE %s END,
+                sent_at = CASE WHEN id IN ({sent_ids}) THEN {self.now} ELSE sent_at END,
+                message_id = {message_ids},
+                last_error = CASE WHEN id IN ({sent_ids}) THEN '' ELSE last_error END,
+                attempts = CASE WHEN id IN ({start_ids}) THEN attempts + 1
+                    ELSE attempts END,
+                claimed_at = {self.now}
+            WHERE id IN ({sent_ids})
+                OR (id IN ({start_ids}) AND claimed_by = %s AND status = %s)
+            RETURNING id
+        """  # noqa: S608 - every interpolated value is an integer or fixed SQL
+        params = [
+            Delivery.Status.SENT.value,
+            Delivery.Status.SENDING.value,
+            *params,
+            self.claimant,
+            Delivery.Status.QUEUED.value,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            touched = {row_id for (row_id,) in cursor.fetchall()}
+        return touched - {op.row.id for op in sent}
 
-    def flush(self) -> None:
-        self._settle()
-        if self.pending_sent is not None:
-            prev_id, prev_message_id = self.pending_sent
-            Delivery.objects.filter(pk=prev_id).update(
-                status=Delivery.Status.SENT,
-                sent_at=timezone.now(),
-                message_id=prev_message_id,
-                last_error="",
-            )
-            self.pending_sent = None
-
-    def outcome(self, row: Claimed, outcome: Outcome, message_id: str) -> str:
-        self._settle()
-        if outcome.kind == SENT:
-            self.pending_sent = (row.id, outcome.message_id or message_id)
-            return SENT
+    def _unsent(self, row: Claimed, outcome: Outcome, *, counted: bool) -> str:
         attempts = row.attempts + 1
+        counting = {} if counted else {"attempts": F("attempts") + 1}
         if outcome.kind == TRANSIENT and attempts < settings.SENDING_MAX_ATTEMPTS:
             Delivery.objects.filter(pk=row.id).update(
                 status=Delivery.Status.QUEUED,
                 claimed_by="",
                 claimed_at=None,
                 last_error=outcome.error[:2000],
-                next_attempt_at=timezone.now()
-                + timedelta(seconds=retry_delay(attempts)),
+                next_attempt_at=Now() + timedelta(seconds=retry_delay(attempts)),
+                **counting,
             )
             return TRANSIENT
         status = (
@@ -280,12 +181,21 @@ class Recorder:
             else Delivery.Status.FAILED
         )
         Delivery.objects.filter(pk=row.id).update(
-            status=status, last_error=outcome.error[:2000], claimed_at=timezone.now()
+            status=status,
+            last_error=outcome.error[:2000],
+            claimed_at=Now(),
+            **counting,
         )
-        self._renew_lease()
         if outcome.kind == BOUNCED:
             suppress_address(email=row.email, reason="bounced")
         return status
+
+    def renew_lease(self) -> None:
+        """Keep this worker's claimed and in-flight rows its own while it works."""
+        Delivery.objects.filter(
+            claimed_by=self.claimant,
+            status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING],
+        ).update(claimed_at=Now())
 
     def release(self, *, wait: float = 0) -> int:
         """Hand back the claimed rows this worker did not get to.
@@ -293,13 +203,10 @@ class Recorder:
         After the mail server became unreachable they wait like a retry would,
         without using up an attempt.
         """
-        self._settle()
         return Delivery.objects.filter(
             claimed_by=self.claimant, status=Delivery.Status.QUEUED
         ).update(
             claimed_by="",
             claimed_at=None,
-            next_attempt_at=(timezone.now() + timedelta(seconds=wait))
-            if wait
-            else None,
+            next_attempt_at=(Now() + timedelta(seconds=wait)) if wait else None,
         )
