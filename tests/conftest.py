@@ -78,16 +78,21 @@ def smtp_server() -> Iterator[SMTPSink]:
         sink.stop()
 
 
-@pytest.fixture
-def smtp_settings(settings, smtp_server):
-    """Point Django's SMTP backend at the test SMTP server."""
+def send_smtp_to(settings, host: str, port: int) -> None:
+    """Point Django's SMTP backend at host:port, plain, without a login."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = smtp_server.host
-    settings.EMAIL_PORT = smtp_server.port
+    settings.EMAIL_HOST = host
+    settings.EMAIL_PORT = port
     settings.EMAIL_USE_TLS = False
     settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = ""
     settings.EMAIL_HOST_PASSWORD = ""
+
+
+@pytest.fixture
+def smtp_settings(settings, smtp_server):
+    """Point Django's SMTP backend at the test SMTP server."""
+    send_smtp_to(settings, smtp_server.host, smtp_server.port)
     return smtp_server
 
 

@@ -34,7 +34,7 @@ from django.utils.module_loading import import_string
 
 from .emails import PreparedEmail, Recipient
 from .emails.mime import PH_EMAIL, PH_UNSUBSCRIBE
-from .transports import BOUNCED, FAILED, SENT, TRANSIENT, Outcome
+from .transports import BOUNCED, FAILED, SENT, TRANSIENT, Outcome, describe_error
 
 # Per recipient: its unsubscribe URL and address, as text and HTML-escaped.
 UNSUBSCRIBE, UNSUBSCRIBE_HTML = "quire_unsubscribe", "quire_unsubscribe_html"
@@ -219,17 +219,6 @@ class CallResult:
     status_code: int | None = None
 
 
-def describe(exc: Exception) -> str:
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001 - anymail's str() needs a response object
-        text = f"{type(exc).__name__}: {exc.args[0] if exc.args else ''}"
-    status = getattr(exc, "status_code", None)
-    if status and str(status) not in text:
-        text = f"{status} {text}"
-    return text[:1000]
-
-
 def retry_after(exc: Exception) -> float:
     """Return the seconds in the answer's Retry-After header (0 when none)."""
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
@@ -337,20 +326,23 @@ class ProviderClient:
         try:
             self._connection().send_messages([message])
         except AnymailRecipientsRefused as exc:
-            return _whole_call(recipients, Outcome(BOUNCED, describe(exc)))
+            return _whole_call(recipients, Outcome(BOUNCED, describe_error(exc)))
         except AnymailAPIError as exc:
             status = getattr(exc, "status_code", None)
             if status is None or status == 429 or status >= 500:
-                result = _whole_call(recipients, Outcome(TRANSIENT, describe(exc)))
+                result = _whole_call(
+                    recipients, Outcome(TRANSIENT, describe_error(exc))
+                )
                 result.retry_after = retry_after(exc) if status == 429 else 0.0
             else:
-                result = _whole_call(recipients, Outcome(FAILED, describe(exc)))
+                result = _whole_call(recipients, Outcome(FAILED, describe_error(exc)))
             result.status_code = status
             return result
         except (AnymailError, OSError) as exc:
             # The configuration, the network: nothing was accepted, try again.
             return _whole_call(
-                recipients, Outcome(TRANSIENT, f"{type(exc).__name__}: {describe(exc)}")
+                recipients,
+                Outcome(TRANSIENT, f"{type(exc).__name__}: {describe_error(exc)}"),
             )
         if getattr(message, "anymail_status", None) is None:
             # A plain Django backend: it took the message or raised.

@@ -501,12 +501,12 @@ class BackendTransport(Transport):
                 self.opened = True
             self.connection.send_messages([message])
         except AnymailRecipientsRefused as exc:
-            return Outcome(BOUNCED, _describe(exc))
+            return Outcome(BOUNCED, describe_error(exc))
         except AnymailAPIError as exc:
             status = getattr(exc, "status_code", None)
             if status is None or status == 429 or status >= 500:
-                return Outcome(TRANSIENT, _describe(exc))
-            return Outcome(FAILED, _describe(exc))
+                return Outcome(TRANSIENT, describe_error(exc))
+            return Outcome(FAILED, describe_error(exc))
         except (OSError, smtplib.SMTPException) as exc:
             return Outcome(TRANSIENT, f"{type(exc).__name__}: {exc}", "", True)
         status = getattr(message, "anymail_status", None)
@@ -514,7 +514,8 @@ class BackendTransport(Transport):
         return Outcome(SENT, message_id=str(esp_id or recipient.message_id))
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
+    """A provider's error as one line for the delivery's record."""
     try:
         text = str(exc)
     except Exception:  # noqa: BLE001 - anymail's str() needs a response object

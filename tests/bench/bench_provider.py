@@ -34,7 +34,7 @@ from tests.bench.bench_send import (
     peak_memory_kb,
     process_cpu_seconds,
 )
-from tests.bench.support import SERVER, recreate_database
+from tests.bench.support import bench_environment, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "quire_bench_provider"
@@ -109,23 +109,15 @@ def free_port() -> int:
 
 
 def setup_environment(var_dir: Path, port: int) -> None:
-    os.environ.update(
-        {
-            "DATABASE_URL": f"{SERVER}/{DB_NAME}",
-            "CELERY_BROKER_URL": REDIS,
-            "DEBUG": "true",
-            "SECRET_KEY": "bench",
-            "QUIRE_VAR_DIR": str(var_dir),
-            "SITE_URL": "https://news.bench.example",
-            "LOG_LEVEL": "WARNING",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
-            "ANYMAIL_MAILGUN_API_KEY": "key-bench",
-            "ANYMAIL_MAILGUN_API_URL": f"http://127.0.0.1:{port}/v3",
-            "ANYMAIL_MAILGUN_SENDER_DOMAIN": DOMAIN,
-        }
+    bench_environment(
+        database=DB_NAME,
+        broker=REDIS,
+        var_dir=var_dir,
+        EMAIL_BACKEND="anymail.backends.mailgun.EmailBackend",
+        ANYMAIL_MAILGUN_API_KEY="key-bench",
+        ANYMAIL_MAILGUN_API_URL=f"http://127.0.0.1:{port}/v3",
+        ANYMAIL_MAILGUN_SENDER_DOMAIN=DOMAIN,
     )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings")
 
 
 def start_worker(var_dir: Path) -> subprocess.Popen:

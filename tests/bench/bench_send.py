@@ -36,7 +36,7 @@ import time
 from multiprocessing import Process, Queue
 from pathlib import Path
 
-from tests.bench.support import SERVER, recreate_database
+from tests.bench.support import bench_environment, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "quire_bench_send"
@@ -311,19 +311,7 @@ def reference_rate(port: int, raw: bytes, total: int, connections: int) -> float
 
 
 def setup_environment(var_dir: Path) -> None:
-    os.environ.update(
-        {
-            "DATABASE_URL": f"{SERVER}/{DB_NAME}",
-            "CELERY_BROKER_URL": REDIS,
-            "DEBUG": "true",
-            "SECRET_KEY": "bench",
-            "QUIRE_VAR_DIR": str(var_dir),
-            "SITE_URL": "https://news.bench.example",
-            "LOG_LEVEL": "WARNING",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-        }
-    )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings")
+    bench_environment(database=DB_NAME, broker=REDIS, var_dir=var_dir)
 
 
 def issue_body() -> str:

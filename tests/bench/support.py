@@ -24,3 +24,22 @@ def drop_database(name: str) -> None:
     """Drop the named database if it exists."""
     with _admin_connection() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def bench_environment(*, database: str, broker: str, var_dir, **extra: str) -> None:
+    """Set the environment a benchmark and its worker processes run Quire in: its
+    own PostgreSQL database and Redis database, Celery tasks through the broker."""
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{SERVER}/{database}",
+            "CELERY_BROKER_URL": broker,
+            "DEBUG": "true",
+            "SECRET_KEY": "bench",
+            "QUIRE_VAR_DIR": str(var_dir),
+            "SITE_URL": "https://news.bench.example",
+            "LOG_LEVEL": "WARNING",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            **extra,
+        }
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings")

@@ -10,6 +10,7 @@ import pytest
 from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
 from issues.sending.transports import open_transport
+from tests.conftest import send_smtp_to
 from tests.sending.conftest import make_subscribers
 from tests.sending.test_crash_guard import other_worker
 from tests.support.relay import Relay
@@ -29,13 +30,7 @@ def relay() -> Iterator[Relay]:
 
 @pytest.fixture
 def relay_settings(settings, relay):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = relay.host
-    settings.EMAIL_PORT = relay.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
+    send_smtp_to(settings, relay.host, relay.port)
     settings.EMAIL_TIMEOUT = 10
     settings.SENDING_RETRY_BASE_DELAY = 0
     return settings

@@ -24,7 +24,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Now
-from django.utils import timezone
 
 from subscribers.services import suppress_address
 
@@ -184,8 +183,8 @@ def _update_errors(rows: list[tuple[Claimed, Outcome]], status: str) -> None:
 
 
 def _update_retries(rows: list[tuple[Claimed, Outcome]], wait_at_least: float) -> None:
-    """Queue rows again after their backoff (and at least wait_at_least seconds)."""
-    now = timezone.now()
+    """Queue rows again after their backoff (and at least wait_at_least seconds),
+    on the database's clock like every other time sending writes."""
     groups: dict[tuple[int, str], list[int]] = {}
     for row, outcome in rows:
         groups.setdefault((row.attempts + 1, outcome.error[:2000]), []).append(row.id)
@@ -196,7 +195,7 @@ def _update_retries(rows: list[tuple[Claimed, Outcome]], wait_at_least: float) -
             claimed_by="",
             claimed_at=None,
             last_error=error,
-            next_attempt_at=now + timedelta(seconds=delay),
+            next_attempt_at=Now() + timedelta(seconds=delay),
         )
 
 
