@@ -34,7 +34,11 @@ from tests.bench.bench_send import (
     peak_memory_kb,
     process_cpu_seconds,
 )
-from tests.bench.support import bench_environment, recreate_database
+from tests.bench.support import (
+    bench_environment,
+    recreate_database,
+    wait_for_workers,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "quire_bench_provider"
@@ -157,7 +161,7 @@ def main() -> int:
     with app.connection_for_write() as conn:
         app.control.purge(connection=conn)
     worker = start_worker(var_dir)
-    time.sleep(3)  # let the worker connect to the broker
+    wait_for_workers(app, 1)
     issue = Issue.objects.create(title=f"Bench provider {SIZE}", body=issue_body())
     cpu_before = process_cpu_seconds(worker.pid)
     start = time.perf_counter()

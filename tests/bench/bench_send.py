@@ -36,7 +36,11 @@ import time
 from multiprocessing import Process, Queue
 from pathlib import Path
 
-from tests.bench.support import bench_environment, recreate_database
+from tests.bench.support import (
+    bench_environment,
+    recreate_database,
+    wait_for_workers,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "quire_bench_send"
@@ -396,7 +400,7 @@ def run_one(subscribers: int, workers: int, sink_port: int, var_dir: Path) -> di
     with app.connection_for_write() as conn:
         app.control.purge(connection=conn)
     procs = [start_worker(n, sink_port, var_dir) for n in range(workers)]
-    time.sleep(3)  # let the workers connect to the broker
+    wait_for_workers(app, len(procs))
     issue = Issue.objects.create(
         title=f"Bench {subscribers} x {workers}", body=issue_body()
     )

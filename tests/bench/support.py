@@ -1,6 +1,7 @@
 """What every benchmark shares: a throwaway PostgreSQL database on the bench server."""
 
 import os
+import time
 
 # The PostgreSQL server the benchmarks create their databases on.
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -43,3 +44,12 @@ def bench_environment(*, database: str, broker: str, var_dir, **extra: str) -> N
         }
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings")
+
+
+def wait_for_workers(app, count: int, timeout: float = 60) -> None:
+    """Return once `count` Celery workers answer a ping on the broker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=0.5)) >= count:
+            return
+    raise SystemExit(f"{count} worker(s) did not answer within {timeout:.0f} s")

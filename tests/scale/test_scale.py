@@ -54,13 +54,15 @@ def _sessions_from(cluster, address: str) -> int:
     return rows[0][0]
 
 
-def _sending_rows(cluster, send_id: int) -> set[tuple[int, str]]:
+def _sending_rows(cluster, send_id: int, host: str) -> set[tuple[int, str]]:
+    """Rows of the send that the worker on `host` holds as sending."""
     return set(
         cluster.sql(
             query(
                 "SELECT id, email FROM {delivery} WHERE send_id = %s AND status = %s"
+                " AND claimed_by LIKE %s"
             ),
-            (send_id, Delivery.Status.SENDING.value),
+            (send_id, Delivery.Status.SENDING.value, f"{host}:%"),
         )
     )
 
@@ -89,13 +91,18 @@ def test_a_host_cut_off_mid_send_loses_no_one_and_shows_its_duplicates(cluster):
     cluster.network.cut(cut)
     cut_at = time.monotonic()
     sent_at_cut = sum(cluster.sent_by_host().values())
-    # What the cut host had in flight: rows it left "sending", which stay so while
-    # the live hosts' rows move on (no lease runs out this soon).
-    time.sleep(1)
-    first = _sending_rows(cluster, send_id)
+    # What the cut host had in flight: the rows it holds as "sending" (claimed_by
+    # carries its host name), read until a statement it sent just before the cut
+    # can no longer change them (no lease runs out this soon).
+    reads: list[set[tuple[int, str]]] = []
+
+    def settled() -> bool:
+        reads.append(_sending_rows(cluster, send_id, cut.name))
+        return len(reads) >= 3 and reads[-1] == reads[-2] == reads[-3]
+
+    wait_for(settled, timeout=30, interval=0.3, message="the cut host's rows settled")
+    in_flight = reads[-1]
     cut_host_sent = cluster.sent_by_host().get(cut.address, 0)
-    time.sleep(2)
-    in_flight = first & _sending_rows(cluster, send_id)
 
     def done():
         rows = cluster.sql(query("SELECT status FROM {send} WHERE id = %s"), (send_id,))
