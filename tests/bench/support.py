@@ -47,9 +47,16 @@ def bench_environment(*, database: str, broker: str, var_dir, **extra: str) -> N
 
 
 def wait_for_workers(app, count: int, timeout: float = 60) -> None:
-    """Return once `count` Celery workers answer a ping on the broker."""
+    """Return once `count` Celery workers answer a ping on the broker.
+
+    Each ping goes over a connection of its own, closed afterwards: a broker
+    connection left open here would be inherited by the processes the benchmark
+    forks next (its smtplib senders hung on it).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(app.control.ping(timeout=0.5)) >= count:
+        with app.connection_for_write() as connection:
+            answers = app.control.ping(timeout=0.5, connection=connection)
+        if len(answers) >= count:
             return
     raise SystemExit(f"{count} worker(s) did not answer within {timeout:.0f} s")
