@@ -35,54 +35,137 @@ class Claimed:
 def claim_batch(*, send_id: int, claimant: str, size: int) -> list[Claimed] | None:
     """Claim up to size queued deliveries; None when the send is not sending.
 
-    PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent workers take disjoint batches
-    without waiting. SQLite: the transaction starts with BEGIN IMMEDIATE (settings),
-    which serialises claims; the conditional UPDATE is the guard in both cases.
-    Rows whose subscriber stopped receiving since the audience was frozen are
-    skipped here.
+    PostgreSQL: one statement (claim_batch_sql) checks the send, beats its heart,
+    takes the rows with FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint
+    batches without waiting, and returns them with their subscribers. SQLite: the
+    transaction starts with BEGIN IMMEDIATE (settings), which serialises claims; the
+    conditional UPDATE is the guard. Rows whose subscriber stopped receiving since
+    the audience was frozen are skipped here.
     """
-    with transaction.atomic():
-        status = Send.objects.filter(pk=send_id).values_list("status", flat=True)
-        if list(status) != [Send.Status.SENDING]:
+    if connection.vendor == "postgresql":
+        rows = _claim_in_one_statement(send_id=send_id, claimant=claimant, size=size)
+        if not rows and not _is_sending(send_id):
             return None
-        ready = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(send_id=send_id, status=Delivery.Status.QUEUED, claimed_by="")
-            .filter(ready)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:size]
+    else:
+        with transaction.atomic():
+            if not _is_sending(send_id):
+                return None
+            rows = _claim_in_steps(send_id=send_id, claimant=claimant, size=size)
+    skipped = [row[0] for row in rows if not row[4]]
+    if skipped:
+        Delivery.objects.filter(among(skipped)).update(
+            status=Delivery.Status.SKIPPED,
+            last_error="Stopped receiving before this email went out.",
         )
-        if not ids:
-            return []
-        Delivery.objects.filter(
-            among(ids), status=Delivery.Status.QUEUED, claimed_by=""
-        ).update(claimed_by=claimant, claimed_at=Now())
-        Send.objects.filter(pk=send_id).update(heartbeat_at=Now())
-        rows = list(
-            Delivery.objects.filter(among(ids), claimed_by=claimant)
-            .annotate(
-                receiving=Exists(
-                    Subscriber.objects.receiving().filter(pk=OuterRef("subscriber_id"))
-                )
-            )
-            .values_list(
-                "pk", "email", "segment", "attempts", "receiving",
-                "subscriber__name", "subscriber__token",
-            )
-            .order_by("pk")
-        )  # fmt: skip
-        skipped = [row[0] for row in rows if not row[4]]
-        if skipped:
-            Delivery.objects.filter(among(skipped)).update(
-                status=Delivery.Status.SKIPPED,
-                last_error="Stopped receiving before this email went out.",
-            )
     return [
         Claimed(pk, email, segment, attempts, name or "", token or "")
         for pk, email, segment, attempts, receiving, name, token in rows
         if receiving
     ]
+
+
+def _is_sending(send_id: int) -> bool:
+    status = Send.objects.filter(pk=send_id).values_list("status", flat=True)
+    return list(status) == [Send.Status.SENDING]
+
+
+def _ready() -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
+
+
+def _claim_in_steps(*, send_id: int, claimant: str, size: int) -> list[tuple]:
+    ids = list(
+        Delivery.objects.select_for_update(skip_locked=True)
+        .filter(send_id=send_id, status=Delivery.Status.QUEUED, claimed_by="")
+        .filter(_ready())
+        .order_by("pk")
+        .values_list("pk", flat=True)[:size]
+    )
+    if not ids:
+        return []
+    Delivery.objects.filter(
+        among(ids), status=Delivery.Status.QUEUED, claimed_by=""
+    ).update(claimed_by=claimant, claimed_at=Now())
+    Send.objects.filter(pk=send_id).update(heartbeat_at=Now())
+    return list(
+        Delivery.objects.filter(among(ids), claimed_by=claimant)
+        .annotate(
+            receiving=Exists(
+                Subscriber.objects.receiving().filter(pk=OuterRef("subscriber_id"))
+            )
+        )
+        .values_list(
+            "pk", "email", "segment", "attempts", "receiving",
+            "subscriber__name", "subscriber__token",
+        )
+        .order_by("pk")
+    )  # fmt: skip
+
+
+def _claim_in_one_statement(*, send_id: int, claimant: str, size: int) -> list[tuple]:
+    """The claim as one round trip: at a thousand messages a second the claim's
+    five statements cost the recording thread a fifth of its time."""
+    sql, params = claim_batch_sql(send_id=send_id, claimant=claimant, size=size)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, list]:
+    """PostgreSQL's claim: the pieces are the ORM's own queries, compiled, so the
+    rules (which rows are ready, who is receiving) live in one place."""
+    ready_sql, ready_params = _compiled(
+        Delivery.objects.filter(
+            send_id=send_id, status=Delivery.Status.QUEUED, claimed_by=""
+        )
+        .filter(_ready())
+        .order_by()
+        .values("pk")
+    )
+    receiving_sql, receiving_params = _compiled(
+        Subscriber.objects.receiving().values("pk", "name", "token")
+    )
+    quote = connection.ops.quote_name
+    deliveries = quote(Delivery._meta.db_table)
+    sends = quote(Send._meta.db_table)
+    now = now_sql()
+    # Each interpolated piece is SQL compiled by Django or a quoted table name;
+    # every value travels as a parameter.
+    sql = f"""
+        WITH beat AS (
+            UPDATE {sends} SET heartbeat_at = {now}
+            WHERE id = %s AND status = %s RETURNING id
+        ), ready AS (
+            {ready_sql} AND EXISTS (SELECT 1 FROM beat)
+            ORDER BY {deliveries}.id LIMIT %s FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE {deliveries} AS d SET claimed_by = %s, claimed_at = {now}
+            FROM ready WHERE d.id = ready.pk
+            RETURNING d.id, d.email, d.segment, d.attempts, d.subscriber_id
+        )
+        SELECT claimed.id, claimed.email, claimed.segment, claimed.attempts,
+            receiving.pk IS NOT NULL, receiving.name, receiving.token
+        FROM claimed LEFT JOIN ({receiving_sql}) AS receiving
+            ON receiving.pk = claimed.subscriber_id
+        ORDER BY claimed.id
+    """  # noqa: S608
+    params = [
+        send_id, Send.Status.SENDING.value, *ready_params, size, claimant,
+        *receiving_params,
+    ]  # fmt: skip
+    return sql, params
+
+
+def now_sql() -> str:
+    """The database's clock (``Now()``) as SQL, for statements written out."""
+    compiler = Delivery.objects.all().query.get_compiler(connection=connection)
+    sql, _params = compiler.compile(Now())
+    return sql
+
+
+def _compiled(queryset) -> tuple[str, list]:
+    sql, params = queryset.query.get_compiler(connection=connection).as_sql()
+    return sql, list(params)
 
 
 def among(ids: list[int]) -> Q:

@@ -27,7 +27,7 @@ from subscribers.services import suppress_address
 
 from ..models import Delivery
 from ..transports import BOUNCED, SENT, TRANSIENT, Outcome
-from .claims import Claimed, retry_delay
+from .claims import Claimed, now_sql, retry_delay
 
 
 def fast_commits(on: bool) -> None:
@@ -79,12 +79,6 @@ class Done:
     started: bool = True
 
 
-def _now_sql() -> str:
-    compiler = Delivery.objects.all().query.get_compiler(connection=connection)
-    sql, _params = compiler.compile(Now())
-    return sql
-
-
 class Recorder:
     """Write marks and outcomes in groups; runs in the thread that owns the
     database connection."""
@@ -92,7 +86,7 @@ class Recorder:
     def __init__(self, claimant: str) -> None:
         self.claimant = claimant
         self.table = connection.ops.quote_name(Delivery._meta.db_table)
-        self.now = _now_sql()
+        self.now = now_sql()
 
     def write(self, ops: list[Start | Done]) -> dict[str, int]:
         """Record ops (in order of arrival); return how many rows ended how.
