@@ -412,7 +412,8 @@ def run_one(subscribers: int, workers: int, sink_port: int, var_dir: Path) -> di
     send = services.publish_issue(issue=issue)  # commits; the start task is queued
     peaks = dict.fromkeys(range(workers), 0)
     while True:
-        time.sleep(0.25)
+        # Fine enough that the poll does not add to a send of a few seconds.
+        time.sleep(0.05)
         for n, proc in enumerate(procs):
             peaks[n] = max(peaks[n], peak_memory_kb(proc.pid))
         status = Send.objects.filter(pk=send.pk).values_list("status", flat=True)[0]
