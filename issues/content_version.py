@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Subquery
 from django.utils import timezone
 
 from newsletter.models import ContentVersion
@@ -52,7 +52,9 @@ def current() -> str:
         now = time.monotonic()
         if not known.fresh(now):
             number, next_publish = _read()
-            known.version = f"{number}:{next_publish.timestamp() if next_publish else ''}"
+            known.version = (
+                f"{number}:{next_publish.timestamp() if next_publish else ''}"
+            )
             known.next_change = next_publish.timestamp() if next_publish else None
             known.checked = now
         return known.version

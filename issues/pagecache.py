@@ -99,8 +99,10 @@ class Page:
 
     @property
     def size(self) -> int:
-        return 2 * sum(map(len, self.parts)) + sum(map(len, self.deflated)) + len(
-            self.tokenless_gzipped
+        return (
+            2 * sum(map(len, self.parts))
+            + sum(map(len, self.deflated))
+            + len(self.tokenless_gzipped)
         )
 
     @classmethod

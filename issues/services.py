@@ -14,8 +14,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import Citation, Issue, Paper
 from .content_version import content_changed
+from .models import Citation, Issue, Paper
 from .rendering import (
     Reference,
     RenderedBody,

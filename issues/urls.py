@@ -27,9 +27,7 @@ urlpatterns = [
         feeds.PrivateIssuesAtomFeed(),
         name="private_feed_atom",
     ),
-    path(
-        "sitemap.xml", shared_page()(sitemap), {"sitemaps": SITEMAPS}, name="sitemap"
-    ),
+    path("sitemap.xml", shared_page()(sitemap), {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
     # The editor's live preview and image uploads (staff only).
     path("markdownx/markdownify/", editor.markdownify, name="markdownx_markdownify"),

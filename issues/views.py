@@ -17,7 +17,6 @@ from newsletter.models import Publication
 from subscribers.sessions import current_subscriber
 
 from . import bibtex, pagecache
-from .shared_pages import is_rendering_shared, shared_page
 from .models import Citation, Issue, Paper, Tag
 from .reading import (
     citations_q,
@@ -27,6 +26,7 @@ from .reading import (
     readable_body,
 )
 from .search import clean_query, search_issues, search_papers, snippet_html
+from .shared_pages import is_rendering_shared, shared_page
 
 ISSUES_PER_PAGE = 20
 PAPERS_PER_PAGE = 50

@@ -30,9 +30,8 @@ def csrf_token(request: HttpRequest) -> JsonResponse:
     Pages cached for every anonymous reader carry no token of their own (see
     issues/shared_pages.py); static/js/forms.js asks here when a form is sent.
     """
-    response = JsonResponse({"token": get_token(request)})
-    response["Cache-Control"] = "private, no-store"
-    return response
+    # never_cache: private, no-store; the token is this reader's alone.
+    return JsonResponse({"token": get_token(request)})
 
 
 @require_safe

@@ -14,8 +14,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
-from issues.models import Issue, unknown_references_message
 from issues.content_version import content_changed
+from issues.models import Issue, unknown_references_message
 from issues.rendering import ContentTooLarge, check_markdown, find_unknown_references
 from subscribers.models import Subscriber
 
