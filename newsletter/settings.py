@@ -510,6 +510,10 @@ QUIRE_SEARCH_CACHE_SECONDS = env.int("QUIRE_SEARCH_CACHE_SECONDS", default=30)
 QUIRE_CDN_SECONDS = env.int("QUIRE_CDN_SECONDS", default=10)
 QUIRE_CDN_STALE_SECONDS = env.int("QUIRE_CDN_STALE_SECONDS", default=30)
 
+# A form sent without a valid token gets its form back with one (forms on cached
+# pages carry no token until static/js/forms.js fetches it; see issues/shared_pages.py).
+CSRF_FAILURE_VIEW = "subscribers.views.csrf_failure"
+
 # --- Security (DEBUG off) ----------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

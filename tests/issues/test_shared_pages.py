@@ -380,3 +380,28 @@ def test_a_stale_version_is_dropped_on_lookup():
     store.put("a", _page(10))
     assert store.get("a", version="2:") is None
     assert len(store) == 0 and store.bytes == 0
+
+
+def test_without_javascript_a_first_visit_subscribes_on_the_second_press(site):
+    """The form of a shared page came without a token and forms.js did not run."""
+    reader = Client(enforce_csrf_checks=True)
+    assert TOKEN_RE.findall(text(reader.get("/"))) == [""]
+    refused = reader.post(
+        reverse("subscribers:subscribe"),
+        {"email": "nojs@example.org", "name": "<b>No JS</b>", "page": "/",
+         "csrfmiddlewaretoken": ""},
+    )  # fmt: skip
+    assert refused.status_code == 403
+    page = text(refused)
+    assert "Please send the form again" in page
+    assert 'value="nojs@example.org"' in page
+    assert "<b>No JS</b>" not in page  # what was sent is escaped
+    assert "private" in refused["Cache-Control"] or "no-store" in refused[
+        "Cache-Control"
+    ]
+    [token] = TOKEN_RE.findall(page)
+    response = reader.post(
+        reverse("subscribers:subscribe"),
+        {"email": "nojs@example.org", "page": "/", "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 200
