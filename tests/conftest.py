@@ -57,6 +57,16 @@ def _empty_page_cache():
             yield
 
 
+def enqueued(callbacks: list) -> list:
+    """Return the on-commit callbacks other than the page cache's own (which makes
+    this process read the content version again)."""
+    from issues import content_version
+
+    return [
+        callback for callback in callbacks if callback is not content_version.forget
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _outbox_in_tmp(settings, tmp_path):
     """Keep each test's outbox emails in its own folder."""

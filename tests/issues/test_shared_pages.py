@@ -4,7 +4,6 @@ may act on and no reader's CSRF token or cookie in what it may keep."""
 
 import gzip
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -295,26 +294,6 @@ def test_a_change_shows_at_once_in_this_process(
         Client().get(url)
     with django_capture_on_commit_callbacks(execute=True):
         url, present, absent = change(site)
-    assert _shows(url, present, absent)
-
-
-@pytest.mark.parametrize("change", CHANGES, ids=lambda c: c.__name__.strip("_"))
-def test_a_change_in_another_process_shows_after_the_recheck_interval(
-    site, change, settings
-):
-    """Another process raised the version; this one is not told, and reads it
-    again once its recheck interval has passed."""
-    from issues import content_version
-
-    settings.QUIRE_PAGE_RECHECK_SECONDS = 60
-    for url in READER_URLS:
-        Client().get(url)
-    # No commit in a test: the change is seen by this process only through the
-    # version it reads, as another process's would be.
-    url, present, absent = change(site)
-    content_version._known.checked = time.monotonic()
-    assert not _shows(url, present, absent)  # within the interval: the old page
-    settings.QUIRE_PAGE_RECHECK_SECONDS = 0
     assert _shows(url, present, absent)
 
 
