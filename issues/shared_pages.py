@@ -48,7 +48,7 @@ from . import content_version, pagecache
 # Headers of the view's response that every copy of the page repeats.
 KEPT_HEADERS = ("Content-Type", "Content-Disposition", "Content-Language",
                 "X-Robots-Tag")  # fmt: skip
-# A query value longer than this is cut for the key (views read no longer ones).
+# A page for a query value longer than this is not kept (search reads 200).
 MAX_PARAM_LENGTH = 200
 SHARED_REQUEST = "_quire_shared_page"
 
@@ -66,14 +66,18 @@ def is_rendering_shared(request: HttpRequest) -> bool:
     return getattr(request, SHARED_REQUEST, False)
 
 
-def _key(request: HttpRequest, params: Iterable[str]) -> str:
-    """Return the cache key: the path and the query parameters the view reads."""
+def _key(
+    request: HttpRequest, params: Iterable[str], normalise: Callable[[str], str]
+) -> str | None:
+    """Return the cache key: the path and the query parameters the view reads, as
+    it reads them; None for a value too long to keep a page for."""
     query = []
     for name in params:
-        value = request.GET.get(name)
+        value = normalise(request.GET.get(name, ""))
+        if len(value) > MAX_PARAM_LENGTH:
+            return None
         if value:
-            # Normalised as the views normalise what they read (clean_query).
-            query.append(f"{name}={' '.join(value.split())[:MAX_PARAM_LENGTH]}")
+            query.append(f"{name}={value}")
     return request.path + "?" + "&".join(query)
 
 
@@ -103,17 +107,21 @@ def mark_private(response: HttpResponseBase) -> HttpResponseBase:
 
 
 def shared_page(
-    *, params: Iterable[str] = (), store: pagecache.PageCache | None = None,
+    *, params: Iterable[str] = (), normalise: Callable[[str], str] | None = None,
+    store: pagecache.PageCache | None = None,
     seconds: Callable[[], float] | None = None,
 ) -> Callable:  # fmt: skip
     """Serve the view's page to anonymous readers from the page cache.
 
     params: the query parameters the view reads (others do not change the page);
-    store: the PageCache to keep it in; seconds: how long an entry lives at most
+    normalise: what the view does to each before use (the key must not tell apart
+    values the view treats alike, nor join ones it shows apart); store: the
+    PageCache to keep it in; seconds: how long an entry lives at most
     (QUIRE_PAGE_CACHE_SECONDS unless said).
     """
     params = tuple(params)
     lifetime = seconds or pagecache.cache_seconds
+    as_read = normalise or str
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -125,7 +133,9 @@ def shared_page(
                 or not pagecache.is_shared_request(request)
             ):
                 return mark_private(view(request, *args, **kwargs))
-            key = _key(request, params)
+            key = _key(request, params, as_read)
+            if key is None:
+                return mark_private(view(request, *args, **kwargs))
             # Read before rendering: a page is never filed under a version newer
             # than the content it shows.
             version = content_version.current()

@@ -262,8 +262,9 @@ def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @shared_page(
-    params=["q"], store=pagecache.search_pages, seconds=pagecache.search_seconds
-)
+    params=["q"], normalise=clean_query, store=pagecache.search_pages,
+    seconds=pagecache.search_seconds,
+)  # fmt: skip
 def search(request: HttpRequest) -> HttpResponse:
     """Search issues and papers."""
     q = clean_query(request.GET.get("q", ""))

@@ -382,3 +382,16 @@ def test_without_javascript_a_first_visit_subscribes_on_the_second_press(site):
         {"email": "nojs@example.org", "page": "/", "csrfmiddlewaretoken": token},
     )
     assert response.status_code == 200
+
+
+def test_a_page_for_a_query_value_nobody_would_send_is_not_kept(site):
+    """The papers page shows the tag it was asked for in its links: a page made
+    for one value must never be served for another."""
+    long_tag = "x" * 300
+    response = Client().get(f"/papers/?tag={long_tag}")
+    assert response.status_code == 200
+    assert "private" in response["Cache-Control"]
+    assert len(pagecache.pages) == 0
+    Client().get("/papers/?tag=vision+")
+    Client().get("/papers/?tag=vision")
+    assert len(pagecache.pages) == 2  # the view reads them apart
