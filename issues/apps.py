@@ -11,3 +11,8 @@ class IssuesConfig(AppConfig):
         # that decodes to gigabytes from a small file never gets decoded, by
         # an upload or by anything else in the process.
         Image.MAX_IMAGE_PIXELS = settings.QUIRE_IMAGE_MAX_PIXELS
+        # Imported here, once the models are loaded: every change to what reader
+        # pages show raises the content version the page cache keeps pages by.
+        from . import receivers
+
+        receivers.connect()

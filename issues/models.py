@@ -15,7 +15,6 @@ from .identifiers import (
     normalize_doi,
     validate_arxiv_id,
 )
-from .pagecache import pages
 from .rendering import render_issue_body, render_markdown
 from .rendering.limits import validate_markdown_limits
 
@@ -296,14 +295,9 @@ class Issue(models.Model):
             self.published_at = self.publish_at or timezone.now()
         self.render()
         super().save(*args, **kwargs)
-        pages.clear()
 
     def get_absolute_url(self) -> str:
         return reverse("issues:issue", kwargs={"slug": self.slug})
-
-    def delete(self, *args, **kwargs):
-        pages.clear()
-        return super().delete(*args, **kwargs)
 
     def render(self, *, papers: dict | None = None):
         """Render body into the stored HTML fields; return the RenderedBody.

@@ -2,7 +2,8 @@
 deleting papers, rendering stored HTML again.
 
 The admin and the commands call these after saving (Issue.save and Paper.save only
-render their own row and forget cached pages).
+render their own row). Writes here that skip save() raise the content version
+themselves (content_changed), so that cached reader pages go.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from .content_version import content_changed
 from .models import Citation, Issue, Paper
-from .pagecache import pages
 from .rendering import (
     Reference,
     RenderedBody,
@@ -66,6 +67,8 @@ def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> N
     ordered.sort(key=lambda c: (c.rank is None, c.rank or 0))
     for position, citation in enumerate(ordered, start=1):
         citation.position = position
+    # bulk_create and bulk_update send no signals.
+    content_changed()
     Citation.objects.bulk_create([c for c in ordered if c.pk is None])
     Citation.objects.bulk_update(
         [
@@ -107,9 +110,8 @@ def _rerender_issues_naming(*, paper_id: int, keys: list[Reference]) -> int:
             issue.updated = now
             record_citations(issue=issue, rendered=rendered)
         Issue.objects.bulk_update(issues, [*RENDERED_ISSUE_FIELDS, "updated"])
-    # bulk_update skips Issue.save, which forgets this process's cached pages.
-    if issues:
-        pages.clear()
+        if issues:
+            content_changed()
     return len(issues)
 
 
@@ -166,6 +168,8 @@ def rerender_stored_html(*, chunk_size: int = 200) -> Rerendered:
         with transaction.atomic():
             changed = _rerender_issue_chunk(chunk)
             Issue.objects.bulk_update(changed, RENDERED_ISSUE_FIELDS)
+            if changed:
+                content_changed()
         issues += len(chunk)
         changed_issues += len(changed)
     papers = changed_papers = 0
@@ -179,10 +183,10 @@ def rerender_stored_html(*, chunk_size: int = 200) -> Rerendered:
                 paper.summary_html = html
                 edited.append(paper)
         Paper.objects.bulk_update(edited, ["summary_html"])
+        if edited:
+            # After the rows' own commit: a page rendered in between is filed
+            # under the old version and goes at this bump.
+            content_changed()
         papers += len(chunk)
         changed_papers += len(edited)
-    if changed_issues:
-        # This process's cached pages; other server processes drop theirs within
-        # QUIRE_PAGE_CACHE_SECONDS.
-        pages.clear()
     return Rerendered(issues, changed_issues, papers, changed_papers)

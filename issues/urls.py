@@ -2,6 +2,7 @@ from django.contrib.sitemaps.views import sitemap
 from django.urls import path
 
 from . import editor, feeds, views
+from .shared_pages import shared_page
 from .sitemaps import SITEMAPS
 
 app_name = "issues"
@@ -16,8 +17,8 @@ urlpatterns = [
     path("papers/<slug:slug>/bibtex", views.paper_bibtex, name="paper_bibtex"),
     path("tags/<slug:slug>/", views.tag_detail, name="tag"),
     path("search/", views.search, name="search"),
-    path("feed/", feeds.IssuesFeed(), name="feed_rss"),
-    path("feed/atom/", feeds.IssuesAtomFeed(), name="feed_atom"),
+    path("feed/", shared_page()(feeds.IssuesFeed()), name="feed_rss"),
+    path("feed/atom/", shared_page()(feeds.IssuesAtomFeed()), name="feed_atom"),
     path(
         "feed/private/<str:token>/", feeds.PrivateIssuesFeed(), name="private_feed_rss"
     ),
@@ -26,7 +27,7 @@ urlpatterns = [
         feeds.PrivateIssuesAtomFeed(),
         name="private_feed_atom",
     ),
-    path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
+    path("sitemap.xml", shared_page()(sitemap), {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
     # The editor's live preview and image uploads (staff only).
     path("markdownx/markdownify/", editor.markdownify, name="markdownx_markdownify"),

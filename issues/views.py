@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
-from django.utils.cache import (
-    get_conditional_response,
-    patch_cache_control,
-    patch_vary_headers,
-)
+from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
 
@@ -32,12 +26,14 @@ from .reading import (
     readable_body,
 )
 from .search import clean_query, search_issues, search_papers, snippet_html
+from .shared_pages import is_rendering_shared, shared_page
 
 ISSUES_PER_PAGE = 20
 PAPERS_PER_PAGE = 50
 
 
 @require_safe
+@shared_page()
 def home(request: HttpRequest) -> HttpResponse:
     """Show the front page: the latest issue, recent issues and a subscribe box."""
     issues = list(Issue.objects.published().for_listing()[:8])
@@ -46,6 +42,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@shared_page(params=["page"])
 def archive(request: HttpRequest) -> HttpResponse:
     """List every issue, newest first, by year, paginated."""
     issues = issues_for(request).for_listing()
@@ -70,68 +67,35 @@ ISSUE_HEAD_FIELDS = ["pk", "slug", "updated", "status", "published_at", "access"
 
 
 @require_safe
+@shared_page()
 def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show one issue, its free or full body, and the papers it cites.
 
     Staff may add ?as=free to see the page as a reader without paid access.
     """
     paid = paid_access(request) and request.GET.get("as") != "free"
-    shared = pagecache.cache_seconds() > 0 and pagecache.is_shared_request(
-        request, paid_access=paid
-    )
-    cached = pagecache.pages.get(slug) if shared else None
-    now = time.monotonic()
-    if cached is None or not cached.confirmed_recently(now):
-        try:
-            head = issues_for(request).only(*ISSUE_HEAD_FIELDS).get(slug=slug)
-        except Issue.DoesNotExist:
-            pagecache.pages.discard(slug)
-            raise Http404("No such issue.") from None
-        version = head.updated.isoformat()
-        if cached is not None and cached.version == version:
-            cached.checked = now
-        else:
-            cached = None
-    if cached is not None:
-        etag, last_modified = cached.etag, cached.last_modified
-    else:
-        etag = _issue_etag(head, paid=paid, request=request)
-        last_modified = head.updated.timestamp()
+    try:
+        head = issues_for(request).only(*ISSUE_HEAD_FIELDS).get(slug=slug)
+    except Issue.DoesNotExist:
+        raise Http404("No such issue.") from None
+    if is_rendering_shared(request):
+        # Once for every anonymous reader: shared_page sends it with its headers.
+        return HttpResponse(_render_issue_page(request, head.pk, paid=paid))
+    etag = _issue_etag(head, paid=paid, request=request)
+    last_modified = head.updated.timestamp()
     not_modified = get_conditional_response(
         request, etag=etag, last_modified=int(last_modified)
     )
     if not_modified is not None:
         return not_modified
-    if cached is None:
-        html = _render_issue_page(request, head.pk, paid=paid, shared=shared)
-        if shared:
-            cached = pagecache.Page.cut(
-                html, etag=etag, last_modified=last_modified, version=version,
-                checked=now, expires=now + pagecache.cache_seconds(),
-            )  # fmt: skip
-            pagecache.pages.put(slug, cached)
-    gzipped = False
-    if cached is not None:
-        if _accepts_gzip(request):
-            html, gzipped = cached.gzipped(get_token(request)), True
-        else:
-            html = cached.content(get_token(request))
-    response = HttpResponse(html)
-    if gzipped:
-        response.headers["Content-Encoding"] = "gzip"
-    patch_vary_headers(response, ["Accept-Encoding"])
+    response = HttpResponse(_render_issue_page(request, head.pk, paid=paid))
     response.headers["ETag"] = etag
     response.headers["Last-Modified"] = http_date(last_modified)
     patch_cache_control(response, private=True, no_cache=True)
     return response
 
 
-def _accepts_gzip(request: HttpRequest) -> bool:
-    accepted = request.headers.get("accept-encoding", "")
-    return "gzip" in accepted and "gzip;q=0" not in accepted.replace(" ", "")
-
-
-def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: bool):
+def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool):
     # Load only the rendered part this reader may see (the HTML is large).
     unused = ["body"] + (["free_html"] if paid else ["body_html"])
     issue = Issue.objects.defer(*unused).get(pk=pk)
@@ -147,13 +111,11 @@ def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: boo
         "viewing_as_free": not paid and request.user.is_staff,
         "issue_description": public_description(issue),
     }
-    if shared:
-        # Rendered once for every anonymous reader; each gets their own token.
-        context["csrf_token"] = pagecache.CSRF_PLACEHOLDER
     return render_to_string("issues/issue_detail.html", context, request)
 
 
 @require_safe
+@shared_page()
 def issue_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
     """Return BibTeX for the issue and the papers it cites that this reader sees."""
     issue = get_object_or_404(issues_for(request), slug=slug)
@@ -173,6 +135,7 @@ def _bibtex_response(text: str, name: str) -> HttpResponse:
 
 
 @require_safe
+@shared_page(params=["year", "tag", "page"])
 def papers(request: HttpRequest) -> HttpResponse:
     """List papers, filtered by year and tag."""
     qs = Paper.objects.prefetch_related("tags").defer("summary", "summary_html")
@@ -226,6 +189,7 @@ def _ranked_years(request: HttpRequest) -> list[int]:
 
 
 @require_safe
+@shared_page()
 def paper_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show a paper and every issue that discussed it."""
     paper = get_object_or_404(Paper, slug=slug)
@@ -249,6 +213,7 @@ def paper_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_safe
+@shared_page()
 def paper_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
     """Return the paper's BibTeX entry."""
     paper = get_object_or_404(Paper, slug=slug)
@@ -256,6 +221,7 @@ def paper_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_safe
+@shared_page()
 def top_papers(request: HttpRequest, year: int) -> HttpResponse:
     """Show the ranked top papers of a year, from the issues that ranked them."""
     ranked = (
@@ -281,6 +247,7 @@ def top_papers(request: HttpRequest, year: int) -> HttpResponse:
 
 
 @require_safe
+@shared_page()
 def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show the issues and papers with a tag."""
     tag = get_object_or_404(Tag, slug=slug)
@@ -294,6 +261,10 @@ def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
+@shared_page(
+    params=["q"], normalise=clean_query, store=pagecache.search_pages,
+    seconds=pagecache.search_seconds,
+)  # fmt: skip
 def search(request: HttpRequest) -> HttpResponse:
     """Search issues and papers."""
     q = clean_query(request.GET.get("q", ""))

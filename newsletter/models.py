@@ -102,3 +102,19 @@ class Publication(models.Model):
         """Return the publication's settings, creating them on first use."""
         publication, _ = cls.objects.get_or_create(pk=1)
         return publication
+
+
+class ContentVersion(models.Model):
+    """One row whose number goes up with every change readers could see.
+
+    Pages cached for anonymous readers (issues.pagecache) are kept per version:
+    every server process reads this row at most once per QUIRE_PAGE_RECHECK_SECONDS
+    and drops every page at once when the number moved. The number is raised by an
+    UPDATE in the transaction of the change itself, so a page rendered after the
+    change commits never carries the old number.
+    """
+
+    version = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"content version {self.version}"

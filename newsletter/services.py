@@ -1,13 +1,15 @@
 import os
 import secrets
+import time
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .admin_login import AdminLogin, find_admin_login, saved_password_path
-from .models import Heartbeat
+from .models import ContentVersion, Heartbeat
 
 WORKER_HEARTBEAT = "worker"
 
@@ -44,3 +46,17 @@ def ensure_admin_user(
         username=username, email=email, password=password
     )
     return AdminLogin(username, password)
+
+
+def bump_content_version() -> None:
+    """Raise the content version, in the caller's transaction (see ContentVersion).
+
+    One UPDATE of one row: concurrent writers queue on that row until their
+    transactions end, which keeps the number in commit order.
+    """
+    if not ContentVersion.objects.filter(pk=1).update(version=F("version") + 1):
+        # The row is made by a migration; only a flushed test database lacks it.
+        # A start from the clock never repeats a number readers were served.
+        ContentVersion.objects.get_or_create(
+            pk=1, defaults={"version": time.time_ns() // 1000}
+        )

@@ -148,6 +148,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "newsletter.context_processors.site",
                 "issues.context_processors.publication",
+                # After Django's own csrf processor, which it replaces on pages
+                # cached for every anonymous reader.
+                "issues.context_processors.shared_csrf",
                 "subscribers.context_processors.reader",
                 "subscribers.billing.context_processors.billing",
             ],
@@ -489,12 +492,27 @@ QUIRE_TABLE_MAX_CELLS = env.int("QUIRE_TABLE_MAX_CELLS", default=10_000)
 # Form data in one request: room for the longest body with most characters
 # escaped in the POST (Django's default, 2.5 MB, would refuse it first, unexplained).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * QUIRE_BODY_MAX_CHARS + 1024 * 1024
-# Seconds a server process keeps an issue page rendered for anonymous readers
-# (edits show at once; 0 turns it off).
+# Seconds a server process keeps a reader page rendered for anonymous readers
+# (issues/pagecache.py; changes show at once, see the next setting; 0 turns it off).
 QUIRE_PAGE_CACHE_SECONDS = env.int("QUIRE_PAGE_CACHE_SECONDS", default=120)
-# How long a cached page is served before the database confirms it is still
-# public and unchanged (other server processes see an edit within this time).
+# How long a server process serves cached pages before it reads the content
+# version again (other server processes see a change within this time).
 QUIRE_PAGE_RECHECK_SECONDS = env.float("QUIRE_PAGE_RECHECK_SECONDS", default=2)
+# Bytes of cached pages one server process keeps at most (least recently used go).
+QUIRE_PAGE_CACHE_MAX_BYTES = env.int(
+    "QUIRE_PAGE_CACHE_MAX_BYTES", default=64 * 1024 * 1024
+)
+# Seconds a search's results page is kept per query (and content version).
+QUIRE_SEARCH_CACHE_SECONDS = env.int("QUIRE_SEARCH_CACHE_SECONDS", default=30)
+# What anonymous pages tell a CDN or nginx in front (Cache-Control s-maxage and
+# stale-while-revalidate; see "Behind a CDN or nginx" in README.md). A shared
+# cache may show a change this much later than Quire does.
+QUIRE_CDN_SECONDS = env.int("QUIRE_CDN_SECONDS", default=10)
+QUIRE_CDN_STALE_SECONDS = env.int("QUIRE_CDN_STALE_SECONDS", default=30)
+
+# A form sent without a valid token gets its form back with one (forms on cached
+# pages carry no token until static/js/forms.js fetches it; see issues/shared_pages.py).
+CSRF_FAILURE_VIEW = "subscribers.views.csrf_failure"
 
 # --- Security (DEBUG off) ----------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

@@ -16,6 +16,7 @@ urlpatterns = [
     path("", issue_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("csrf/", views.csrf_token, name="csrf_token"),
     # Uploads, unless the web server in front serves them (QUIRE_SERVE_MEDIA).
     path(
         f"{settings.MEDIA_URL.strip('/')}/<path:path>",

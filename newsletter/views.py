@@ -10,6 +10,7 @@ from django.http import (
     HttpResponsePermanentRedirect,
     JsonResponse,
 )
+from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -19,6 +20,18 @@ from .celery import app as celery_app
 from .health import registered_checks
 from .models import Heartbeat
 from .services import WORKER_HEARTBEAT
+
+
+@never_cache
+@require_GET
+def csrf_token(request: HttpRequest) -> JsonResponse:
+    """Return a CSRF token for this reader, setting their CSRF cookie.
+
+    Pages cached for every anonymous reader carry no token of their own (see
+    issues/shared_pages.py); static/js/forms.js asks here when a form is sent.
+    """
+    # never_cache: private, no-store; the token is this reader's alone.
+    return JsonResponse({"token": get_token(request)})
 
 
 @require_safe

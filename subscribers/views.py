@@ -10,8 +10,10 @@ from functools import wraps
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -361,3 +363,23 @@ def logout(request: HttpRequest) -> HttpResponse:
     """Sign out."""
     sign_out_subscriber(request)
     return redirect("home")
+
+
+@never_cache
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Answer a form sent without a valid CSRF token (CSRF_FAILURE_VIEW).
+
+    Forms on pages cached for every reader carry no token until forms.js fetches
+    one; without JavaScript a first visit's form arrives without it. This page
+    sets the reader's CSRF cookie and shows the subscribe form again, filled in as
+    sent and with a token, to be sent once more: nothing is done on the refused
+    request itself.
+    """
+    get_token(request)
+    form = None
+    if request.path == reverse("subscribers:subscribe"):
+        form = SubscribeForm(
+            {"email": request.POST.get("email", "")[:320],
+             "name": request.POST.get("name", "")[:200]}
+        )  # fmt: skip
+    return render(request, "403_csrf.html", {"subscribe_form": form}, status=403)

@@ -40,6 +40,34 @@ def editor(db):
 
 
 @pytest.fixture(autouse=True)
+def _empty_page_cache():
+    """Start each test with no cached reader page and no content version known.
+
+    Each test's database is rolled back or flushed, and the version number with
+    it: a page cached by an earlier test could otherwise match a later one's.
+    """
+    from issues import content_version
+    from issues.pagecache import pages, search_pages
+
+    for step in ("before", "after"):
+        pages.clear()
+        search_pages.clear()
+        content_version.forget()
+        if step == "before":
+            yield
+
+
+def enqueued(callbacks: list) -> list:
+    """Return the on-commit callbacks other than the page cache's own (which makes
+    this process read the content version again)."""
+    from issues import content_version
+
+    return [
+        callback for callback in callbacks if callback is not content_version.forget
+    ]
+
+
+@pytest.fixture(autouse=True)
 def _outbox_in_tmp(settings, tmp_path):
     """Keep each test's outbox emails in its own folder."""
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"

@@ -14,8 +14,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
+from issues.content_version import content_changed
 from issues.models import Issue, unknown_references_message
-from issues.pagecache import pages
 from issues.rendering import ContentTooLarge, check_markdown, find_unknown_references
 from subscribers.models import Subscriber
 
@@ -108,6 +108,7 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
         publish_error_at=None,
         updated=now,
     )
+    content_changed()
     return send
 
 
@@ -163,9 +164,7 @@ def unpublish_issue(*, issue: Issue) -> Issue:
     Send.objects.filter(issue=issue, status=Send.Status.SENDING).update(
         status=Send.Status.PAUSED
     )
-    # Cached pages of this process go at once; other processes recheck within
-    # QUIRE_PAGE_RECHECK_SECONDS (see issues.pagecache).
-    transaction.on_commit(pages.clear)
+    content_changed()
     issue.refresh_from_db()
     return issue
 

@@ -1,22 +1,26 @@
-"""The issue page under load, next to a minimal Django view on the same server.
+"""Every reader page under load, next to the issue page and a minimal Django view.
 
 Run: `make bench BENCH_ARGS=content` (or `python -m tests.bench.bench_content`).
 
 Sets up a throwaway PostgreSQL database, quire_bench_content, on BENCH_POSTGRES_URL
 (default postgres://postgres@127.0.0.1:5432), with one published issue of 10,000
-words citing 30 papers. Starts gunicorn (DEBUG off, as in production) on a free
+words citing 30 papers, 50 more issues, 300 papers and 12 tags (a year of ranked
+"top papers" among them). Starts gunicorn (DEBUG off, as in production) on a free
 port, then a load generator in separate processes measures:
 
 - the issue page's median and p95 response time (one client, one at a time);
-- requests per second of the issue page and of a minimal Django view (same
-  middleware, same server, same run), interleaved in rounds, from clients that
-  keep the CSRF cookie the first page set and accept gzip, as browsers do;
-  target: the issue page reaches at least 0.75 of the minimal view's rate
-  (first visits, without the cookie, are reported too);
+- requests per second of the minimal view, the issue page and every other reader
+  page (home, archive and its second page, papers and its filters, a paper, top
+  papers, a tag, search, both feeds, the sitemap, BibTeX), interleaved in rounds
+  on the same server in the same run, from clients that keep their CSRF cookie and
+  accept gzip, as browsers do; targets: the issue page at least 0.75 of the
+  minimal view's rate, every page at least 0.75 of the issue page's, search 0.5;
+- the same pages as first visits (no cookie at all): the copy a CDN may keep;
 - the issue page with the page cache turned off, and answered from the reader's
   cache (If-None-Match -> 304): a cache must never make it slower.
 
-Other work on the machine shows up in the figures: each round's ratio is printed.
+Other work on the machine shows up in the figures: ratios are taken per round
+(pages measured one after another within it), then the median.
 """
 
 from __future__ import annotations
@@ -35,13 +39,17 @@ from pathlib import Path
 
 from tests.bench.support import SERVER, drop_database, recreate_database
 
-DB_NAME = "quire_bench_content"
+# Another name lets two runs share the PostgreSQL server.
+DB_NAME = os.environ.get("BENCH_CONTENT_DB", "quire_bench_content")
 ROOT = Path(__file__).resolve().parent.parent.parent
 VAR = ROOT / "var" / "bench-content"
 WORDS = 10_000
 CITATIONS = 30
-ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", "4"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ISSUES = 50
+PAPERS = 300
+TAGS = 12
 # Clients in flight at once, spread over two load-generator processes.
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
@@ -49,6 +57,26 @@ ISSUE_PATH = "/issues/bench-issue/"
 # What every browser sends along.
 BROWSER = "Accept-Encoding: gzip, deflate, br\r\n"
 MINIMAL_PATH = "/bench/minimal/"
+# Every reader page, by name; the target is a share of the issue page's rate.
+PAGES = {
+    "home": "/",
+    "archive": "/archive/",
+    "archive page 2": "/archive/?page=2",
+    "papers": "/papers/",
+    "papers by year": "/papers/?year=2022",
+    "papers by tag": "/papers/?tag=topic-3",
+    "a paper": "/papers/bench-paper-0/",
+    "top papers": "/papers/top/2022/",
+    "a tag": "/tags/topic-1/",
+    "search": "/search/?q=attention+vision",
+    "RSS feed": "/feed/",
+    "Atom feed": "/feed/atom/",
+    "sitemap": "/sitemap.xml",
+    "paper BibTeX": "/papers/bench-paper-0/bibtex",
+    "issue BibTeX": ISSUE_PATH + "bibtex",
+}
+TARGETS = {"search": 0.5}
+TARGET = 0.75
 
 
 def _env() -> dict[str, str]:
@@ -119,42 +147,60 @@ def _issue_body(arxiv_ids: list[str]) -> str:
 def _load_content() -> None:
     from django.utils import timezone
 
-    from issues.models import Issue, Paper, Tag
+    from issues.models import Citation, Issue, Paper, Tag
+    from issues.services import record_citations
 
-    tags = [Tag.objects.create(name=f"Topic {n}", slug=f"topic-{n}") for n in range(4)]
-    papers = []
-    for n in range(CITATIONS):
-        paper = Paper.objects.create(
+    tags = [Tag.objects.create(name=f"Topic {n}", slug=f"topic-{n}")
+            for n in range(TAGS)]  # fmt: skip
+    authors = ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"]
+    papers = Paper.objects.bulk_create(
+        Paper(
             title=f"A benchmark paper number {n} on efficient attention",
-            slug=f"bench-paper-{n}",
-            authors=["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
-            year=2022,
-            venue="NeurIPS",
-            arxiv_id=f"2205.{n + 10000:05d}",
+            slug=f"bench-paper-{n}", authors=authors, year=2018 + n % 6,
+            venue="NeurIPS", arxiv_id=f"2205.{n + 10000:05d}",
             code_url="https://example.org/code",
+            summary_html="<p>What it shows, in two sentences of summary.</p>",
         )
-        paper.tags.set(tags[:2])
-        papers.append(paper)
+        for n in range(PAPERS)
+    )  # fmt: skip
+    through = Paper.tags.through
+    through.objects.bulk_create(
+        through(paper_id=p.pk, tag_id=tags[(i + k) % TAGS].pk)
+        for i, p in enumerate(papers)
+        for k in range(2)
+    )
+    cited = [p for p in papers if p.year == 2022][:CITATIONS]
     issue = Issue.objects.create(
         title="The benchmark issue",
         slug="bench-issue",
         subtitle="Ten thousand words and thirty papers.",
-        body=_issue_body([p.arxiv_id for p in papers]),
+        body=_issue_body([p.arxiv_id for p in cited]),
         status=Issue.Status.PUBLISHED,
         published_at=timezone.now(),
     )
-    issue.tags.set(tags)
+    record_citations(issue=issue)
+    issue.tags.set(tags[:4])
+    # Its citations rank the year's top papers.
+    for rank, citation in enumerate(issue.citations.order_by("position")[:10], 1):
+        Citation.objects.filter(pk=citation.pk).update(rank=rank)
     assert issue.citations.count() == CITATIONS, issue.citations.count()
-    # A few more issues so the page is not alone in its database.
-    for n in range(20):
-        Issue.objects.create(
-            title=f"Older issue {n}",
-            body="Short.",
+    # A year and more of older issues, each citing a few papers.
+    for n in range(ISSUES):
+        refs = " ".join(f"[[arxiv:{papers[(n * 5 + k) % PAPERS].arxiv_id}]]"
+                        for k in range(5))  # fmt: skip
+        older = Issue.objects.create(
+            title=f"Older issue {n} on attention and vision",
+            subtitle="A month of papers.",
+            body=f"Attention and vision this month. {refs}\n\n" * 20,
             status=Issue.Status.PUBLISHED,
-            published_at=timezone.now() - timezone.timedelta(days=30 * (n + 1)),
+            published_at=timezone.now() - timezone.timedelta(days=7 * (n + 1)),
         )
-    print(f"issue: {issue.word_count} words, {issue.citations.count()} citations, "
-          f"{len(issue.body_html) // 1024} KiB of HTML")  # fmt: skip
+        record_citations(issue=older)
+        older.tags.set(tags[n % TAGS : n % TAGS + 3])
+    print(f"content: {Issue.objects.count()} issues, {Paper.objects.count()} papers, "
+          f"{Tag.objects.count()} tags, {Citation.objects.count()} citations; "
+          f"the issue: {issue.word_count} words, {issue.citations.count()} "
+          f"citations, {len(issue.body_html) // 1024} KiB of HTML")  # fmt: skip
 
 
 def _free_port() -> int:
@@ -284,33 +330,31 @@ def main() -> int:
         assert status == 200, status
         assert body.count(b'class="paper-card"') == CITATIONS, "cards missing"
         assert body.count(b'class="citation"') == CITATIONS, "citation list missing"
+        for name, path in PAGES.items():
+            status, body = _get(port, path)
+            assert status == 200, (name, status)
+        assert b"benchmark paper" in _get(port, PAGES["search"])[1], "no results"
 
         for path in (ISSUE_PATH, MINIMAL_PATH):  # warm up both workers
             _latency(port, path, 100)
         timings = _latency(port, ISSUE_PATH)
         minimal_timings = _latency(port, MINIMAL_PATH)
 
-        # Readers' browsers keep the CSRF cookie the first page gave them; the
-        # rounds send it as a returning reader would (first visits: see below).
+        # Returning readers' browsers keep the CSRF cookie their first form got
+        # them (from /csrf/); the rounds send it (first visits: see below).
         cookie = _csrf_cookie(port) + BROWSER
         etag = _etag(port)
         status, body = _get(port, ISSUE_PATH, cookie)
         assert gzip.decompress(body).count(b'class="paper-card"') == CITATIONS
-        # Rounds alternate the views so that noise from other work on the machine
-        # hits both alike; the ratio is taken per round, then the median.
-        issue_rates, minimal_rates, revalidated_rates = [], [], []
-        for _ in range(ROUNDS):
-            minimal_rates.append(_throughput(port, MINIMAL_PATH, headers=cookie))
-            issue_rates.append(_throughput(port, ISSUE_PATH, headers=cookie))
-            # The reader's cache: a conditional GET with the page's ETag gets a 304.
-            revalidated_rates.append(
-                _throughput(port, ISSUE_PATH, expect=304,
-                            headers=f"{cookie}If-None-Match: {etag}\r\n")
-            )  # fmt: skip
-        # A first visit: no cookie yet, so Django makes a new CSRF secret as well.
-        first_visit_rates = [
-            _throughput(port, ISSUE_PATH, headers=BROWSER) for _ in range(2)
-        ]
+        # Rounds take every page one after another, so that noise from other work
+        # on the machine hits all alike; ratios are taken per round.
+        returning = _rounds(port, cookie)
+        first_visits = _rounds(port, BROWSER, rounds=max(1, ROUNDS - 1))
+        revalidated_rates = [
+            _throughput(port, ISSUE_PATH, expect=304,
+                        headers=f"{cookie}If-None-Match: {etag}\r\n")
+            for _ in range(2)
+        ]  # fmt: skip
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(20)
 
@@ -322,19 +366,21 @@ def main() -> int:
         uncached_rates = [
             _throughput(port, ISSUE_PATH, headers=BROWSER) for _ in range(2)
         ]
+        uncached_pages = {
+            name: _throughput(port, PAGES[name], headers=BROWSER)
+            for name in ("home", "papers", "search")
+        }
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
         drop_database(DB_NAME)
 
-    issue_rps = statistics.median(issue_rates)
-    minimal_rps = statistics.median(minimal_rates)
+    issue_rps = statistics.median(returning["issue page"])
+    minimal_rps = statistics.median(returning["minimal view"])
     uncached_rps = statistics.median(uncached_rates)
     revalidated_rate = statistics.median(revalidated_rates)
-    first_visit_rps = statistics.median(first_visit_rates)
-    ratios = [i / m for i, m in zip(issue_rates, minimal_rates, strict=True)]
-    ratio = statistics.median(ratios)
+    ratio = _median_ratio(returning, "issue page", "minimal view")
     cache_ok = issue_rps >= uncached_rps
     revalidated_ok = revalidated_rate >= uncached_rps
 
@@ -346,40 +392,72 @@ def main() -> int:
 
     print(f"server: gunicorn, {WORKERS} sync workers, PostgreSQL, DEBUG off; "
           f"load: {CONCURRENCY} clients in 2 processes, {ROUNDS} rounds of "
-          f"{ROUND_SECONDS:g}s each, a new connection per request, clients keep "
-          f"their CSRF cookie and accept gzip, as browsers do")  # fmt: skip
+          f"{ROUND_SECONDS:g}s per page, a new connection per request, clients "
+          f"accept gzip, as browsers do")  # fmt: skip
     print(f"issue page ({WORDS} words, {CITATIONS} citations): {ms(timings)}; "
           f"minimal view: {ms(minimal_timings)}")  # fmt: skip
     print(f"throughput: issue page {issue_rps:.0f} req/s, minimal view "
           f"{minimal_rps:.0f} req/s, ratio {ratio:.2f} (target >= 0.75) -> "
           f"{'OK' if ratio >= 0.75 else 'BELOW TARGET'}")  # fmt: skip
-    print(f"rounds: issue {[round(r) for r in issue_rates]}, "
-          f"minimal {[round(r) for r in minimal_rates]}, "
-          f"ratio per round {[round(r, 2) for r in ratios]}")  # fmt: skip
-    print(f"first visits (no cookie yet): issue page {first_visit_rps:.0f} req/s, "
-          f"{first_visit_rps / minimal_rps:.2f} of the minimal view")  # fmt: skip
-    print(f"page cache off (QUIRE_PAGE_CACHE_SECONDS=0): {ms(uncached_timings)}, "
-          f"{uncached_rps:.0f} req/s; with the cache {issue_rps / uncached_rps:.1f}x "
-          f"-> {'OK' if cache_ok else 'CACHE MADE IT SLOWER'}")  # fmt: skip
+    failed = 0
+    for title, results in (("returning readers (their CSRF cookie kept)", returning),
+                           ("first visits (no cookie: what a CDN may keep)",
+                            first_visits)):  # fmt: skip
+        print(f"{title}:")
+        print(f"  {'page':<16} {'req/s':>7} {'/issue':>7} {'/minimal':>9}  target")
+        for name, rates in results.items():
+            to_issue = _median_ratio(results, name, "issue page")
+            to_minimal = _median_ratio(results, name, "minimal view")
+            target = TARGETS.get(name, TARGET)
+            verdict = ""
+            if name not in ("issue page", "minimal view"):
+                ok = to_issue >= target
+                failed += not ok
+                verdict = f">= {target:.2f} {'OK' if ok else 'BELOW TARGET'}"
+            print(f"  {name:<16} {statistics.median(rates):>7.0f} {to_issue:>7.2f} "
+                  f"{to_minimal:>9.2f}  {verdict}")  # fmt: skip
+    print(f"page cache off (QUIRE_PAGE_CACHE_SECONDS=0): issue page "
+          f"{ms(uncached_timings)}, {uncached_rps:.0f} req/s; with the cache "
+          f"{issue_rps / uncached_rps:.1f}x -> "
+          f"{'OK' if cache_ok else 'CACHE MADE IT SLOWER'}; "
+          + ", ".join(f"{name} {rate:.0f} req/s"
+                      for name, rate in uncached_pages.items()))  # fmt: skip
     print(f"revalidated from the reader's cache (If-None-Match -> 304): "
           f"{revalidated_rate:.0f} req/s -> "
           f"{'OK' if revalidated_ok else 'SLOWER THAN NO CACHE'}")  # fmt: skip
+    print(f"pages below target: {failed}")
     return 0
 
 
+def _rounds(port: int, headers: str, rounds: int = ROUNDS) -> dict[str, list[float]]:
+    """Return each page's req/s per round: the minimal view, the issue, the rest."""
+    paths = {"minimal view": MINIMAL_PATH, "issue page": ISSUE_PATH, **PAGES}
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            rates[name].append(_throughput(port, path, headers=headers))
+    return rates
+
+
+def _median_ratio(results: dict[str, list[float]], name: str, to: str) -> float:
+    return statistics.median(
+        a / b for a, b in zip(results[name], results[to], strict=True)
+    )
+
+
 def _csrf_cookie(port: int) -> str:
-    """Return the Cookie header a browser sends after its first issue page."""
-    for line in _head(port).split(b"\r\n"):
+    """Return the Cookie header a browser sends once it has a CSRF cookie."""
+    for line in _head(port, "/csrf/").split(b"\r\n"):
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"set-cookie" and b"csrftoken=" in value:
             return f"Cookie: {value.split(b';')[0].strip().decode()}\r\n"
-    raise SystemExit("the issue page set no CSRF cookie")
+    raise SystemExit("/csrf/ set no CSRF cookie")
 
 
-def _head(port: int) -> bytes:
+def _head(port: int, path: str = ISSUE_PATH) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(
-            f"GET {ISSUE_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Connection: close\r\n\r\n".encode()
         )
         data = b""

@@ -19,12 +19,3 @@ def superuser(db):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
-
-
-@pytest.fixture(autouse=True)
-def _empty_page_cache():
-    from issues.pagecache import pages
-
-    pages.clear()
-    yield
-    pages.clear()
