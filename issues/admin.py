@@ -13,8 +13,9 @@ from django.utils.html import format_html, format_html_join
 from markdownx.models import MarkdownxField
 from markdownx.widgets import AdminMarkdownxWidget
 
+from newsletter.images import ImageUploadField
+
 from . import services
-from .images import ImageUploadField
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 

@@ -28,7 +28,7 @@ from .rendering import (
 # What Issue.render() fills in from the body.
 RENDERED_ISSUE_FIELDS = [
     "body_html", "free_html", "paid_html", "public_text", "word_count",
-    "unknown_references",
+    "unknown_references", "headings",
 ]  # fmt: skip
 
 
@@ -75,6 +75,10 @@ def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> N
         ],
         ["position", "in_paid_part"],
     )
+    # Counted here, once, for the issue's card ("3 papers"): listings read it.
+    if issue.paper_count != len(ordered):
+        issue.paper_count = len(ordered)
+        Issue.objects.filter(pk=issue.pk).update(paper_count=len(ordered))
 
 
 def rerender_citing_issues(*, paper: Paper) -> int:
