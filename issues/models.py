@@ -180,7 +180,7 @@ class IssueQuerySet(models.QuerySet):
 
         with_text keeps the free plain text (search snippets are cut from it).
         """
-        heavy = ["body", "body_html", "free_html", "paid_html"]
+        heavy = ["body", "body_html", "free_html", "paid_html", "headings"]
         if not with_text:
             heavy.append("public_text")
         return self.prefetch_related("tags").defer(*heavy)
