@@ -25,7 +25,12 @@ from issues.sending.emails import render_segment
 from issues.services import record_citations
 from issues.views import _neighbours
 from newsletter.models import Publication
-from tests.factories.issues import CitationFactory, IssueFactory, PaperFactory
+from tests.factories.issues import (
+    CitationFactory,
+    IssueFactory,
+    PaperFactory,
+    issue_admin_form,
+)
 from tests.security.test_content_limits import _png_claiming
 
 pytestmark = pytest.mark.django_db
@@ -689,3 +694,30 @@ def test_a_hand_added_citation_counts_too(client):
     record_citations(issue=issue)
     issue.refresh_from_db()
     assert issue.paper_count == 1
+
+
+def test_the_issue_admin_lists_the_old_addresses(admin_client):
+    (issue,) = _issues_at(1)
+    issue.slug = "moved"
+    issue.save()
+    text = admin_client.get(
+        reverse("admin:issues_issue_change", args=[issue.pk])
+    ).content.decode()
+    assert "/issues/ago-1/ (each redirects here" in text
+
+
+def test_the_issue_admin_refuses_another_issues_old_slug(admin_client):
+    (issue,) = _issues_at(1)
+    issue.slug = "moved"
+    issue.save()
+    other = IssueFactory(slug="other", title="Other")
+
+    response = admin_client.post(
+        reverse("admin:issues_issue_change", args=[other.pk]),
+        issue_admin_form(title="Other", slug="ago-1"),
+    )
+
+    assert response.status_code == 200
+    assert "its old links still lead there" in response.content.decode()
+    other.refresh_from_db()
+    assert other.slug == "other"
