@@ -20,9 +20,9 @@ from django.utils import timezone
 from PIL import Image
 
 from issues import metadata
-from issues.models import Issue, IssueSlug
+from issues.models import Issue, IssueSlug, Paper
 from issues.sending.emails import render_segment
-from issues.services import record_citations
+from issues.services import delete_papers, record_citations
 from issues.views import _neighbours
 from newsletter.models import Publication
 from tests.factories.issues import (
@@ -721,3 +721,16 @@ def test_the_issue_admin_refuses_another_issues_old_slug(admin_client):
     assert "its old links still lead there" in response.content.decode()
     other.refresh_from_db()
     assert other.slug == "other"
+
+
+def test_deleting_a_paper_cited_by_hand_lowers_the_count():
+    issue = IssueFactory(slug="hand-cited", published=True)
+    kept, deleted = CitationFactory(issue=issue), CitationFactory(issue=issue)
+    record_citations(issue=issue)
+    issue.refresh_from_db()
+    assert issue.paper_count == 2
+
+    delete_papers(papers=Paper.objects.filter(pk=deleted.paper_id))
+
+    issue.refresh_from_db()
+    assert issue.paper_count == 1 and issue.citations.get() == kept
