@@ -414,10 +414,6 @@ class Issue(models.Model):
     def reading_minutes(self) -> int:
         return max(1, round(self.word_count / 230))
 
-    def contents(self, *, paid_access: bool) -> list[dict]:
-        """Return the headings this reader's table of contents lists."""
-        return [h for h in self.headings if paid_access or not h.get("paid")]
-
 
 class IssueSlug(models.Model):
     """A slug an issue was published under before; its address redirects."""

@@ -36,6 +36,7 @@ from .reading import (
     paid_access,
     public_description,
     readable_body,
+    readable_contents,
 )
 from .search import clean_query, search_issues, search_papers, snippet_html
 
@@ -199,7 +200,7 @@ def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool, shared: boo
     publication = Publication.load()
     description = public_description(issue)
     image = metadata.preview_image(issue, publication)
-    contents = issue.contents(paid_access=paid)
+    contents = readable_contents(issue, paid_access=paid)
     # Computed with the page, so a cached page carries them: the page cache must
     # drop it when another issue is published (its neighbours change).
     previous_issue, next_issue = _neighbours(issue)

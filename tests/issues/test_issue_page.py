@@ -734,3 +734,15 @@ def test_deleting_a_paper_cited_by_hand_lowers_the_count():
 
     issue.refresh_from_db()
     assert issue.paper_count == 1 and issue.citations.get() == kept
+
+
+def test_a_paid_only_issue_without_a_break_lists_no_headings_to_free_readers(
+    staff_client,
+):
+    issue = IssueFactory(
+        slug="all-paid", published=True, access=Issue.Access.PAID,
+        body="## Secret one\n\n## Secret two\n\n## Secret three\n",
+    )  # fmt: skip
+    html = _page(Client(), issue)
+    assert _contents(html) == [] and "Secret" not in html
+    assert len(_contents(_page(staff_client, issue))) == 3
