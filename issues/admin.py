@@ -13,8 +13,9 @@ from django.utils.html import format_html, format_html_join
 from markdownx.models import MarkdownxField
 from markdownx.widgets import AdminMarkdownxWidget
 
+from newsletter.images import ImageUploadField
+
 from . import services
-from .images import ImageUploadField
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 
@@ -164,10 +165,10 @@ class IssueAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["title"]}
     autocomplete_fields = ["tags"]
     inlines = [CitationInline]
-    readonly_fields = ["word_count"]
+    readonly_fields = ["word_count", "old_addresses"]
     formfield_overrides = {MarkdownxField: {"widget": AdminMarkdownxWidget}}
     fieldsets = [
-        (None, {"fields": ["title", "slug", "subtitle", "body"]}),
+        (None, {"fields": ["title", "slug", "old_addresses", "subtitle", "body"]}),
         (
             "Publishing",
             {
@@ -187,6 +188,17 @@ class IssueAdmin(admin.ModelAdmin):
             .defer("body_html", "free_html", "paid_html", "public_text")
             # Meta.ordering is left out of a GROUP BY query (see PaperAdmin).
             .order_by(*Issue._meta.ordering, "pk")
+        )
+
+    @admin.display(description="old addresses")
+    def old_addresses(self, obj: Issue | None) -> str:
+        # Kept when the slug of a published issue changes (Issue.save).
+        slugs = list(obj.old_slugs.values_list("slug", flat=True)) if obj else []
+        if not slugs:
+            return "None: links to this issue use its slug above."
+        return format_html(
+            "{} (each redirects here; no other issue may take one as its slug)",
+            format_html_join(", ", "/issues/{}/", ((slug,) for slug in slugs)),
         )
 
     @admin.display(description="papers", ordering="n_citations")

@@ -16,9 +16,9 @@ from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
+from newsletter.images import check_image
 from newsletter.twofactor.services import pending_step
 
-from .images import check_image
 from .rendering import markdownify as render_preview
 from .rendering.limits import ContentTooLarge, check_markdown
 from .rendering.markup import refused_html

@@ -2,13 +2,15 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from markdownx.models import MarkdownxField
 
 # validate_arxiv_id is named here by the migrations.
+from newsletter.images import image_size
+
 from .identifiers import (
     NormalizedCharField,
     normalize_arxiv_id,
@@ -19,14 +21,23 @@ from .rendering import render_issue_body, render_markdown
 from .rendering.limits import validate_markdown_limits
 
 
-def unique_slug(model, text: str, *, instance_pk=None, max_length: int = 200) -> str:
-    """Return a slug for text that no other row of model uses yet."""
+def unique_slug(
+    model, text: str, *, instance_pk=None, max_length: int = 200, also_taken=None
+) -> str:
+    """Return a slug for text that no other row of model uses yet.
+
+    also_taken: a queryset of further slugs to avoid (an issue's old addresses).
+    """
     base = slugify(text)[: max_length - 8].strip("-") or "untitled"
     taken = set(
         model.objects.filter(slug__startswith=base)
         .exclude(pk=instance_pk)
         .values_list("slug", flat=True)
     )
+    if also_taken is not None:
+        taken.update(
+            also_taken.filter(slug__startswith=base).values_list("slug", flat=True)
+        )
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
@@ -168,7 +179,7 @@ class IssueQuerySet(models.QuerySet):
 
         with_text keeps the free plain text (search snippets are cut from it).
         """
-        heavy = ["body", "body_html", "free_html", "paid_html"]
+        heavy = ["body", "body_html", "free_html", "paid_html", "headings"]
         if not with_text:
             heavy.append("public_text")
         return self.prefetch_related("tags").defer(*heavy)
@@ -218,6 +229,11 @@ class Issue(models.Model):
     # nothing for a paid-only issue without a paywall break.
     public_text = models.TextField(blank=True, editable=False)
     word_count = models.PositiveIntegerField(default=0, editable=False)
+    # The headings of the body ({level, id, text, paid}), for its table of contents.
+    headings = models.JSONField(default=list, blank=True, editable=False)
+    # How many papers the issue cites, for its card; kept by
+    # services.record_citations, so listings count nothing per card.
+    paper_count = models.PositiveIntegerField(default=0, editable=False)
     cover_image = models.ImageField(
         upload_to="covers/%Y/",
         blank=True,
@@ -233,6 +249,11 @@ class Issue(models.Model):
         help_text="Optional; shown at the top of the issue and in link previews "
         "(1200×630 works best).",
     )
+    # Read once when a cover is saved (see image_size); pages and link previews
+    # give them. Not ImageField's width_field: that opens the file on every load
+    # of a row whose size is unknown, and fails on a missing file.
+    cover_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    cover_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
     cover_alt = models.CharField(
         "cover description",
         max_length=300,
@@ -290,14 +311,44 @@ class Issue(models.Model):
         # again at its next run and says so again if it still fails.
         self.publish_error, self.publish_error_at = "", None
         if not self.slug:
-            self.slug = unique_slug(Issue, self.title, instance_pk=self.pk)
+            self.slug = unique_slug(
+                Issue, self.title, instance_pk=self.pk,
+                also_taken=IssueSlug.objects.exclude(issue_id=self.pk),
+            )  # fmt: skip
         if self.status == self.Status.PUBLISHED and self.published_at is None:
             self.published_at = self.publish_at or timezone.now()
+        self.cover_width, self.cover_height = image_size(
+            self.cover_image, known=(self.cover_width, self.cover_height)
+        )
         self.render()
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            previous = self._stored_address()
+            super().save(*args, **kwargs)
+            self._keep_old_slug(previous)
 
     def get_absolute_url(self) -> str:
         return reverse("issues:issue", kwargs={"slug": self.slug})
+
+    def _stored_address(self) -> tuple[str, bool] | None:
+        """Return the stored slug, and whether readers may have seen it."""
+        if self.pk is None:
+            return None
+        row = (
+            Issue.objects.filter(pk=self.pk).values_list("slug", "published_at").first()
+        )
+        return None if row is None else (row[0], row[1] is not None)
+
+    def _keep_old_slug(self, previous: tuple[str, bool] | None) -> None:
+        """Keep a published issue's former slug, so its old address redirects.
+
+        The current slug always wins: an old slug this issue (or, saved past the
+        form's check, another one) takes again stops redirecting.
+        """
+        IssueSlug.objects.filter(slug=self.slug).delete()
+        if previous is not None and previous[1] and previous[0] != self.slug:
+            IssueSlug.objects.update_or_create(
+                slug=previous[0], defaults={"issue": self}
+            )
 
     def render(self, *, papers: dict | None = None):
         """Render body into the stored HTML fields; return the RenderedBody.
@@ -309,6 +360,7 @@ class Issue(models.Model):
         self.free_html = rendered.free_html
         self.paid_html = rendered.paid_html
         self.word_count = rendered.word_count
+        self.headings = rendered.headings
         self.unknown_references = [str(ref) for ref in rendered.unknown_references]
         self.public_text = (
             "" if self.is_paid_only and not rendered.paid_html else rendered.free_text
@@ -320,6 +372,21 @@ class Issue(models.Model):
             raise ValidationError(
                 {"publish_at": "Choose when this scheduled issue should go out."}
             )
+        if self.slug:
+            old = (
+                IssueSlug.objects.filter(slug=self.slug)
+                .exclude(issue_id=self.pk)
+                .select_related("issue")
+                .only("issue__title")
+                .first()
+            )
+            if old is not None:
+                raise ValidationError(
+                    {
+                        "slug": f"This was the address of “{old.issue.title}”, and "
+                        "its old links still lead there. Choose another slug."
+                    }
+                )
 
     @property
     def has_paywall(self) -> bool:
@@ -340,6 +407,20 @@ class Issue(models.Model):
     @property
     def reading_minutes(self) -> int:
         return max(1, round(self.word_count / 230))
+
+
+class IssueSlug(models.Model):
+    """A slug an issue was published under before; its address redirects."""
+
+    slug = models.SlugField(max_length=200, unique=True)
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="old_slugs")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "old slug"
+
+    def __str__(self) -> str:
+        return f"{self.slug} → {self.issue.slug}"
 
 
 class Citation(models.Model):

@@ -77,6 +77,19 @@ def _checked(issue: Issue, html_text: str) -> str:
     return html_text
 
 
+def readable_contents(issue: Issue, *, paid_access: bool) -> list[dict]:
+    """Return the headings of the part of the body this reader may see.
+
+    The same rule as readable_body: below the paywall break only with paid
+    access, and nothing of a paid-only issue without a break.
+    """
+    if paid_access:
+        return list(issue.headings)
+    if issue.is_paid_only and not issue.has_paywall:
+        return []
+    return [heading for heading in issue.headings if not heading.get("paid")]
+
+
 def public_description(issue: Issue, *, words: int = 40) -> str:
     """Return a short plain-text description made only of free content."""
     if issue.subtitle:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .content_version import content_changed
@@ -29,7 +30,7 @@ from .rendering import (
 # What Issue.render() fills in from the body.
 RENDERED_ISSUE_FIELDS = [
     "body_html", "free_html", "paid_html", "public_text", "word_count",
-    "unknown_references",
+    "unknown_references", "headings",
 ]  # fmt: skip
 
 
@@ -78,6 +79,10 @@ def record_citations(*, issue: Issue, rendered: RenderedBody | None = None) -> N
         ],
         ["position", "in_paid_part"],
     )
+    # Counted here, once, for the issue's card ("3 papers"): listings read it.
+    if issue.paper_count != len(ordered):
+        issue.paper_count = len(ordered)
+        Issue.objects.filter(pk=issue.pk).update(paper_count=len(ordered))
 
 
 def rerender_citing_issues(*, paper: Paper) -> int:
@@ -91,10 +96,33 @@ def delete_papers(*, papers: QuerySet[Paper]) -> int:
     """Delete the papers and take their cards out of the issues that cited them;
     return how many papers went."""
     gone = [(paper.pk, paper_keys(paper)) for paper in papers]
+    citing = list(
+        Citation.objects.filter(paper__in=papers)
+        .values_list("issue_id", flat=True)
+        .distinct()
+    )
     papers.delete()
     for paper_id, keys in gone:
         _rerender_issues_naming(paper_id=paper_id, keys=keys)
+    # An issue that cited a paper only by hand is not re-rendered above.
+    count_papers(issue_ids=citing)
     return len(gone)
+
+
+def count_papers(*, issue_ids: list[int]) -> None:
+    """Store again how many papers each of these issues cites (one UPDATE)."""
+    if not issue_ids:
+        return
+    cited = (
+        Citation.objects.filter(issue_id=OuterRef("pk"))
+        .order_by()
+        .values("issue_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    Issue.objects.filter(pk__in=issue_ids).update(
+        paper_count=Coalesce(Subquery(cited), 0)
+    )
 
 
 def _rerender_issues_naming(*, paper_id: int, keys: list[Reference]) -> int:

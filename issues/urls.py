@@ -11,6 +11,11 @@ urlpatterns = [
     path("archive/", views.archive, name="archive"),
     path("issues/<slug:slug>/", views.issue_detail, name="issue"),
     path("issues/<slug:slug>/bibtex", views.issue_bibtex, name="issue_bibtex"),
+    path(
+        "issues/<slug:slug>/share/mastodon/",
+        views.share_mastodon,
+        name="share_mastodon",
+    ),
     path("papers/", views.papers, name="papers"),
     path("papers/top/<int:year>/", views.top_papers, name="top_papers"),
     path("papers/<slug:slug>/", views.paper_detail, name="paper"),

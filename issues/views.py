@@ -5,10 +5,16 @@ from __future__ import annotations
 import hashlib
 
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+)
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
@@ -16,14 +22,15 @@ from django.views.decorators.http import require_GET, require_safe
 from newsletter.models import Publication
 from subscribers.sessions import current_subscriber
 
-from . import bibtex, pagecache
-from .models import Citation, Issue, Paper, Tag
+from . import bibtex, metadata, pagecache
+from .models import Citation, Issue, IssueSlug, Paper, Tag
 from .reading import (
     citations_q,
     issues_for,
     paid_access,
     public_description,
     readable_body,
+    readable_contents,
 )
 from .search import clean_query, search_issues, search_papers, snippet_html
 from .shared_pages import is_rendering_shared, shared_page
@@ -77,7 +84,7 @@ def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         head = issues_for(request).only(*ISSUE_HEAD_FIELDS).get(slug=slug)
     except Issue.DoesNotExist:
-        raise Http404("No such issue.") from None
+        return _redirect_old_slug(request, slug)
     if is_rendering_shared(request):
         # Once for every anonymous reader: shared_page sends it with its headers.
         return HttpResponse(_render_issue_page(request, head.pk, paid=paid))
@@ -95,6 +102,58 @@ def issue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
+def _redirect_old_slug(request: HttpRequest, slug: str) -> HttpResponse:
+    """Send a slug the issue was published under before to its address now."""
+    current = (
+        IssueSlug.objects.filter(slug=slug, issue__in=issues_for(request))
+        .values_list("issue__slug", flat=True)
+        .first()
+    )
+    if current is None:
+        raise Http404("No such issue.")
+    return HttpResponsePermanentRedirect(
+        reverse("issues:issue", kwargs={"slug": current})
+    )
+
+
+# Enough of a neighbouring issue for its link.
+NEIGHBOUR_FIELDS = ["pk", "slug", "title", "published_at"]
+
+
+def _neighbours(issue: Issue) -> tuple[Issue | None, Issue | None]:
+    """Return the published issues just before and just after this one (1 query).
+
+    Only issues every reader may open are linked (never a draft, even for staff);
+    paid-only ones are, as the archive lists them. Issues published at the same
+    moment are ordered by id.
+    """
+    if not issue.is_public:
+        return None, None
+    visible = Issue.objects.published().only(*NEIGHBOUR_FIELDS)
+    at, pk = issue.published_at, issue.pk
+    older = visible.filter(
+        Q(published_at__lt=at) | Q(published_at=at, pk__lt=pk)
+    ).order_by("-published_at", "-pk")
+    newer = visible.filter(
+        Q(published_at__gt=at) | Q(published_at=at, pk__gt=pk)
+    ).order_by("published_at", "pk")
+    # Each side's nearest as a scalar subquery: one query on every database
+    # (SQLite allows no LIMIT inside a UNION).
+    found = list(
+        visible.filter(
+            Q(pk=Subquery(older.values("pk")[:1]))
+            | Q(pk=Subquery(newer.values("pk")[:1]))
+        )
+    )
+    before = next((i for i in found if (i.published_at, i.pk) < (at, pk)), None)
+    after = next((i for i in found if (i.published_at, i.pk) > (at, pk)), None)
+    return before, after
+
+
+# A table of contents from this many headings up; a short issue needs none.
+CONTENTS_MIN_HEADINGS = 3
+
+
 def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool):
     # Load only the rendered part this reader may see (the HTML is large).
     unused = ["body"] + (["free_html"] if paid else ["body_html"])
@@ -102,16 +161,54 @@ def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool):
     citations = list(
         issue.citations.filter(citations_q(paid_access=paid)).select_related("paper")
     )
+    publication = Publication.load()
+    description = public_description(issue)
+    image = metadata.preview_image(issue, publication)
+    contents = readable_contents(issue, paid_access=paid)
+    # Computed with the page, so a cached page carries them: the page cache must
+    # drop it when another issue is published (its neighbours change).
+    previous_issue, next_issue = _neighbours(issue)
     context = {
         "issue": issue,
+        "publication": publication,
         "tags": list(issue.tags.all()),
         "body": readable_body(issue, paid_access=paid),
         "citations": citations,
         "is_preview": not issue.is_public,
         "viewing_as_free": not paid and request.user.is_staff,
-        "issue_description": public_description(issue),
+        "issue_description": description,
+        "preview_image": image,
+        "article_json_ld": metadata.article_json_ld(
+            issue, publication=publication, description=description, image=image
+        ),
+        "contents": contents if len(contents) >= CONTENTS_MIN_HEADINGS else [],
+        "share_links": metadata.share_links(issue, publication=publication),
+        "previous_issue": previous_issue,
+        "next_issue": next_issue,
     }
     return render_to_string("issues/issue_detail.html", context, request)
+
+
+@require_safe
+def share_mastodon(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask for the reader's Mastodon server, then link to its share page.
+
+    A page, not a redirect: whatever server the query names, the reader sees
+    where the link goes before following it (the share script skips this page).
+    """
+    issue = get_object_or_404(issues_for(request).only(*NEIGHBOUR_FIELDS), slug=slug)
+    typed = request.GET.get("instance", "")
+    instance = metadata.mastodon_instance(typed)
+    context = {
+        "issue": issue,
+        "typed": typed[:300],
+        "instance": instance,
+        "share_url": metadata.mastodon_share_url(instance, issue) if instance else "",
+        "invalid": bool(typed) and instance is None,
+    }
+    response = render(request, "issues/share_mastodon.html", context)
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
 
 
 @require_safe

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from .images import ImageUploadField
 from .mail import validate_sender_address
 from .models import Publication
 
@@ -27,12 +28,17 @@ class PublicationForm(forms.ModelForm):
         fields = [
             "name",
             "description",
+            "author_name",
+            "author_photo",
+            "author_photo_alt",
             "sender_name",
             "sender_email",
             "postal_address",
             "welcome_email",
             "consent_text",
         ]
+        # A photo too large to decode is refused from its header, saying so.
+        field_classes = {"author_photo": ImageUploadField}
 
 
 @admin.register(Publication)
@@ -42,6 +48,7 @@ class PublicationAdmin(admin.ModelAdmin):
     form = PublicationForm
     fieldsets = [
         (None, {"fields": ["name", "description"]}),
+        ("Author", {"fields": ["author_name", "author_photo", "author_photo_alt"]}),
         ("Sender", {"fields": ["sender_name", "sender_email", "postal_address"]}),
         (
             "Subscribers",

@@ -2,8 +2,10 @@ import email.utils
 import logging
 
 from django.conf import settings
+from django.core.validators import FileExtensionValidator
 from django.db import models
 
+from .images import image_size
 from .mail import (
     clean_header_text,
     sending_address,
@@ -32,6 +34,40 @@ class Publication(models.Model):
         max_length=200, default="Quire", validators=[validate_one_line]
     )
     description = models.TextField(blank=True)
+    author_name = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_one_line],
+        help_text="Who writes the issues, shown under each issue's title (“By …”) "
+        "and given as its author to search engines. Empty: no byline.",
+    )
+    author_photo = models.ImageField(
+        upload_to="authors/",
+        blank=True,
+        validators=[
+            FileExtensionValidator(
+                ["jpg", "jpeg", "png", "gif", "webp"],
+                message="Use a JPEG, PNG, GIF or WebP image; %(extension)s files "
+                "do not show in every browser.",
+            )
+        ],
+        help_text="Optional; shown small and round next to the byline. A square "
+        "photo of 200×200 pixels or more works best.",
+    )
+    # Read when the photo is saved (images.image_size), never per page.
+    author_photo_width = models.PositiveIntegerField(
+        null=True, blank=True, editable=False
+    )
+    author_photo_height = models.PositiveIntegerField(
+        null=True, blank=True, editable=False
+    )
+    author_photo_alt = models.CharField(
+        "author photo description",
+        max_length=300,
+        blank=True,
+        help_text="What the photo shows, for readers who cannot see it. Leave it "
+        "empty if it only repeats the name printed next to it.",
+    )
     sender_name = models.CharField(
         max_length=200,
         blank=True,
@@ -65,6 +101,13 @@ class Publication(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.author_photo_width, self.author_photo_height = image_size(
+            self.author_photo,
+            known=(self.author_photo_width, self.author_photo_height),
+        )
+        super().save(*args, **kwargs)
 
     @property
     def sender_address(self) -> str:

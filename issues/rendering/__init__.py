@@ -22,8 +22,12 @@ The public API:
 ``render_issue_body(text) -> RenderedBody``
     Render an issue's body split at its paywall break (a line ``<!-- paywall -->``):
     ``body_html`` (everything), ``free_html`` (above the break), ``paid_html`` (below
-    it, empty without a break), the plain text of the free part, the word count and
-    the references found in each part.
+    it, empty without a break), the plain text of the free part, the word count,
+    the references found in each part and the headings (``headings``: level, id,
+    text and whether it lies below the break) for the page's table of contents.
+    Heading ids start with ``h-`` and are unique across the break; the sanitizer
+    gives the prefix to any other id but the footnotes', so that nothing an author
+    writes names a property of ``window`` or ``document`` (DOM clobbering).
 
 ``find_unknown_references(text) -> list[Reference]``
     The references in Markdown that name no paper; publishing refuses an issue

@@ -6,7 +6,14 @@ import re
 from dataclasses import dataclass, field
 
 from .limits import ContentTooLarge, check_markdown
-from .markup import ParsedBody, parse_body, readable_text, refused_html, render_parsed
+from .markup import (
+    Heading,
+    ParsedBody,
+    parse_body,
+    readable_text,
+    refused_html,
+    render_parsed,
+)
 from .references import Reference, resolve_references
 
 PAYWALL_RE = re.compile(r"^[ \t]*<!--\s*paywall\s*-->[ \t]*$", re.IGNORECASE | re.M)
@@ -22,6 +29,21 @@ class RenderedBody:
     free_references: list[Reference] = field(default_factory=list)
     paid_references: list[Reference] = field(default_factory=list)
     papers: dict = field(default_factory=dict)
+    free_headings: list[Heading] = field(default_factory=list)
+    paid_headings: list[Heading] = field(default_factory=list)
+
+    @property
+    def headings(self) -> list[dict]:
+        """Return the headings, in order, as stored on the issue (for its contents).
+
+        Each says whether it lies below the paywall break: a reader without paid
+        access is never shown those.
+        """
+        return [
+            {"level": h.level, "id": h.id, "text": h.text, "paid": paid}
+            for paid, part in ((False, self.free_headings), (True, self.paid_headings))
+            for h in part
+        ]
 
     @property
     def references(self) -> list[Reference]:
@@ -50,7 +72,12 @@ def _parse_body(
     check_markdown(text)
     free_md, paid_md = split_paywall(text)
     free = parse_body(free_md)
-    paid = parse_body(paid_md) if paid_md is not None else None
+    # The paid part's headings never repeat an id of the free part's.
+    paid = (
+        parse_body(paid_md, taken_ids=free.env["heading_ids"])
+        if paid_md is not None
+        else None
+    )
     if papers is None:
         refs = free.references + (paid.references if paid else [])
         papers = resolve_references(refs)
@@ -85,6 +112,8 @@ def render_issue_body(text: str, *, papers: dict | None = None) -> RenderedBody:
         free_references=free.references,
         paid_references=paid.references if paid else [],
         papers=papers,
+        free_headings=free.headings,
+        paid_headings=paid.headings if paid else [],
     )
 
 

@@ -9,6 +9,7 @@ from functools import cache
 
 from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.anchors.index import slugify as anchor_slugify
 from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import highlight_code
@@ -27,6 +28,12 @@ from .sanitizer import sanitize
 # text the limits let through (QUIRE_BODY_MAX_DEPTH), so nothing is dropped; it
 # still stops the parser's recursion.
 MAX_BLOCK_NESTING = 100
+# The heading levels that get an id, a permalink and a line in the table of contents.
+HEADING_LEVELS = range(2, 5)
+# Every id the renderer writes on a heading starts with this, so that no heading
+# ("## location", "## cookie") becomes a name on window or document that a script
+# might read (DOM clobbering); the sanitizer holds every other id to it too.
+HEADING_ID_PREFIX = "h-"
 # Inside a paragraph (links in links, brackets) the preset's 20 is plenty, and the
 # parser's work on unclosed brackets grows with it: 100 made "[[arxiv:" repeated
 # 20,000 times take four seconds instead of one.
@@ -41,9 +48,11 @@ def _build(max_nesting: int) -> MarkdownIt:
         )
         .enable(["table", "strikethrough"])
         .use(footnote_plugin)
-        .use(anchors_plugin, min_level=2, max_level=4, permalink=True,
-             permalinkSymbol="#")
+        .use(anchors_plugin, min_level=HEADING_LEVELS.start,
+             max_level=HEADING_LEVELS.stop - 1, permalink=True, permalinkSymbol="#")
     )  # fmt: skip
+    # Before the anchors plugin, which keeps the ids it finds and links to them.
+    md.core.ruler.before("anchor", "heading_ids", heading_ids)
     md.inline.ruler.before("link", "paper_ref", reference_rule)
     md.block.ruler.at("html_block", html_block_unless_unclosed)
     md.core.ruler.push("paper_cards", mark_card_references)
@@ -74,6 +83,43 @@ def _parse_inline(state) -> None:
             inline_md.inline.parse(token.content, inline_md, state.env, token.children)
 
 
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    id: str
+    text: str
+
+
+def heading_ids(state) -> None:
+    """Give each heading of HEADING_LEVELS a prefixed id, unique in the body.
+
+    The ids already taken (env["heading_ids"]) are shared by both sides of a
+    paywall break, so that the free and the paid part never repeat one. Each
+    heading is listed in env["headings"] for the table of contents.
+    """
+    taken: set[str] = state.env.setdefault("heading_ids", set())
+    found: list[Heading] = state.env.setdefault("headings", [])
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open" or int(token.tag[1]) not in HEADING_LEVELS:
+            continue
+        children = tokens[index + 1].children or []
+        text = " ".join(
+            "".join(
+                child.content
+                for child in children
+                if child.type in ("text", "code_inline")
+            ).split()
+        )
+        base = HEADING_ID_PREFIX + (anchor_slugify(text).strip("-")[:80] or "section")
+        slug, n = base, 1
+        while slug in taken:
+            slug, n = f"{base}-{n}", n + 1
+        taken.add(slug)
+        token.attrSet("id", slug)
+        found.append(Heading(int(token.tag[1]), slug, text))
+
+
 def _collect_references(tokens) -> list[Reference]:
     found: dict[Reference, None] = {}  # ordered, and a set: one lookup per ref
     for token in tokens:
@@ -89,9 +135,14 @@ class ParsedBody:
     env: dict
     references: list[Reference]
 
+    @property
+    def headings(self) -> list[Heading]:
+        return self.env.get("headings", [])
 
-def parse_body(text: str) -> ParsedBody:
-    env: dict = {}
+
+def parse_body(text: str, *, taken_ids: set[str] | None = None) -> ParsedBody:
+    """Parse Markdown; taken_ids are heading ids already used by the same page."""
+    env: dict = {"heading_ids": set(taken_ids or ())}
     tokens = _markdown().parse(text or "", env)
     return ParsedBody(tokens, env, _collect_references(tokens))
 

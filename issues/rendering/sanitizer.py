@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import nh3
@@ -29,6 +30,22 @@ for _tag in _CLASSED:
     ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("class")
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
+# The ids rendered HTML may carry: headings' (prefixed "h-" by the renderer) and the
+# footnote plugin's (fn1, fnref1, fnref1:2). An element with id="cookie" or
+# id="location" would be a name on window (DOM clobbering), so any other id, one an
+# author wrote in raw HTML, gets the headings' prefix as well.
+_SAFE_ID = re.compile(r"h-[^\s]+|fn[0-9]+|fnref[0-9]+(?::[0-9]+)?")
+_ID_PREFIX = "h-"
+
+
+def _filter_attribute(tag: str, name: str, value: str) -> str | None:
+    if name != "id":
+        return value
+    value = "-".join(value.split())
+    if not value:
+        return None
+    return value if _SAFE_ID.fullmatch(value) else _ID_PREFIX + value
+
 
 @cache
 def _cleaner() -> nh3.Cleaner:
@@ -36,6 +53,7 @@ def _cleaner() -> nh3.Cleaner:
         tags=ALLOWED_TAGS,
         clean_content_tags={"script", "style"},
         attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_filter_attribute,
         url_schemes=ALLOWED_URL_SCHEMES,
         filter_style_properties={"text-align"},
         set_tag_attribute_values={

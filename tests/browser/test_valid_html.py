@@ -6,18 +6,22 @@ here, Java is a part beyond Python: `make test-browser` runs this, and CI instal
 Java when it is missing.
 """
 
+import io
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.template import loader
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
 from issues.demo import load_demo
 from issues.models import Issue
+from newsletter.models import Publication
 from subscribers.sessions import SESSION_KEY
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
@@ -62,10 +66,30 @@ def signed_in_client() -> Client:
     return client
 
 
+def _with_author_photo_and_cover(settings, tmp_path) -> None:
+    """Give the publication an author photo and one issue a cover."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    publication = Publication.load()
+    publication.author_photo = SimpleUploadedFile("author.png", _png((200, 200)))
+    publication.author_photo_alt = "The author at her desk"
+    publication.save()
+    issue = Issue.objects.get(slug="diffusion-goes-latent")
+    issue.cover_image = SimpleUploadedFile("cover.png", _png((1200, 630)))
+    issue.cover_alt = "A blurred photograph coming into focus"
+    issue.save()
+
+
+def _png(size) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "teal").save(out, "PNG")
+    return out.getvalue()
+
+
 @pytest.fixture
-def reader_pages(settings) -> dict[str, tuple[Client, str, int]]:
+def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
     settings.DEBUG = False  # the 404 page is the production one
     load_demo()
+    _with_author_photo_and_cover(settings, tmp_path)
     # Published with "Publish now": the time has microseconds.
     IssueFactory(
         slug="published-now", title="Published just now", published=True,
@@ -81,6 +105,16 @@ def reader_pages(settings) -> dict[str, tuple[Client, str, int]]:
         "issue-with-paywall": (anonymous, "/issues/scaling-laws-revisited/", 200),
         "issue-paid": (anonymous, "/issues/published-now/", 200),
         "issue-signed-in": (reader, "/issues/published-now/", 200),
+        "share-mastodon": (
+            anonymous,
+            "/issues/diffusion-goes-latent/share/mastodon/?instance=mastodon.social",
+            200,
+        ),
+        "share-mastodon-refused": (
+            anonymous,
+            "/issues/diffusion-goes-latent/share/mastodon/?instance=not+a+server",
+            200,
+        ),
         "papers": (anonymous, "/papers/", 200),
         "papers-filtered": (anonymous, "/papers/?year=2022&tag=vision", 200),
         "paper": (anonymous, "/papers/convnext/", 200),

@@ -141,7 +141,8 @@ def test_issue_page_has_canonical_opengraph_and_twitter_meta(client, library, se
     assert '<meta property="og:title" content="Top papers">' in text
     assert '<meta property="og:description" content="The year&#x27;s best">' in text
     assert '<meta property="og:type" content="article">' in text
-    assert '<meta name="twitter:card" content="summary">' in text
+    # Without a cover, the issue's generated card is its preview image.
+    assert '<meta name="twitter:card" content="summary_large_image">' in text
 
 
 def test_issue_page_answers_304_to_a_matching_etag_or_date(

@@ -83,9 +83,9 @@ def test_code_in_an_unknown_language_is_escaped_plainly():
 
 def test_headings_get_anchors():
     html = render_markdown("## Trend of the month\n\n## Trend of the month\n")
-    assert '<h2 id="trend-of-the-month">' in html
-    assert 'href="#trend-of-the-month"' in html
-    assert 'id="trend-of-the-month-1"' in html
+    assert '<h2 id="h-trend-of-the-month">' in html
+    assert 'href="#h-trend-of-the-month"' in html
+    assert 'id="h-trend-of-the-month-1"' in html
 
 
 def test_images_keep_alt_text_and_load_lazily():
@@ -268,7 +268,7 @@ def test_an_unclosed_script_or_style_shows_as_text_and_keeps_the_rest(tag, where
     escaped = f"&lt;{tag}&gt;"
     assert escaped in rendered.body_html
     assert "<p>The next paragraph.</p>" in rendered.body_html
-    assert '<h2 id="a-heading">' in rendered.body_html
+    assert '<h2 id="h-a-heading">' in rendered.body_html
     assert "<strong>text</strong>" in rendered.body_html
     assert "next paragraph" in rendered.free_text
 

@@ -284,8 +284,10 @@ class _InlineCode(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        # A data block (the JSON-LD) is never run, so the policy does not
+        # govern it; any other inline <script> would be code the policy blocks.
         if tag == "script" and not attrs.get("src"):
-            self._in_script = True
+            self._in_script = attrs.get("type") != "application/ld+json"
         if tag == "style":
             self.found.append("<style> element")
         for name, value in attrs.items():

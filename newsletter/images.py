@@ -52,6 +52,25 @@ def check_image(upload) -> str:
     return image_format or ""
 
 
+def image_size(
+    image, *, known: tuple[int | None, int | None]
+) -> tuple[int | None, int | None]:
+    """Return an ImageField's (width, height) to store: read from a new upload,
+    known (the stored size) for a file already saved, (None, None) without one.
+
+    Pillow reads the size from the header; a stored file that has gone missing
+    keeps no size rather than failing the save.
+    """
+    if not image:
+        return None, None
+    if getattr(image, "_committed", True) and None not in known:
+        return known
+    try:
+        return image.width, image.height
+    except (OSError, ValueError):
+        return None, None
+
+
 class ImageUploadField(forms.ImageField):
     """An image field that refuses an image too large to decode, saying so."""
 
