@@ -378,6 +378,14 @@ def test_sitemap_lists_published_issues_papers_and_tags(client, library):
     assert "/tags/vision/" in text
 
 
+def test_sitemap_lists_a_tag_only_papers_have(client, library):
+    library["papers"][0].tags.add(TagFactory(name="Optics", slug="optics"))
+    TagFactory(name="Unused", slug="unused")
+    text = client.get("/sitemap.xml").content.decode()
+    assert "/tags/optics/" in text
+    assert "/tags/unused/" not in text
+
+
 def test_sitemap_leaves_out_tags_only_on_issues_not_out_yet(client, library):
     library["future"].tags.add(TagFactory(name="Embargoed", slug="embargoed"))
     text = client.get("/sitemap.xml").content.decode()
