@@ -365,6 +365,16 @@ def test_bibtex_for_an_issue_lists_the_issue_and_its_papers(client, library):
     assert text.count("@") == 13
 
 
+def test_search_pages_may_be_crawled_and_name_the_search_page_as_original(client, db):
+    robots = client.get("/robots.txt").content.decode()
+    for url in ("/search/", "/search/?q=diffusion"):
+        text = client.get(url).content.decode()
+        assert 'name="robots"' not in text, url
+        assert '<link rel="canonical" href="http://testserver/search/">' in text, url
+        assert '<meta name="description" content="Search every issue' in text, url
+    assert "Disallow: /search/" not in robots
+
+
 def test_robots_txt_points_to_the_sitemap(client, db):
     text = client.get("/robots.txt").content.decode()
     assert "Sitemap: http://testserver/sitemap.xml" in text
