@@ -1,4 +1,5 @@
-"""The sitemap: published issues, papers, tags and the index pages."""
+"""The sitemap: published issues, papers, tags (with a published issue or a paper)
+and the index pages."""
 
 from django.contrib.sitemaps import Sitemap
 from django.db.models import Exists, OuterRef
