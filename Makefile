@@ -11,8 +11,8 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-services test-browser test-scale bench lint format \
-	check-compose ci manage clean
+.PHONY: help install run test test-services test-browser test-scale bench lighthouse lint \
+	format check-compose ci manage clean
 
 help:
 	@echo "make install        create .venv and install Quire with its dev tools (again"
@@ -29,6 +29,9 @@ help:
 	@echo "                    (PostgreSQL, Redis, an SMTP sink, three workers; one host is"
 	@echo "                    cut off mid-send; about 2.5 minutes; docs/scaling.md)"
 	@echo "make bench          the benchmarks (tests/bench; BENCH_ARGS=... for options)"
+	@echo "make lighthouse     Lighthouse's four scores on every reader page, DEBUG off;"
+	@echo "                    fails below 100 (needs Node.js and /usr/bin/chromium;"
+	@echo "                    LIGHTHOUSE=path to use an installed copy, PAGES=\"home tag\")"
 	@echo "make lint           ruff check, ruff format --check, mypy and lint-imports"
 	@echo "make format         ruff check --fix and ruff format"
 	@echo "make check-compose  docker-compose.yml against the Compose specification"
@@ -69,6 +72,13 @@ test-scale: install
 
 bench: install
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+lighthouse: install
+	@test -x "$${CHROME_PATH:-/usr/bin/chromium}" || \
+		{ echo "make lighthouse needs Chromium: apt-get install chromium"; exit 1; }
+	@command -v npx >/dev/null || \
+		{ echo "make lighthouse needs Node.js (npx): apt-get install nodejs npm"; exit 1; }
+	$(PY) -m tests.browser.lighthouse $(PAGES)
 
 lint: install
 	$(BIN)/ruff check .

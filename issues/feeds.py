@@ -1,10 +1,14 @@
 """RSS 2.0 and Atom feeds: the public one (full free issues, only the free part of
-paid ones) and each member's private one (every issue in full)."""
+paid ones), one per tag (the same, of that tag's issues) and each member's private
+one (every issue in full)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.syndication.views import Feed
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.html import escape
 
@@ -12,7 +16,7 @@ from newsletter.links import absolute_url, absolutize
 from newsletter.models import Publication
 from subscribers.billing.services import opens_private_feed
 
-from .models import Issue
+from .models import Issue, Tag
 from .reading import public_description, readable_body
 from .rendering import without_heading_anchors
 
@@ -48,11 +52,15 @@ class IssuesFeed(Feed):
         return absolute_url("/")
 
     def items(self):
+        return self.published_issues()[:FEED_LENGTH]
+
+    def published_issues(self):
+        """Return the issues a feed may list, newest first, their tags prefetched."""
         # Feeds are public: never drafts, never scheduled, whoever asks.
         return (
             Issue.objects.published()
             .prefetch_related("tags")
-            .defer(*self.unread_fields)[:FEED_LENGTH]
+            .defer(*self.unread_fields)
         )
 
     def item_title(self, item: Issue) -> str:
@@ -103,6 +111,44 @@ class IssuesAtomFeed(IssuesFeed):
     feed_type = Atom1Feed
 
     def subtitle(self, obj: Publication) -> str:
+        return self.description(obj)
+
+
+@dataclass(frozen=True)
+class TaggedIssues:
+    """What a tag's feed is about: the tag, in the publication."""
+
+    tag: Tag
+    publication: Publication
+
+
+class TagIssuesFeed(IssuesFeed):
+    """The public feed of one tag's issues: the same access rules, fewer issues.
+
+    Django's Feed calls each method with the feed's object when it takes one, so
+    these take the tag where the site's feed takes none (the ignores below).
+    """
+
+    def get_object(self, request, slug: str) -> TaggedIssues:  # type: ignore[override]
+        return TaggedIssues(get_object_or_404(Tag, slug=slug), Publication.load())
+
+    def title(self, obj: TaggedIssues) -> str:  # type: ignore[override]
+        return f"{obj.publication.name}: {obj.tag.name}"
+
+    def description(self, obj: TaggedIssues) -> str:  # type: ignore[override]
+        return f"New issues of {obj.publication.name} tagged “{obj.tag.name}”"
+
+    def link(self, obj: TaggedIssues) -> str:  # type: ignore[override]
+        return absolute_url(obj.tag.get_absolute_url())
+
+    def items(self, obj: TaggedIssues):  # type: ignore[override]
+        return self.published_issues().filter(tags=obj.tag)[:FEED_LENGTH]
+
+
+class TagIssuesAtomFeed(TagIssuesFeed):
+    feed_type = Atom1Feed
+
+    def subtitle(self, obj: TaggedIssues) -> str:
         return self.description(obj)
 
 

@@ -5,7 +5,7 @@ from django.core.validators import FileExtensionValidator
 from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.text import slugify
+from django.utils.text import Truncator, slugify
 from markdownx.models import MarkdownxField
 
 # validate_arxiv_id is named here by the migrations.
@@ -17,7 +17,7 @@ from .identifiers import (
     normalize_doi,
     validate_arxiv_id,
 )
-from .rendering import render_issue_body, render_markdown
+from .rendering import readable_text, render_issue_body, render_markdown
 from .rendering.limits import validate_markdown_limits
 
 
@@ -69,6 +69,11 @@ class Tag(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("issues:tag", kwargs={"slug": self.slug})
+
+
+# A description as search engines show it: about 160 characters.
+DESCRIPTION_WORDS = 30
+DESCRIPTION_CHARS = 160
 
 
 class Paper(models.Model):
@@ -147,6 +152,19 @@ class Paper(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("issues:paper", kwargs={"slug": self.slug})
+
+    @property
+    def description(self) -> str:
+        """Return a short plain-text description: the summary's opening, or else who
+        wrote the paper and when (for meta and Open Graph tags)."""
+        text = readable_text(self.summary_html)
+        if text:
+            return Truncator(Truncator(text).words(DESCRIPTION_WORDS)).chars(
+                DESCRIPTION_CHARS
+            )
+        year = f" ({self.year})" if self.year else ""
+        authors = ", ".join(map(str, self.authors or []))
+        return Truncator(authors + year).chars(DESCRIPTION_CHARS)
 
     @property
     def link(self) -> str:

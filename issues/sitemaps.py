@@ -1,6 +1,8 @@
-"""The sitemap: published issues, papers, tags and the index pages."""
+"""The sitemap: published issues, papers, tags (with a published issue or a paper)
+and the index pages."""
 
 from django.contrib.sitemaps import Sitemap
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
 from .models import Issue, Paper, Tag
@@ -33,7 +35,15 @@ class TagSitemap(Sitemap):
     priority = 0.3
 
     def items(self):
-        return Tag.objects.filter(issues__in=Issue.objects.published()).distinct()
+        # A tag's page lists its published issues and its papers: one of them will do.
+        return Tag.objects.filter(
+            Exists(
+                Issue.tags.through.objects.filter(
+                    tag=OuterRef("pk"), issue__in=Issue.objects.published()
+                )
+            )
+            | Exists(Paper.tags.through.objects.filter(tag=OuterRef("pk")))
+        ).order_by("pk")
 
 
 class PageSitemap(Sitemap):

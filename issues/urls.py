@@ -21,6 +21,16 @@ urlpatterns = [
     path("papers/<slug:slug>/", views.paper_detail, name="paper"),
     path("papers/<slug:slug>/bibtex", views.paper_bibtex, name="paper_bibtex"),
     path("tags/<slug:slug>/", views.tag_detail, name="tag"),
+    path(
+        "tags/<slug:slug>/feed/",
+        shared_page()(feeds.TagIssuesFeed()),
+        name="tag_feed_rss",
+    ),
+    path(
+        "tags/<slug:slug>/feed/atom/",
+        shared_page()(feeds.TagIssuesAtomFeed()),
+        name="tag_feed_atom",
+    ),
     path("search/", views.search, name="search"),
     path("feed/", shared_page()(feeds.IssuesFeed()), name="feed_rss"),
     path("feed/atom/", shared_page()(feeds.IssuesAtomFeed()), name="feed_atom"),

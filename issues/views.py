@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from math import ceil
+from typing import Any
 
-from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.core.paginator import InvalidPage, Paginator
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import (
     Http404,
     HttpRequest,
@@ -344,17 +347,69 @@ def top_papers(request: HttpRequest, year: int) -> HttpResponse:
 
 
 @require_safe
-@shared_page()
+@shared_page(params=["page"])
 def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    """Show the issues and papers with a tag."""
-    tag = get_object_or_404(Tag, slug=slug)
-    issues = list(issues_for(request).for_listing().filter(tags=tag)[:50])
-    papers = list(tag.papers.defer("summary", "summary_html")[:100])
+    """Show the issues and papers with a tag, both paginated by one page number.
+
+    Page n holds the n-th page of issues and the n-th page of papers; the tag has
+    as many pages as the longer of the two lists needs. A page past the last is 404.
+    """
+    visible = issues_for(request)
+    # The annotated counts are read as attributes.
+    tag: Any = get_object_or_404(
+        Tag.objects.annotate(
+            issue_count=_tagged_count(
+                Issue.tags.through.objects.filter(issue__in=visible)
+            ),
+            paper_count=_tagged_count(Paper.tags.through.objects.all()),
+        ),
+        slug=slug,
+    )
+    pages = Paginator(
+        range(max(ceil(tag.issue_count / ISSUES_PER_PAGE),
+                  ceil(tag.paper_count / PAPERS_PER_PAGE), 1)),
+        1,
+    )  # fmt: skip
+    try:
+        page = pages.page(request.GET.get("page", 1))
+    except InvalidPage:
+        raise Http404("No such page.") from None
+    issues = visible.for_listing().filter(tags=tag)
+    papers = tag.papers.defer("summary", "summary_html")
     return render(
         request,
         "issues/tag.html",
-        {"tag": tag, "issues": issues, "papers": papers},
+        {
+            "tag": tag,
+            "page": page,
+            "issues": _nth_page(
+                issues.order_by("-published_at", "-created", "-pk"),
+                page.number, ISSUES_PER_PAGE, tag.issue_count,
+            ),
+            "papers": _nth_page(
+                papers.order_by("-year", "title", "pk"),
+                page.number, PAPERS_PER_PAGE, tag.paper_count,
+            ),
+        },
+    )  # fmt: skip
+
+
+def _nth_page(items, number: int, per_page: int, count: int) -> list:
+    """Return page `number` of the items; past their end, none (and no query)."""
+    start = (number - 1) * per_page
+    return list(items[start : start + per_page]) if start < count else []
+
+
+def _tagged_count(links) -> Coalesce:
+    """Return, for an outer Tag query, how many of these tag links point at it."""
+    counted = (
+        links.filter(tag=OuterRef("pk"))
+        .order_by()
+        .values("tag")
+        .annotate(n=Count("*"))
+        .values("n")
     )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 @require_GET
@@ -389,7 +444,6 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         "User-agent: *",
         "Disallow: /admin/",
         "Disallow: /markdownx/",
-        "Disallow: /search/",
         f"Sitemap: {base}/sitemap.xml",
     ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")

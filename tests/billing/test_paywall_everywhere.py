@@ -10,7 +10,7 @@ from django.test import Client
 from issues.models import Citation, Issue
 from subscribers.sessions import SESSION_KEY
 from tests.factories.billing import MembershipFactory
-from tests.factories.issues import IssueFactory, PaperFactory
+from tests.factories.issues import IssueFactory, PaperFactory, TagFactory
 from tests.factories.subscribers import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +112,20 @@ def test_public_rss_and_atom_never_hold_paid_text(content, kind):
     for path in ("/feed/", "/feed/atom/"):
         feed = text(client.get(path))
         assert "Freely readable opening" in feed
+        assert not any(marker in feed for marker in MARKERS), path
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_tag_feeds_never_hold_paid_text(content, kind):
+    tag = TagFactory(slug="noise", name="Noise")
+    content["issue"].tags.add(tag)
+    content["paid_only"].tags.add(tag)
+    client, _ = reader_client(kind)
+
+    for path in ("/tags/noise/feed/", "/tags/noise/feed/atom/"):
+        feed = text(client.get(path))
+        assert "Freely readable opening" in feed
+        assert "Supporters only issue" in feed
         assert not any(marker in feed for marker in MARKERS), path
 
 

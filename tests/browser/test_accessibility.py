@@ -1,4 +1,7 @@
-"""The issue pages pass axe-core with no violation, in the light and dark themes.
+"""Every reader page passes axe-core with no violation, in the light and dark themes.
+
+The pages are tests/browser/reader_pages.py's (the ones `make lighthouse` scores),
+and a tag's second page; the issue pages are also checked for what each holds.
 
 axe.min.js comes with the axe-playwright-python package (the dev extras) and is
 injected into the page under test; nothing of it is served by Quire.
@@ -9,6 +12,12 @@ from pathlib import Path
 import pytest
 
 from issues.demo import load_demo
+from issues.models import Tag
+from issues.views import ISSUES_PER_PAGE
+from subscribers.sessions import SESSION_KEY
+from tests.browser.reader_pages import READER_PAGES
+from tests.factories.issues import IssueFactory
+from tests.factories.subscribers import SubscriberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,3 +74,50 @@ def test_the_issue_page_has_no_accessibility_violation(
         assert axe_violations(page) == []
     finally:
         context.close()
+
+
+def signed_in_cookie(live_server) -> dict:
+    """Return a session cookie of a signed-in subscriber, for the account page."""
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = SubscriberFactory(email="reader@example.org").pk
+    session.save()
+    return {
+        "name": settings.SESSION_COOKIE_NAME,
+        "value": session.session_key,
+        "url": live_server.url,
+    }
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_every_reader_page_has_no_accessibility_violation(browser, live_server, theme):
+    load_demo()
+    vision = Tag.objects.get(slug="vision")
+    # Enough issues on one tag for a second page, and its pagination links.
+    for n in range(ISSUES_PER_PAGE):
+        IssueFactory(slug=f"vision-{n}", published=True, tags=[vision])
+    pages = {**READER_PAGES, "tag-page-2": ("/tags/vision/?page=2", False)}
+    system, chosen = THEMES[theme]
+    found = {}
+    for name, (path, signed_in) in pages.items():
+        context = browser.new_context(
+            base_url=live_server.url, color_scheme=system, bypass_csp=True
+        )
+        if chosen:
+            context.add_init_script(f"localStorage.setItem('quire-theme', '{chosen}')")
+        if signed_in:
+            context.add_cookies([signed_in_cookie(live_server)])
+        page = context.new_page()
+        try:
+            response = page.goto(path)
+            assert response.status == 200, path
+            if signed_in:
+                assert page.url.endswith(path), f"{path} sent the reader to {page.url}"
+            if violations := axe_violations(page):
+                found[f"{name} {path}"] = violations
+        finally:
+            context.close()
+
+    assert found == {}, "\n".join(f"{k}:\n" + "\n".join(v) for k, v in found.items())

@@ -20,7 +20,8 @@ from django.utils import timezone
 from PIL import Image
 
 from issues.demo import load_demo
-from issues.models import Issue
+from issues.models import Issue, Tag
+from issues.views import ISSUES_PER_PAGE
 from newsletter.models import Publication
 from subscribers.sessions import SESSION_KEY
 from tests.factories.issues import IssueFactory
@@ -96,6 +97,10 @@ def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
         published_at=timezone.now(), access=Issue.Access.PAID,
         body="A free opening.\n\n<!-- paywall -->\n\nFor supporters.",
     )  # fmt: skip
+    # Enough issues on one tag for a second page of it.
+    vision = Tag.objects.get(slug="vision")
+    for n in range(ISSUES_PER_PAGE):
+        IssueFactory(slug=f"vision-{n}", published=True, tags=[vision])
     anonymous, reader = Client(), signed_in_client()
     return {
         "home": (anonymous, "/", 200),
@@ -120,6 +125,7 @@ def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
         "paper": (anonymous, "/papers/convnext/", 200),
         "top-papers": (anonymous, "/papers/top/2022/", 200),
         "tag": (anonymous, "/tags/diffusion/", 200),
+        "tag-page-2": (anonymous, "/tags/vision/?page=2", 200),
         "search": (anonymous, "/search/?q=diffusion", 200),
         "search-empty": (anonymous, "/search/", 200),
         "subscribe": (anonymous, "/subscribe/", 200),

@@ -375,6 +375,16 @@ def test_bibtex_for_an_issue_lists_the_issue_and_its_papers(client, library):
     assert text.count("@") == 13
 
 
+def test_search_pages_may_be_crawled_and_name_the_search_page_as_original(client, db):
+    robots = client.get("/robots.txt").content.decode()
+    for url in ("/search/", "/search/?q=diffusion"):
+        text = client.get(url).content.decode()
+        assert 'name="robots"' not in text, url
+        assert '<link rel="canonical" href="http://testserver/search/">' in text, url
+        assert '<meta name="description" content="Search every issue' in text, url
+    assert "Disallow: /search/" not in robots
+
+
 def test_robots_txt_points_to_the_sitemap(client, db):
     text = client.get("/robots.txt").content.decode()
     assert "Sitemap: http://testserver/sitemap.xml" in text
@@ -386,6 +396,14 @@ def test_sitemap_lists_published_issues_papers_and_tags(client, library):
     assert "/issues/top-papers/" in text
     assert f"/papers/{library['papers'][0].slug}/" in text
     assert "/tags/vision/" in text
+
+
+def test_sitemap_lists_a_tag_only_papers_have(client, library):
+    library["papers"][0].tags.add(TagFactory(name="Optics", slug="optics"))
+    TagFactory(name="Unused", slug="unused")
+    text = client.get("/sitemap.xml").content.decode()
+    assert "/tags/optics/" in text
+    assert "/tags/unused/" not in text
 
 
 def test_sitemap_leaves_out_tags_only_on_issues_not_out_yet(client, library):
