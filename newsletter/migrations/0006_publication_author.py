@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("newsletter", "0004_sender_defaults_to_default_from_email"),
+        ("newsletter", "0005_contentversion"),
     ]
 
     operations = [
