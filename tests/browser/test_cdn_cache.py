@@ -2,31 +2,20 @@
 be installed): it keeps the anonymous pages, and never hands one reader's CSRF
 token, cookie or signed-in page to another."""
 
-import os
 import re
-import socket
-import subprocess
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from subscribers.sessions import SESSION_KEY
-from tests.conftest import wait_for
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
+from tests.support.nginx import Nginx, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-NGINX = "/usr/sbin/nginx"
 TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]*)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _readme_block() -> str:
@@ -37,9 +26,7 @@ def _readme_block() -> str:
 
 @pytest.fixture
 def cdn(live_server, tmp_path):
-    if not Path(NGINX).exists():
-        pytest.fail("This test runs nginx: install it (apt-get install nginx).")
-    port = _free_port()
+    port = free_port()
     config = _readme_block()
     replacements = {
         "/var/cache/nginx/quire": str(tmp_path / "cache"),
@@ -50,43 +37,12 @@ def cdn(live_server, tmp_path):
     for old, new in replacements.items():
         assert old in config, old
         config = config.replace(old, new)
-    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (tmp_path / name).mkdir()
-    user = "user root;" if os.geteuid() == 0 else ""
-    (tmp_path / "nginx.conf").write_text(
-        f"""
-        {user}
-        pid {tmp_path}/nginx.pid;
-        error_log {tmp_path}/error.log;
-        events {{}}
-        http {{
-            access_log {tmp_path}/access.log;
-            client_body_temp_path {tmp_path}/body;
-            proxy_temp_path {tmp_path}/proxy;
-            fastcgi_temp_path {tmp_path}/fastcgi;
-            uwsgi_temp_path {tmp_path}/uwsgi;
-            scgi_temp_path {tmp_path}/scgi;
-            {config}
-        }}
-        """
-    )
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-         "-g", "daemon off;"],
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-
-    def answers() -> bool:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
+    running = Nginx(folder=tmp_path, config=config, port=port)
     try:
-        wait_for(answers, timeout=10, message="nginx")
-        yield f"http://127.0.0.1:{port}"
+        running.wait()
+        yield running.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        running.stop()
 
 
 def _get(url: str, cookie: str = "") -> tuple[dict, str]:

@@ -5,11 +5,7 @@ where it listens, where gunicorn is, where the media volume is mounted.
 """
 
 import io
-import os
 import re
-import shutil
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,16 +16,9 @@ from PIL import Image
 from subscribers.models import Subscriber
 from tests.conftest import wait_for
 from tests.factories.issues import IssueFactory
+from tests.support.nginx import Nginx, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _compose_nginx_config() -> str:
@@ -37,72 +26,27 @@ def _compose_nginx_config() -> str:
     return compose["configs"]["nginx"]["content"]
 
 
-class Proxy:
-    def __init__(self, *, upstream: str, media_parent: Path, folder: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = _compose_nginx_config()
-        # No TLS proxy in front: the test's browser is a reader on the internet.
-        config = re.sub(r"\$\{QUIRE_FRONT_PROXIES:-[^}]*\}", "192.0.2.1", config)
-        config = config.replace("$$", "$")
-        assert "${" not in config
-        replacements = {
-            "http://web:8000": upstream,
-            "root /srv;": f"root {media_parent};",
-            "listen 80 ": f"listen 127.0.0.1:{self.port} ",
-            "listen 127.0.0.1:8081;": f"listen 127.0.0.1:{_free_port()};",
-        }
-        for old, new in replacements.items():
-            assert old in config, old
-            config = config.replace(old, new)
-        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (folder / name).mkdir()
-        # Run as root (CI), nginx's workers would be "nobody", who may not read
-        # pytest's private temporary folders.
-        user = "user root;" if os.geteuid() == 0 else ""
-        (folder / "nginx.conf").write_text(
-            f"""
-            {user}
-            pid {folder}/nginx.pid;
-            error_log {folder}/error.log;
-            events {{}}
-            http {{
-                access_log {folder}/access.log;
-                include /etc/nginx/mime.types;
-                default_type application/octet-stream;
-                client_body_temp_path {folder}/body;
-                proxy_temp_path {folder}/proxy;
-                fastcgi_temp_path {folder}/fastcgi;
-                uwsgi_temp_path {folder}/uwsgi;
-                scgi_temp_path {folder}/scgi;
-                {config}
-            }}
-            """
-        )
-        self.folder = folder
-        self.proc = subprocess.Popen(
-            [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"),
-             "-g", "daemon off;"],
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-
-    def wait(self) -> None:
-        def answers() -> bool:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-        wait_for(answers, timeout=10, message="nginx")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+def _proxy(*, upstream: str, media_parent: Path, folder: Path) -> Nginx:
+    port = free_port()
+    config = _compose_nginx_config()
+    # No TLS proxy in front: the test's browser is a reader on the internet.
+    config = re.sub(r"\$\{QUIRE_FRONT_PROXIES:-[^}]*\}", "192.0.2.1", config)
+    config = config.replace("$$", "$")
+    assert "${" not in config
+    replacements = {
+        "http://web:8000": upstream,
+        "root /srv;": f"root {media_parent};",
+        "listen 80 ": f"listen 127.0.0.1:{port} ",
+        "listen 127.0.0.1:8081;": f"listen 127.0.0.1:{free_port()};",
+    }
+    for old, new in replacements.items():
+        assert old in config, old
+        config = config.replace(old, new)
+    return Nginx(folder=folder, config=config, port=port)
 
 
 @pytest.fixture
 def proxy(live_server, settings, tmp_path):
-    if not Path(NGINX).exists():
-        pytest.fail("These tests run nginx: install it (apt-get install nginx).")
     # As in docker-compose.yml: the proxy serves /media/, Django does not.
     settings.QUIRE_SERVE_MEDIA = False
     settings.MEDIA_ROOT = tmp_path / "srv" / "media"
@@ -110,7 +54,7 @@ def proxy(live_server, settings, tmp_path):
     (tmp_path / "nginx").mkdir()
     # An address, not a name: the compose file's resolver is Docker's own.
     port = live_server.url.rsplit(":", 1)[1]
-    running = Proxy(
+    running = _proxy(
         upstream=f"http://127.0.0.1:{port}",
         media_parent=tmp_path / "srv",
         folder=tmp_path / "nginx",
