@@ -34,6 +34,8 @@ from tests.browser.reader_pages import READER_PAGES
 ROOT = Path(__file__).resolve().parent.parent.parent
 VERSION = "12.8.2"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+RETRIED_ERRORS = {"NO_NAVSTART", "NO_FCP"}
+RUNS = 3
 
 
 def _var_dir() -> Path:
@@ -146,10 +148,18 @@ def score_page(url: str, report: Path, cookie: str | None) -> dict:
         command.append("--extra-headers=" + json.dumps({"Cookie": cookie}))
     chrome = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
     env = {**os.environ, "CHROME_PATH": chrome}
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode or not report.exists():
-        raise SystemExit(f"lighthouse failed on {url}:\n{result.stderr[-3000:]}")
-    return json.loads(report.read_text())
+    for _attempt in range(RUNS):
+        report.unlink(missing_ok=True)
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode or not report.exists():
+            raise SystemExit(f"lighthouse failed on {url}:\n{result.stderr[-3000:]}")
+        data = json.loads(report.read_text())
+        # A run that lost the page's navigation (NO_NAVSTART, NO_FCP: Chromium's
+        # trace missed the load) scores nothing; it says nothing of the page.
+        if data.get("runtimeError", {}).get("code") not in RETRIED_ERRORS:
+            return data
+        print(f"  {url}: {data['runtimeError']['code']}, scoring again", flush=True)
+    return data
 
 
 def shortfalls(report: dict) -> list[str]:
