@@ -6,8 +6,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from django.db import connection
 
 from issues.sending import delivery, services
+from issues.sending.delivery.claims import claim_batch
+from issues.sending.delivery.preparing import prepared_for
+from issues.sending.delivery.recording import recording_session
+from issues.sending.delivery.sessions import SessionPool
 from issues.sending.models import Delivery, Send
 from issues.sending.transports import open_transport
 from tests.conftest import send_smtp_to
@@ -193,3 +198,51 @@ def test_a_batch_longer_than_the_lease_keeps_its_rows(
     assert result.sent == 60
     assert sorted(Counter(smtp_settings.recipients()).values()) == [1] * 60
     assert not Delivery.objects.filter(send=send, possibly_duplicate=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_claim_does_not_hold_back_the_messages_in_flight(
+    issue, relay, relay_settings
+):
+    """On PostgreSQL the "sending" marks have a thread and connection of their own:
+    while the recording thread is busy claiming the next rows, the sessions' marks
+    are written and their messages go out. On SQLite (one writer at a time) the
+    marks wait for the claim."""
+    make_subscribers(6)
+    # Not publish_issue(): outside a test transaction its task would send at once.
+    send = Send.objects.create(issue=issue)
+    delivery.freeze_audience(send=send)
+    prepared = prepared_for(Send.objects.select_related("issue").get(pk=send.pk))
+    batches = [
+        claim_batch(send_id=send.pk, claimant="w", size=3),
+        claim_batch(send_id=send.pk, claimant="w", size=3),
+    ]
+    separate = connection.vendor == "postgresql"
+    seen: list[int] = []
+
+    def slow_claim():
+        if len(batches) == 1:
+            # The second claim lasts until the first rows are out (or gives up).
+            deadline = time.monotonic() + (10 if separate else 0.5)
+            while sum(relay.received.values()) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen.append(sum(relay.received.values()))
+        return batches.pop(0) if batches else []
+
+    with recording_session():
+        run = SessionPool(
+            send_id=send.pk,
+            prepared=prepared.emails,
+            claimant="w",
+            sessions=3,
+            transport_factory=open_transport,
+            source=slow_claim,
+            deadline=float("inf"),
+        ).run()
+
+    assert run.sent == 6
+    assert sorted(relay.received.values()) == [1] * 6
+    assert set(Delivery.objects.filter(send=send).values_list("status", flat=True)) == {
+        Delivery.Status.SENT
+    }
+    assert seen == ([3] if separate else [0])

@@ -1,8 +1,8 @@
 """Recording outcomes as soon as they are known, many messages per statement.
 
-The sessions (delivery/sessions.py) hand every mark and outcome to the one thread
-that owns the database connection, which writes whatever has arrived since its last
-write in one UPDATE: a row is marked "sending" (committed) before its session lets
+The sessions (delivery/sessions.py) hand every mark and outcome to a thread that
+owns a database connection (on PostgreSQL the marks go to a second one), which
+writes whatever has arrived since its last write in one UPDATE: a row is marked "sending" (committed) before its session lets
 the server accept it, and "sent" in the next write after the server's answer. With
 twenty sessions that is a few statements for twenty messages, not two per message.
 
@@ -28,6 +28,17 @@ from subscribers.services import suppress_address
 from ..models import Delivery
 from ..transports import BOUNCED, SENT, TRANSIENT, Outcome
 from .claims import Claimed, now_sql, retry_delay
+
+
+def separate_marks() -> bool:
+    """Whether the "sending" marks get a thread and connection of their own.
+
+    On PostgreSQL they do: a session waits for its mark before the server may accept
+    the message, and on the recording connection that mark would queue behind every
+    claim and outcome written meanwhile. Not inside a transaction (the other
+    connection could not see its rows), nor on SQLite (one writer at a time).
+    """
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def fast_commits(on: bool) -> None:
@@ -112,6 +123,21 @@ class Recorder:
                 counts["retried" if kind == TRANSIENT else "failed"] += 1
         return counts
 
+    def mark(self, starts: list[Start]) -> None:
+        """Mark the started rows sending (one UPDATE) and resolve their marks.
+
+        For the marks' own thread and connection (see ``separate_marks``): it writes
+        nothing else, so a mark never waits behind a claim or an outcome.
+        """
+        try:
+            marked = self._advance(starts, [])
+        except BaseException as exc:
+            for op in starts:
+                op.done.set_exception(exc)
+            raise
+        for op in starts:
+            op.done.set_result(op.row.id in marked)
+
     def _advance(self, starts: list[Start], sent: list[Done]) -> set[int]:
         """Mark the started rows sending and the accepted ones sent: one UPDATE.
 
@@ -185,11 +211,28 @@ class Recorder:
         return status
 
     def renew_lease(self) -> None:
-        """Keep this worker's claimed and in-flight rows its own while it works."""
-        Delivery.objects.filter(
-            claimed_by=self.claimant,
-            status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING],
-        ).update(claimed_at=Now())
+        """Keep this worker's claimed and in-flight rows its own while it works.
+
+        Rows another statement holds are skipped: that statement (a mark or an
+        outcome, perhaps on the marks' own connection) stamps them itself, and
+        waiting for it could deadlock the two connections.
+        """
+        statuses = [Delivery.Status.QUEUED.value, Delivery.Status.SENDING.value]
+        if connection.vendor != "postgresql":
+            Delivery.objects.filter(
+                claimed_by=self.claimant, status__in=statuses
+            ).update(claimed_at=Now())
+            return
+        sql = f"""
+            UPDATE {self.table} SET claimed_at = {self.now}
+            WHERE id IN (
+                SELECT id FROM {self.table}
+                WHERE claimed_by = %s AND status IN (%s, %s)
+                FOR UPDATE SKIP LOCKED
+            )
+        """  # noqa: S608 - the table's quoted name and fixed SQL
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.claimant, *statuses])
 
     def release(self, *, wait: float = 0) -> int:
         """Hand back the claimed rows this worker did not get to.

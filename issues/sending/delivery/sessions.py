@@ -9,7 +9,9 @@ before it reconnects.
 
 The database stays with the task's own thread (Django's connection belongs to it):
 it claims batches and feeds their rows to the sessions, and writes the sessions'
-marks and outcomes in groups (recording.py). A session asks for its row's "sending"
+marks and outcomes in groups (recording.py). On PostgreSQL the marks have a thread
+and connection of their own, so a session's mark never waits behind a claim or an
+outcome being written. A session asks for its row's "sending"
 mark before MAIL and waits for the commit only before the final dot, so the mark's
 round trip overlaps the SMTP ones; a crash leaves at most one ambiguous row per open
 session.
@@ -30,12 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 
 from ..emails import PreparedEmail, Recipient, message_id_for
 from ..send_rate import get_rate_limiter
 from ..transports import SENT, Envelope, Outcome, SMTPTransport, Transport
 from .claims import Claimed, retry_delay
-from .recording import Done, Recorder, Start
+from .recording import Done, Recorder, Start, fast_commits, separate_marks
 
 # After this many failed connection attempts in a row, with no session connected,
 # the server counts as unreachable: the rows go back and wait like a retry.
@@ -119,6 +122,10 @@ class SessionPool:
         self.per_connection = settings.SENDING_MESSAGES_PER_CONNECTION
         self.rows: queue.Queue[Claimed] = queue.Queue()
         self.ops: queue.SimpleQueue[Start | Done] = queue.SimpleQueue()
+        # On PostgreSQL the marks have their own thread and connection (run()).
+        self.marks: queue.SimpleQueue[Start] | None = None
+        self._marks_end: BaseException | None = None
+        self._marks_stop = threading.Event()
         self.feeding = True
         self.stopping = threading.Event()
         self.unreachable = False
@@ -139,6 +146,13 @@ class SessionPool:
             )
             for n in range(self.budget.most)
         ]
+        marker = None
+        if separate_marks():
+            self.marks = queue.SimpleQueue()
+            marker = threading.Thread(
+                target=self._write_marks, name="quire-marks", daemon=True
+            )
+            marker.start()
         for thread in threads:
             thread.start()
         renewed = time.monotonic()
@@ -158,12 +172,17 @@ class SessionPool:
                     break
         except BaseException as exc:
             self.stopping.set()
+            # No mark may pass once outcomes can no longer be recorded.
+            self._marks_end = exc
             self._fail_marks(exc)
             for thread in threads:
                 thread.join(30)
             raise
         finally:
             self.feeding = False
+            self._marks_stop.set()
+            if marker is not None:
+                marker.join(30)
         run.stopped = self.unreachable
         self.recorder.release(wait=retry_delay(1) if self.unreachable else 0)
         if self.error is not None:
@@ -202,15 +221,57 @@ class SessionPool:
             except queue.Empty:
                 return ops
 
-    def _fail_marks(self, exc: BaseException) -> None:
-        """Fail every mark not written, so no session lets its server accept."""
-        while True:
-            try:
-                op = self.ops.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(op, Start) and not op.done.done():
-                op.done.set_exception(exc)
+    def _fail_marks(self, exc: BaseException, *, outcomes: bool = True) -> None:
+        """Fail every mark not written, so no session lets its server accept.
+
+        With outcomes, the recording thread's queue is emptied as well (it is
+        failing; what it held is not written).
+        """
+        for waiting in (self.ops if outcomes else None, self.marks):
+            while waiting is not None:
+                try:
+                    op = waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(op, Start) and not op.done.done():
+                    op.done.set_exception(exc)
+
+    # --- the marks' thread (PostgreSQL) -------------------------------------------
+
+    def _write_marks(self) -> None:
+        """Write the sessions' "sending" marks on this thread's own connection."""
+        assert self.marks is not None
+        try:
+            fast_commits(True)
+            while True:
+                try:
+                    starts = [self.marks.get(timeout=_TICK)]
+                except queue.Empty:
+                    if self._marks_stop.is_set():
+                        return
+                    continue
+                while True:
+                    try:
+                        starts.append(self.marks.get_nowait())
+                    except queue.Empty:
+                        break
+                if self._marks_end is not None:
+                    for op in starts:
+                        op.done.set_exception(self._marks_end)
+                    continue
+                self.recorder.mark(starts)
+        except BaseException as exc:  # noqa: BLE001 - handed to the recording thread
+            with self._lock:
+                self.error = self.error or exc
+            self.stopping.set()
+            self._marks_end = exc
+            self._fail_marks(exc, outcomes=False)
+        finally:
+            connection.close()
+
+    def _start(self, start: Start) -> None:
+        """Hand a row's "sending" mark to whichever thread writes marks."""
+        (self.ops if self.marks is None else self.marks).put(start)
 
     # --- the sessions -------------------------------------------------------------
 
@@ -287,7 +348,7 @@ class SessionPool:
             pending = None
             if starting is not None:
                 if started is None:
-                    self.ops.put(starting.start)
+                    self._start(starting.start)
                     pending = starting
                 else:
                     self._record(
@@ -357,7 +418,7 @@ class SessionPool:
         self.limiter.acquire()
         message_id = self._message_id(row)
         start = Start(row)
-        self.ops.put(start)
+        self._start(start)
 
         def marked() -> None:
             # Raises if the mark failed, or the row is another worker's now: the
