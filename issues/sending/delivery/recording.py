@@ -2,9 +2,10 @@
 
 The sessions (delivery/sessions.py) hand every mark and outcome to a thread that
 owns a database connection (on PostgreSQL the marks go to a second one), which
-writes whatever has arrived since its last write in one UPDATE: a row is marked "sending" (committed) before its session lets
-the server accept it, and "sent" in the next write after the server's answer. With
-twenty sessions that is a few statements for twenty messages, not two per message.
+writes whatever has arrived since its last write in one UPDATE: a row is marked
+"sending" (committed) before its session lets the server accept it, and "sent" in
+the next write after the server's answer. With twenty sessions that is a few
+statements for twenty messages, not two per message.
 
 Times written here are the database's (``Now()``), never a worker's: the reconciler
 compares leases with the same clock whichever host wrote them.
