@@ -1,4 +1,4 @@
-"""Many mail-server sessions per worker process, and one thread that records.
+"""Many mail-server sessions per worker process, and the threads that record.
 
 Through a relay tens of milliseconds away a message costs round trips, not CPU: one
 connection sending one message at a time leaves the worker idle. So a worker runs up
