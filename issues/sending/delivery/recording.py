@@ -110,14 +110,7 @@ class Recorder:
         dones = [op for op in ops if isinstance(op, Done)]
         sent = [op for op in dones if op.outcome.kind == SENT]
         counts = {"sent": len(sent), "failed": 0, "retried": 0}
-        try:
-            marked = self._advance(starts, sent)
-        except BaseException as exc:
-            for op in starts:
-                op.done.set_exception(exc)
-            raise
-        for op in starts:
-            op.done.set_result(op.row.id in marked)
+        self._advance_and_resolve(starts, sent)
         for op in dones:
             if op.outcome.kind != SENT:
                 kind = self._unsent(op.row, op.outcome, counted=op.started)
@@ -130,8 +123,12 @@ class Recorder:
         For the marks' own thread and connection (see ``separate_marks``): it writes
         nothing else, so a mark never waits behind a claim or an outcome.
         """
+        self._advance_and_resolve(starts, [])
+
+    def _advance_and_resolve(self, starts: list[Start], sent: list[Done]) -> None:
+        """_advance(), then tell each started row's session whether it may send."""
         try:
-            marked = self._advance(starts, [])
+            marked = self._advance(starts, sent)
         except BaseException as exc:
             for op in starts:
                 op.done.set_exception(exc)
