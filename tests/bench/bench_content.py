@@ -11,10 +11,10 @@ port, then a load generator in separate processes measures:
 - the issue page's median and p95 response time (one client, one at a time);
 - requests per second of the minimal view, the issue page and every other reader
   page (home, archive and its second page, papers and its filters, a paper, top
-  papers, a tag, search, both feeds, the sitemap, BibTeX), interleaved in rounds
-  on the same server in the same run, from clients that keep their CSRF cookie and
-  accept gzip, as browsers do; targets: the issue page at least 0.75 of the
-  minimal view's rate, every page at least 0.75 of the issue page's, search 0.5;
+  papers, a tag, search, both feeds, a tag's feed, the sitemap, BibTeX), interleaved
+  in rounds on the same server in the same run, from clients that keep their CSRF
+  cookie and accept gzip, as browsers do; targets: the issue page at least 0.75 of
+  the minimal view's rate, every page at least 0.75 of the issue page's, search 0.5;
 - the same pages as first visits (no cookie at all): the copy a CDN may keep;
 - the issue page with the page cache turned off, and answered from the reader's
   cache (If-None-Match -> 304): a cache must never make it slower.
@@ -71,6 +71,7 @@ PAGES = {
     "search": "/search/?q=attention+vision",
     "RSS feed": "/feed/",
     "Atom feed": "/feed/atom/",
+    "a tag's feed": "/tags/topic-1/feed/",
     "sitemap": "/sitemap.xml",
     "paper BibTeX": "/papers/bench-paper-0/bibtex",
     "issue BibTeX": ISSUE_PATH + "bibtex",
