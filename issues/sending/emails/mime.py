@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .headers import CRLF, clean_header_text, format_address
+from .tracking import PH_TRACK, delivery_part
 
 # Placeholders survive templates, HTML escaping and CSS inlining unchanged.
 PH_UNSUBSCRIBE = "QUIREPHUNSUBSCRIBEURLX7"
 PH_EMAIL = "QUIREPHRECIPIENTEMAILX7"
-PLACEHOLDER_RE = re.compile(f"({PH_UNSUBSCRIBE}|{PH_EMAIL})")
+PLACEHOLDERS = (PH_UNSUBSCRIBE, PH_EMAIL, PH_TRACK)
+PLACEHOLDER_RE = re.compile(f"({'|'.join(PLACEHOLDERS)})")
 
 
 def _qp(text: str) -> bytes:
@@ -39,7 +41,7 @@ class _Part:
     def encode(cls, text: str) -> _Part:
         chunks: list[bytes | str] = []
         for piece in PLACEHOLDER_RE.split(text):
-            if piece in (PH_UNSUBSCRIBE, PH_EMAIL):
+            if piece in PLACEHOLDERS:
                 chunks.append(piece)
             elif piece:
                 # A soft line break ("=" CRLF) closes each literal chunk so that the
@@ -78,6 +80,15 @@ class Recipient:
     name: str = ""
     token: str = ""
     message_id: str = ""
+    # The delivery the message belongs to (0 for a test or a preview), and whether
+    # the subscriber lets it be tracked: only then does it carry the pixel and
+    # tracked links.
+    delivery_id: int = 0
+    tracking: bool = False
+
+    @property
+    def tracked(self) -> bool:
+        return self.tracking and self.delivery_id > 0
 
 
 @dataclass
@@ -97,13 +108,31 @@ class PreparedEmail:
     mailto: str
     message_domain: str
     extra: dict = field(default_factory=dict)
+    # The HTML with the open pixel and tracked links (emails/tracking.py), for the
+    # recipients who allow it; empty when the publication tracks nothing.
+    tracked_html: str = ""
     # Encoded from text and html when the email is made (rendered or loaded).
     text_part: _Part = field(init=False, repr=False)
     html_part: _Part = field(init=False, repr=False)
+    tracked_part: _Part | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.text_part = _Part.encode(self.text)
         self.html_part = _Part.encode(self.html)
+        self.tracked_part = (
+            _Part.encode(self.tracked_html) if self.tracked_html else None
+        )
+
+    def _html_part_for(self, recipient: Recipient) -> _Part:
+        if self.tracked_part is not None and recipient.tracked:
+            return self.tracked_part
+        return self.html_part
+
+    def html_for(self, recipient: Recipient) -> str:
+        """Return the HTML this recipient gets, placeholders still in it."""
+        if self.tracked_html and recipient.tracked:
+            return self.tracked_html
+        return self.html
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.unsubscribe_prefix}{token}{self.unsubscribe_suffix}"
@@ -122,6 +151,7 @@ class PreparedEmail:
             "mailto": self.mailto,
             "message_domain": self.message_domain,
             "extra": self.extra,
+            "tracked_html": self.tracked_html,
         }
 
     @classmethod
@@ -147,6 +177,7 @@ class PreparedEmail:
             mailto=headers["mailto"],
             message_domain=headers["message_domain"],
             extra=dict(headers.get("extra") or {}),
+            tracked_html=headers.get("tracked_html", ""),
         )
 
     def build(self, recipient: Recipient, *, dot_stuffed: bool = False) -> bytes:
@@ -188,6 +219,10 @@ class PreparedEmail:
             PH_UNSUBSCRIBE: _qp_value(html.escape(url)),
             PH_EMAIL: _qp_value(html.escape(recipient.email)),
         }
+        html_part = self._html_part_for(recipient)
+        if html_part is not self.html_part:
+            # One HMAC per recipient; every tracked link and the pixel share it.
+            html_values[PH_TRACK] = _qp_value(delivery_part(recipient.delivery_id))
         if dot_stuffed:
             for values in (text_values, html_values):
                 for key, value in values.items():
@@ -206,7 +241,7 @@ class PreparedEmail:
             CRLF,
             b'Content-Type: text/html; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *self.html_part.build(html_values, stuffed=dot_stuffed),
+            *html_part.build(html_values, stuffed=dot_stuffed),
             CRLF,
             b"--",
             b,
@@ -217,7 +252,10 @@ class PreparedEmail:
 
     def personalised_html(self, recipient: Recipient) -> str:
         url = self.unsubscribe_url(recipient.token)
-        return self.html.replace(PH_UNSUBSCRIBE, html.escape(url)).replace(
+        out = self.html_for(recipient)
+        if recipient.tracked:
+            out = out.replace(PH_TRACK, delivery_part(recipient.delivery_id))
+        return out.replace(PH_UNSUBSCRIBE, html.escape(url)).replace(
             PH_EMAIL, html.escape(recipient.email)
         )
 
