@@ -473,7 +473,9 @@ _redis_default = next(
 )
 ANALYTICS_BUFFER_URL = env.str("ANALYTICS_BUFFER_URL", default=_redis_default)
 # The file buffer's folder (when ANALYTICS_BUFFER_URL is "file").
-ANALYTICS_BUFFER_DIR = VAR_DIR / "analytics"
+ANALYTICS_BUFFER_DIR = Path(
+    env.str("ANALYTICS_BUFFER_DIR", default=str(VAR_DIR / "analytics"))
+)
 # A click this soon after the message left is a link scanner's, not a reader's.
 ANALYTICS_MACHINE_CLICK_SECONDS = env.int("ANALYTICS_MACHINE_CLICK_SECONDS", default=10)
 # Every link of a message followed within this many seconds: a scanner.

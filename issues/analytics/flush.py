@@ -384,6 +384,16 @@ def _delivery_of(message_id: str) -> int | None:
     return None
 
 
+def _deliveries_by_message_id(message_ids: list[str]) -> dict[str, int]:
+    """Map the provider's own message ids (stored on deliveries it sent) to them."""
+    wanted = {m for m in message_ids if m and _delivery_of(m) is None}
+    if not wanted:
+        return {}
+    return dict(
+        Delivery.objects.filter(message_id__in=wanted).values_list("message_id", "pk")
+    )
+
+
 def flush_provider_events(*, block: int = BLOCK) -> int:
     """Fold the provider's new events (opens, clicks, bounces, complaints) in.
 
@@ -407,8 +417,9 @@ def flush_provider_events(*, block: int = BLOCK) -> int:
                 return stored
             hits: list[dict] = []
             other: list[dict] = []
+            by_message = _deliveries_by_message_id([row[3] for row in rows])
             for _pk, event_id, kind, message_id, timestamp in rows:
-                delivery_id = _delivery_of(message_id)
+                delivery_id = _delivery_of(message_id) or by_message.get(message_id)
                 if delivery_id is None or kind not in _PROVIDER_KINDS:
                     continue
                 hit = {

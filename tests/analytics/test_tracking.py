@@ -151,3 +151,28 @@ def test_the_consent_text_says_so_while_tracking_is_on(client):
     publication.save()
     page = Client().get("/subscribe/").content.decode()
     assert "counted per issue" not in page
+
+
+def test_a_subscriber_turns_tracking_off_on_their_account_page_and_nobody_else(
+    client,
+):
+    from subscribers.sessions import SESSION_KEY
+
+    reader = Subscriber.objects.create(email="ada@example.org", status="active")
+    # Not signed in: sent to sign in, nothing changes.
+    outsider = Client().post("/account/tracking/", {"tracking": "0"})
+    assert outsider.status_code == 302 and "/account/login/" in outsider["Location"]
+    reader.refresh_from_db()
+    assert reader.tracking is True
+
+    session = client.session
+    session[SESSION_KEY] = reader.pk
+    session.save()
+    assert "Turn tracking off" in client.get("/account/").content.decode()
+    assert client.get("/account/tracking/").status_code == 405
+    response = client.post("/account/tracking/", {"tracking": "0"})
+
+    assert response.status_code == 302
+    reader.refresh_from_db()
+    assert reader.tracking is False
+    assert "Allow tracking" in client.get("/account/").content.decode()
