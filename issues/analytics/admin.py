@@ -1,5 +1,7 @@
-"""The issue report (a panel on the issue's page and a page of its own) and the most
-read papers, for staff with the "Can see how issues did" permission."""
+"""The issue report (a panel and a page of its own) and the most read papers.
+
+Both only for staff with the "Can see how issues did" permission.
+"""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ class AnalyticsConfig(AppConfig):
         # Imported once the apps are loaded: the receivers use the models.
         from subscribers.signals import subscriber_left
 
-        from .receivers import count_unsubscribe
+        from .receivers import count_unsubscribe  # (the same reason)
 
         # Leaving happens in subscribers, which cannot import this app: the
         # unsubscribe link names the issue it came in, and the signal carries it.
