@@ -43,6 +43,8 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BURST = int(os.environ.get("BENCH_TRACKING_BURST", "20000"))
 SUBSCRIBERS = int(os.environ.get("BENCH_TRACKING_SUBSCRIBERS", "100000"))
 EVENTS = int(os.environ.get("BENCH_TRACKING_EVENTS", "2000000"))
+# Which parts run: any of server, build, report (BENCH_TRACKING_PARTS=report).
+PARTS = os.environ.get("BENCH_TRACKING_PARTS", "server,build,report").split(",")
 MINIMAL_PATH = "/bench/minimal/"
 ISSUE_PATH = "/issues/bench-issue/"
 TARGET = 0.8
@@ -68,6 +70,8 @@ def _env(buffer: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "newsletter.settings",
         "ANALYTICS_BUFFER_URL": buffer,
+        # The in-process client times /admin/ as a superuser signed in already.
+        "QUIRE_REQUIRE_2FA_FOR_SUPERUSERS": "false",
     }
 
 
@@ -422,14 +426,16 @@ def main() -> int:
         pixel, redirect = _setup()
         print(f"server: gunicorn, {WORKERS} sync workers, PostgreSQL, DEBUG off; "
               f"{CONCURRENCY} clients; cores: {os.cpu_count()}")  # fmt: skip
-        for buffer in (REDIS, "file"):
+        for buffer in (REDIS, "file") if "server" in PARTS else ():
             print(f"buffer: {buffer}")
             from django.conf import settings
 
             settings.ANALYTICS_BUFFER_URL = buffer
             _server_figures(buffer, pixel, redirect)
-        _build_cost()
-        _report_figures()
+        if "build" in PARTS:
+            _build_cost()
+        if "report" in PARTS:
+            _report_figures()
     finally:
         from django.db import connections
 
