@@ -54,6 +54,7 @@ class PublicationAdmin(admin.ModelAdmin):
             "Subscribers",
             {"fields": ["welcome_email", "consent_text", "consent_text_version"]},
         ),
+        ("Tracking", {"fields": ["track_opens", "track_clicks"]}),
     ]
     readonly_fields = ["consent_text_version"]
 

@@ -98,6 +98,20 @@ class Publication(models.Model):
         default=1,
         help_text="Goes up by one each time the consent text is changed in the admin.",
     )
+    track_opens = models.BooleanField(
+        "count opens",
+        default=True,
+        help_text="Issue emails carry an invisible image that says when one is "
+        "opened. Subscribers who turned tracking off get none. The subscribe "
+        "forms say so while this is on.",
+    )
+    track_clicks = models.BooleanField(
+        "count clicks",
+        default=True,
+        help_text="Links in issue emails pass through this site, which counts the "
+        "click and sends the reader on. Subscribers who turned tracking off get "
+        "the plain links.",
+    )
 
     def __str__(self) -> str:
         return self.name

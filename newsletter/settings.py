@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "subscribers",
     "subscribers.billing",
     "issues.sending",
+    "issues.analytics",
 ]
 
 MIDDLEWARE = [
@@ -123,6 +124,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Counts views of issue and paper pages, cached ones too; reads no cookie.
+    "issues.analytics.middleware.PageViewMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Adds request.user.is_verified(): whether this session passed two-factor.
@@ -448,7 +451,35 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscribers.billing.tasks.reconcile_stripe_events",
         "schedule": 60,
     },
+    # Buffered opens, clicks and web views (and the provider's events) into the
+    # daily figures the reports read.
+    "flush-tracking": {
+        "task": "issues.analytics.tasks.flush_tracking",
+        "schedule": env.int("ANALYTICS_FLUSH_SECONDS", default=60),
+    },
 }
+
+# --- Analytics (issues/analytics) ---------------------------------------------------
+# Where the pixel and the click redirect append their hits: a Redis URL (one RPUSH
+# per hit), or "file" for an append-only file under QUIRE_VAR_DIR/analytics. By
+# default the cache's or REDIS_URL's Redis when there is one, else the file.
+_redis_default = next(
+    (
+        env.str(name)
+        for name in ("CACHE_URL", "REDIS_URL")
+        if env.str(name, default="").startswith(("redis://", "rediss://"))
+    ),
+    "file",
+)
+ANALYTICS_BUFFER_URL = env.str("ANALYTICS_BUFFER_URL", default=_redis_default)
+# The file buffer's folder (when ANALYTICS_BUFFER_URL is "file").
+ANALYTICS_BUFFER_DIR = Path(
+    env.str("ANALYTICS_BUFFER_DIR", default=str(VAR_DIR / "analytics"))
+)
+# A click this soon after the message left is a link scanner's, not a reader's.
+ANALYTICS_MACHINE_CLICK_SECONDS = env.int("ANALYTICS_MACHINE_CLICK_SECONDS", default=10)
+# Every link of a message followed within this many seconds: a scanner.
+ANALYTICS_ALL_LINKS_SECONDS = env.int("ANALYTICS_ALL_LINKS_SECONDS", default=5)
 
 # --- Stripe (paid tiers) ----------------------------------------------------------
 # Paid subscriptions are on when all three keys are set (dashboard.stripe.com ->

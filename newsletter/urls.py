@@ -30,4 +30,5 @@ urlpatterns = [
     path("", include("subscribers.urls")),
     path("", include("subscribers.billing.urls")),
     path("", include("issues.sending.urls")),
+    path("", include("issues.analytics.urls")),
 ]

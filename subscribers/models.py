@@ -43,6 +43,7 @@ class Subscriber(models.Model):
         FORM = "form", "Signup form"
         IMPORT = "import", "Import"
         ADMIN = "admin", "Admin"
+        CHECKOUT = "checkout", "Paid checkout"
 
     # Stored normalised (lower-cased), so uniqueness ignores case.
     # Unique through the Lower(email) constraint below; plain indexes rather than
@@ -65,6 +66,14 @@ class Subscriber(models.Model):
     )
     source = models.CharField(
         max_length=10, choices=Source.choices, default=Source.FORM
+    )
+    tracking = models.BooleanField(
+        default=True,
+        # Set by the database too: imports insert rows with SQL of their own.
+        db_default=True,
+        help_text="Their issue emails may say when they are opened and which links "
+        "are followed (when the publication tracks them). The subscriber can turn "
+        "this off on their account page.",
     )
     token = models.CharField(
         max_length=64,
@@ -117,6 +126,9 @@ class Subscriber(models.Model):
             models.Index(fields=["email"], name="subscriber_email_idx"),
             models.Index(fields=["email_hash"], name="subscriber_email_hash_idx"),
             models.Index(fields=["status"], name="subscriber_status_idx"),
+            # The report counts the signups an issue's page brought (its form or
+            # checkout names the page).
+            models.Index(fields=["consent_source"], name="subscriber_source_idx"),
         ]
 
     def __str__(self) -> str:

@@ -150,7 +150,7 @@ def subscriber_for_payment(
             f"{Publication.load().sender_address} if you think this is a mistake."
         )
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-        email=email, defaults={"source": Subscriber.Source.FORM}
+        email=email, defaults={"source": Subscriber.Source.CHECKOUT}
     )
     if subscriber.status in (
         Subscriber.Status.PENDING,
@@ -297,6 +297,13 @@ def set_paused(*, subscriber: Subscriber, paused: bool) -> Subscriber:
     """Pause or resume the subscriber's emails."""
     subscriber.paused = paused
     subscriber.save(update_fields=["paused"])
+    return subscriber
+
+
+def set_tracking(*, subscriber: Subscriber, tracking: bool) -> Subscriber:
+    """Let the subscriber's emails be tracked (opens, clicks), or not."""
+    subscriber.tracking = tracking
+    subscriber.save(update_fields=["tracking"])
     return subscriber
 
 

@@ -26,3 +26,9 @@ subscriber_data_exporting = Signal()
 class ErasureRefused(Exception):
     """An app could not erase its part, so nothing was erased; str() is the
     message for the person."""
+
+
+# Sent by the unsubscribe page when a subscriber left through an issue email's link
+# (or its one-click POST), with subscriber_id and issue_id (the issue the link named,
+# not checked here). The analytics app counts the unsubscribe against that issue.
+subscriber_left = Signal()

@@ -18,6 +18,7 @@ urlpatterns = [
     path("account/login/<str:token>/", views.login_link, name="login_link"),
     path("account/logout/", views.logout, name="logout"),
     path("account/pause/", views.pause, name="pause"),
+    path("account/tracking/", views.tracking, name="tracking"),
     path("account/unsubscribe/", views.account_unsubscribe, name="account_unsubscribe"),
     path("account/resubscribe/", views.resubscribe, name="resubscribe"),
     path("account/export/", views.export_data, name="export"),

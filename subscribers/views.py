@@ -22,7 +22,7 @@ from . import services, tasks
 from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
-from .signals import ErasureRefused
+from .signals import ErasureRefused, subscriber_left
 from .throttling import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .tokens import (
     read_confirmation_token,
@@ -181,13 +181,22 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """
     subscriber = Subscriber.objects.filter(token=token).first()
     if request.method == "GET":
-        return render(
-            request,
-            "subscribers/unsubscribe.html",
-            _unsubscribe_context(token, subscriber),
-        )
+        context = _unsubscribe_context(token, subscriber)
+        # The form posts back to this address, with the issue it came from.
+        issue = request.GET.get("issue", "")
+        context["issue"] = issue if issue.isdigit() and len(issue) < 12 else ""
+        return render(request, "subscribers/unsubscribe.html", context)
     if subscriber is not None:
+        was_receiving = subscriber.status in (
+            Subscriber.Status.ACTIVE,
+            Subscriber.Status.PENDING,
+        )
         subscriber = services.unsubscribe_subscriber(subscriber=subscriber)
+        issue = request.GET.get("issue", "")
+        if was_receiving and issue.isdigit() and len(issue) < 12:
+            subscriber_left.send(
+                sender=Subscriber, subscriber_id=subscriber.pk, issue_id=int(issue)
+            )
     return render(
         request,
         "subscribers/unsubscribed.html",
@@ -305,6 +314,21 @@ def pause(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     services.set_paused(subscriber=subscriber, paused=paused)
     messages.success(
         request, "Emails are paused." if paused else "Emails are on again."
+    )
+    return redirect("subscribers:account")
+
+
+@require_POST
+@_signed_in
+def tracking(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Turn the tracking of the subscriber's emails on or off."""
+    on = request.POST.get("tracking") == "1"
+    services.set_tracking(subscriber=subscriber, tracking=on)
+    messages.success(
+        request,
+        "Your emails may say when they are opened and which links you follow."
+        if on
+        else "Your emails carry no tracking from now on.",
     )
     return redirect("subscribers:account")
 

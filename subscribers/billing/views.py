@@ -49,6 +49,14 @@ def _membership(request: HttpRequest) -> Membership | None:
     return Membership.objects.of(subscriber)
 
 
+def _came_from(page: str | None) -> str:
+    """Return the issue page a checkout started from, or "" for anything else."""
+    page = (page or "")[:150]
+    if page.startswith("/issues/") and page.count("/") == 3 and page.endswith("/"):
+        return page if all(c.isalnum() or c in "-_/" for c in page) else ""
+    return ""
+
+
 @require_GET
 def pricing(request: HttpRequest, form: CheckoutForm | None = None) -> HttpResponse:
     """Show the tiers, monthly or yearly, with a Subscribe button for each."""
@@ -70,6 +78,9 @@ def pricing(request: HttpRequest, form: CheckoutForm | None = None) -> HttpRespo
         "form": form,
         "has_yearly": any(Tier.Interval.YEAR in tier.intervals for tier in tiers),
         "has_monthly": any(Tier.Interval.MONTH in tier.intervals for tier in tiers),
+        # The issue page the reader came from: a checkout started there counts
+        # for that issue (the subscriber's consent source names it).
+        "came_from": _came_from(request.GET.get("from") or request.POST.get("from")),
     }
     status = 400 if form is not None and form.errors else 200
     return render(request, "subscribers/billing/pricing.html", context, status=status)
@@ -94,7 +105,8 @@ def subscribe(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 ip=client_ip(request) or None,
                 user_agent=request.headers.get("user-agent", ""),
-                source="checkout:/pricing/",
+                source="checkout:"
+                + (_came_from(request.POST.get("from")) or "/pricing/"),
             )
         except subscriber_services.AddressRefused as exc:
             form.add_error("email", str(exc))

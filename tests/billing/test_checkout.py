@@ -516,3 +516,32 @@ def test_the_success_page_shows_the_membership_when_the_webhook_comes_late(
 
     assert delays == []
     assert "Your membership is active" in page
+
+
+@pytest.mark.parametrize(
+    ("came_from", "recorded"),
+    [
+        ("/issues/convnets/", "checkout:/issues/convnets/"),
+        # Anything but an issue's page is no issue's to count.
+        ("https://evil.example/issues/x/", "checkout:/pricing/"),
+        ("/issues/../admin/", "checkout:/pricing/"),
+        ("/issues/x/\r\nX-Evil: 1/", "checkout:/pricing/"),
+    ],
+)
+def test_a_checkout_started_on_an_issue_page_counts_for_that_issue(
+    client, fake_stripe, stripe_settings, tier, came_from, recorded
+):
+    page = client.get("/pricing/", {"from": came_from}).content.decode()
+    response = client.post(
+        "/pricing/subscribe/",
+        {"tier": tier.pk, "interval": "month", "email": "new@example.org",
+         "from": came_from},
+    )  # fmt: skip
+
+    assert response.status_code == 303
+    assert ('name="from" value="/issues/convnets/"' in page) is (
+        recorded != "checkout:/pricing/"
+    )
+    subscriber = Subscriber.objects.get()
+    assert subscriber.consent_source == recorded
+    assert subscriber.source == Subscriber.Source.CHECKOUT

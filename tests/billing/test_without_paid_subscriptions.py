@@ -73,7 +73,8 @@ def test_pages_offer_to_buy_once_paid_subscriptions_are_set_up(issues, paid_enab
     account = html(signed_in(SubscriberFactory()), "/account/")
 
     assert '<a href="/pricing/">Support</a>' in reader
-    assert 'href="/pricing/">Become a supporter</a>' in reader
+    # The pricing page is told which issue the reader came from.
+    assert 'href="/pricing/?from=/issues/mixed/">Become a supporter</a>' in reader
     assert 'href="/pricing/">Become a paying supporter</a>' in account
 
 

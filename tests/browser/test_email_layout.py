@@ -70,3 +70,29 @@ def test_issue_email_with_a_300_character_code_line_fits_a_phone(
     assert phone.locator("h2").first.text_content().strip() == (
         "A heading with a permalink on the web"
     )
+
+
+def test_the_tracked_email_adds_no_accessibility_problem_and_still_fits(
+    phone, settings
+):
+    from issues.sending.emails.tracking import PH_TRACK
+    from tests.browser.test_accessibility import axe_violations
+
+    settings.SITE_URL = "http://127.0.0.1:9"
+    PaperFactory(slug="convnext", title="A ConvNet for the 2020s")
+    issue = IssueFactory(title="A tracked issue", body=BODY)
+    email = render_segment(issue=issue, segment="free", send_id=1)
+    assert PH_TRACK in email.tracked_html
+
+    phone.set_content(email.html)
+    plain = axe_violations(phone)
+    phone.set_content(email.tracked_html)
+    tracked = axe_violations(phone)
+
+    # The pixel is decorative (empty alt) and the hidden link is out of reach of
+    # screen readers and the keyboard: axe finds nothing the plain email lacks.
+    assert tracked == plain
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    hidden = phone.locator('div[aria-hidden="true"] a')
+    assert hidden.count() == 1 and not hidden.is_visible()
+    assert hidden.get_attribute("tabindex") == "-1"

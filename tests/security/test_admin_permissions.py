@@ -40,6 +40,9 @@ CUSTOM_VIEWS = {
     "sending_preview": 405,
     "sending_preview_raw": 405,
     "sending_status": 405,
+    # The issue report and the most read papers only show figures.
+    "analytics_report": 405,
+    "analytics_papers": 405,
     "subscribers_subscriber_import": 403,
     "subscribers_subscriber_export": 405,
     # Django's own: another user's password.
@@ -287,7 +290,7 @@ def _urls_for(name: str, pattern, world) -> list[str]:
                 args=[get_user_model().objects.get(username="author").pk],
             )
         ]
-    elif name.startswith("sending_"):
+    elif name.startswith(("sending_", "analytics_")):
         pk = world["published" if name == "sending_control" else "draft"].pk
     else:
         raise AssertionError(f"say which object {name} takes")

@@ -15,6 +15,7 @@ import pytest
 from django.core.cache import cache
 
 from issues.sending import services
+from issues.sending.emails.tracking import read_link_part
 from subscribers.billing.services import grant_complimentary_membership
 from subscribers.models import Subscriber
 from tests.billing.stripe_fake import PAID_ENV
@@ -46,12 +47,40 @@ For supporters: [[paper:ldm]] again.
 _TEXT_URL = re.compile(r"https?://[^\s<>\"')]+")
 
 
+_TRACKED = re.compile(r"^/r/[^/]+/(?P<link>[^/]+)/$")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def unwrap(url: str) -> str:
+    """Return where a tracked link leads, after checking its redirect goes there."""
+    match = _TRACKED.match(urlsplit(url).path)
+    if match is None:
+        return url
+    link = read_link_part(match.group("link"))
+    assert link is not None, url
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(url, timeout=30)
+    except urllib.error.HTTPError as error:
+        assert (error.code, error.headers["Location"]) == (302, link.url), url
+    else:
+        raise AssertionError(f"{url} did not redirect")
+    return link.url
+
+
 def links_in(message) -> set[str]:
-    """Return every http(s) address in a message: both parts and its headers."""
+    """Return every http(s) address in a message: both parts and its headers
+    (a tracked link as the address it leads to)."""
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     found = {url.rstrip(".,;") for url in _TEXT_URL.findall(text)}
-    found |= {url for url in html_links(html) if url.startswith(("http:", "https:"))}
+    found |= {
+        unwrap(url) for url in html_links(html) if url.startswith(("http:", "https:"))
+    }
     header = message.get("List-Unsubscribe", "")
     found |= set(re.findall(r"<(https?://[^>]+)>", header))
     return found

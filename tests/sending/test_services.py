@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from issues.models import Issue
 from issues.sending import delivery, services, tasks
+from issues.sending.emails.tracking import read_link_part
 from issues.sending.models import Delivery, Send
 from issues.sending.transports import open_transport
 from subscribers.models import Subscriber
@@ -20,6 +21,7 @@ from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers, parse
 from tests.sending.test_send_rate import FakeClock
+from tests.support.links import html_links
 
 pytestmark = pytest.mark.django_db
 
@@ -189,7 +191,8 @@ def test_email_carries_the_list_headers_and_personal_links(issue, outbox, settin
         assert message["From"] == "Papers Weekly <news@papers.example>"
         assert message["Subject"] == "Top 10 papers of the year"
         assert message["List-Id"] == "Papers Weekly <newsletter.papers.example>"
-        url = f"{settings.SITE_URL}/unsubscribe/{subscriber.token}/"
+        # The link names the issue, so that leaving counts against it.
+        url = f"{settings.SITE_URL}/unsubscribe/{subscriber.token}/?issue={issue.pk}"
         assert message["List-Unsubscribe"].startswith(f"<{url}>, <mailto:")
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         ids.add(message["Message-ID"])
@@ -199,11 +202,23 @@ def test_email_carries_the_list_headers_and_personal_links(issue, outbox, settin
             assert url in part
             assert subscriber.email in part
             assert "1 Research Way" in part
-            assert f"{settings.SITE_URL}{issue.get_absolute_url()}" in part
+        web_url = f"{settings.SITE_URL}{issue.get_absolute_url()}"
+        assert web_url in text
+        # In the HTML, through a tracked link that leads there.
+        assert web_url in {tracked_target(href) for href in html_links(html)}
         assert 'src="http://testserver/media/chart.png"' in html  # absolute
         assert 'style="' in html  # CSS inlined
         assert "Hello readers." in text
     assert len(ids) == 2
+
+
+def tracked_target(href: str) -> str:
+    """Return where a tracked link (…/r/<delivery>/<link>/) leads, else href."""
+    pieces = href.rstrip("/").split("/")
+    if len(pieces) > 3 and pieces[-3] == "r":
+        link = read_link_part(pieces[-1])
+        return link.url if link else ""
+    return href
 
 
 def test_subject_cannot_inject_headers(outbox):

@@ -57,7 +57,7 @@ def test_send_to_2000_subscribers_arrives_once_each_with_headers(
         assert message["Subject"] == "Top 10 papers of the year"
         assert message["To"] == to
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert f"/unsubscribe/{tokens[to]}/>" in message["List-Unsubscribe"]
+        assert f"/unsubscribe/{tokens[to]}/?issue=" in message["List-Unsubscribe"]
         assert "<mailto:" in message["List-Unsubscribe"]
         assert message["List-Id"]
         message_ids.add(message["Message-ID"])

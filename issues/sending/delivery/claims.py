@@ -30,6 +30,8 @@ class Claimed:
     attempts: int
     name: str
     token: str
+    # The subscriber lets their email be tracked (the pixel, tracked links).
+    tracking: bool = False
 
 
 def claim_batch(*, send_id: int, claimant: str, size: int) -> list[Claimed] | None:
@@ -58,8 +60,8 @@ def claim_batch(*, send_id: int, claimant: str, size: int) -> list[Claimed] | No
             last_error="Stopped receiving before this email went out.",
         )
     return [
-        Claimed(pk, email, segment, attempts, name or "", token or "")
-        for pk, email, segment, attempts, receiving, name, token in rows
+        Claimed(pk, email, segment, attempts, name or "", token or "", bool(tracking))
+        for pk, email, segment, attempts, receiving, name, token, tracking in rows
         if receiving
     ]
 
@@ -96,7 +98,7 @@ def _claim_in_steps(*, send_id: int, claimant: str, size: int) -> list[tuple]:
         )
         .values_list(
             "pk", "email", "segment", "attempts", "receiving",
-            "subscriber__name", "subscriber__token",
+            "subscriber__name", "subscriber__token", "subscriber__tracking",
         )
         .order_by("pk")
     )  # fmt: skip
@@ -123,7 +125,7 @@ def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, lis
         .values("pk")
     )
     receiving_sql, receiving_params = _compiled(
-        Subscriber.objects.receiving().values("pk", "name", "token")
+        Subscriber.objects.receiving().values("pk", "name", "token", "tracking")
     )
     quote = connection.ops.quote_name
     deliveries = quote(Delivery._meta.db_table)
@@ -144,7 +146,8 @@ def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, lis
             RETURNING d.id, d.email, d.segment, d.attempts, d.subscriber_id
         )
         SELECT claimed.id, claimed.email, claimed.segment, claimed.attempts,
-            receiving.pk IS NOT NULL, receiving.name, receiving.token
+            receiving.pk IS NOT NULL, receiving.name, receiving.token,
+            receiving.tracking
         FROM claimed LEFT JOIN ({receiving_sql}) AS receiving
             ON receiving.pk = claimed.subscriber_id
         ORDER BY claimed.id

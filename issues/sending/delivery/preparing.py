@@ -112,7 +112,7 @@ def prepare_send(*, send_id: int) -> Prepared:
         if not _count_attempt(send_id):
             return Prepared(PAUSED)
         try:
-            rendered = emails.render_send(send.issue)
+            rendered = emails.render_send(send.issue, send_id=send.pk)
         except _PASSING:
             _uncount_attempt(send_id)
             raise

@@ -74,6 +74,8 @@ def _calls_for(
             message_id=message_id_for(
                 delivery_id=row.id, send_id=send_id, domain=domain
             ),
+            delivery_id=row.id,
+            tracking=row.tracking,
         )
         if not client.merges(row.segment):
             calls.append(Call(row.segment, [row], [recipient]))

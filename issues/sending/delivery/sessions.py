@@ -400,7 +400,12 @@ class SessionPool:
     @staticmethod
     def _recipient(row: Claimed, message_id: str) -> Recipient:
         return Recipient(
-            email=row.email, name=row.name, token=row.token, message_id=message_id
+            email=row.email,
+            name=row.name,
+            token=row.token,
+            message_id=message_id,
+            delivery_id=row.id,
+            tracking=row.tracking,
         )
 
     def _record(

@@ -36,6 +36,7 @@ from .headers import (
 from .links import account_url, pricing_url, unsubscribe_url_parts
 from .mime import PH_EMAIL, PH_UNSUBSCRIBE, PreparedEmail, Recipient, dot_stuff
 from .text import email_plain_text
+from .tracking import tracked_html
 
 __all__ = [
     "PreparedEmail",
@@ -62,8 +63,15 @@ def _email_body(body_html: str, *, web_url: str) -> str:
     return absolutize(without_heading_anchors(body_html), base=web_url)
 
 
-def render_segment(*, issue: Issue, segment: str, test: bool = False) -> PreparedEmail:
-    """Render the issue's email for one audience segment (free or paid), once."""
+def render_segment(
+    *, issue: Issue, segment: str, test: bool = False, send_id: int | None = None
+) -> PreparedEmail:
+    """Render the issue's email for one audience segment (free or paid), once.
+
+    send_id: the send it goes out with; only then is a tracked variant made (when
+    the publication tracks opens or clicks) and the unsubscribe link names the
+    issue, so that leaving counts against it.
+    """
     publication = Publication.load()
     body_html, has_more = _issue_html(issue, segment)
     web_url = absolute_url(issue.get_absolute_url())
@@ -112,6 +120,19 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         + CRLF
     )
     prefix, suffix = unsubscribe_url_parts()
+    tracked = ""
+    extra: dict[str, Any] = {"list_id": list_id}
+    if send_id is not None and not test:
+        suffix += f"?issue={issue.pk}"
+        if publication.track_opens or publication.track_clicks:
+            tracked, extra["tracked_links"] = tracked_html(
+                html_out,
+                send_id=send_id,
+                web_url=web_url,
+                clicks=publication.track_clicks,
+                opens=publication.track_opens,
+                keep=(context["account_url"],),
+            )
     return PreparedEmail(
         segment=segment,
         subject=subject,
@@ -125,13 +146,16 @@ def render_segment(*, issue: Issue, segment: str, test: bool = False) -> Prepare
         unsubscribe_suffix=suffix,
         mailto=f"mailto:{from_email}",
         message_domain=domain,
-        extra={"list_id": list_id},
+        extra=extra,
+        tracked_html=tracked,
     )
 
 
-def render_send(issue: Issue) -> dict[str, PreparedEmail]:
+def render_send(
+    issue: Issue, *, send_id: int | None = None
+) -> dict[str, PreparedEmail]:
     """Render both segments of an issue's email."""
     return {
-        segment: render_segment(issue=issue, segment=segment)
+        segment: render_segment(issue=issue, segment=segment, send_id=send_id)
         for segment in Delivery.Segment.values
     }

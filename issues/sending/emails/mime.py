@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .headers import CRLF, clean_header_text, format_address
+from .tracking import PH_TRACK, delivery_part
 
 # Placeholders survive templates, HTML escaping and CSS inlining unchanged.
 PH_UNSUBSCRIBE = "QUIREPHUNSUBSCRIBEURLX7"
 PH_EMAIL = "QUIREPHRECIPIENTEMAILX7"
-PLACEHOLDER_RE = re.compile(f"({PH_UNSUBSCRIBE}|{PH_EMAIL})")
+PLACEHOLDERS = (PH_UNSUBSCRIBE, PH_EMAIL, PH_TRACK)
+PLACEHOLDER_RE = re.compile(f"({'|'.join(PLACEHOLDERS)})")
 
 
 def _qp(text: str) -> bytes:
@@ -34,12 +36,14 @@ class _Part:
     # The same chunks dot-stuffed for SMTP's DATA, done once here instead of once
     # per recipient: every chunk starts at the beginning of a line.
     stuffed: list[bytes | str] = field(default_factory=list)
+    runs: list[tuple[bytes, ...] | str] = field(init=False, repr=False)
+    stuffed_runs: list[tuple[bytes, ...] | str] = field(init=False, repr=False)
 
     @classmethod
     def encode(cls, text: str) -> _Part:
         chunks: list[bytes | str] = []
         for piece in PLACEHOLDER_RE.split(text):
-            if piece in (PH_UNSUBSCRIBE, PH_EMAIL):
+            if piece in PLACEHOLDERS:
                 chunks.append(piece)
             elif piece:
                 # A soft line break ("=" CRLF) closes each literal chunk so that the
@@ -52,11 +56,38 @@ class _Part:
         stuffed = [dot_stuff(c) if isinstance(c, bytes) else c for c in chunks]
         return cls(chunks, stuffed)
 
+    def __post_init__(self) -> None:
+        self.runs = _runs(self.chunks)
+        self.stuffed_runs = _runs(self.stuffed)
+
     def build(self, values: dict[str, bytes], *, stuffed: bool = False) -> list[bytes]:
+        track = values.get(PH_TRACK, b"")
         return [
-            chunk if isinstance(chunk, bytes) else values[chunk]
-            for chunk in (self.stuffed if stuffed else self.chunks)
+            values[run] if isinstance(run, str) else track.join(run)
+            for run in (self.stuffed_runs if stuffed else self.runs)
         ]
+
+
+def _runs(chunks: list[bytes | str]) -> list[tuple[bytes, ...] | str]:
+    """Group chunks into runs between placeholders other than the tracking one.
+
+    A tracked email has its delivery's part in every link: within a run those
+    places are filled by one ``bytes.join`` (in C) instead of a step per link.
+    """
+    runs: list[tuple[bytes, ...] | str] = []
+    pieces: list[bytes] = []
+    pending = b""
+    for chunk in chunks:
+        if chunk == PH_TRACK:
+            pieces.append(pending)
+            pending = b""
+        elif isinstance(chunk, str):
+            runs += [(*pieces, pending), chunk]
+            pieces, pending = [], b""
+        else:
+            pending += chunk
+    runs.append((*pieces, pending))
+    return runs
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -78,6 +109,15 @@ class Recipient:
     name: str = ""
     token: str = ""
     message_id: str = ""
+    # The delivery the message belongs to (0 for a test or a preview), and whether
+    # the subscriber lets it be tracked: only then does it carry the pixel and
+    # tracked links.
+    delivery_id: int = 0
+    tracking: bool = False
+
+    @property
+    def tracked(self) -> bool:
+        return self.tracking and self.delivery_id > 0
 
 
 @dataclass
@@ -97,13 +137,31 @@ class PreparedEmail:
     mailto: str
     message_domain: str
     extra: dict = field(default_factory=dict)
+    # The HTML with the open pixel and tracked links (emails/tracking.py), for the
+    # recipients who allow it; empty when the publication tracks nothing.
+    tracked_html: str = ""
     # Encoded from text and html when the email is made (rendered or loaded).
     text_part: _Part = field(init=False, repr=False)
     html_part: _Part = field(init=False, repr=False)
+    tracked_part: _Part | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.text_part = _Part.encode(self.text)
         self.html_part = _Part.encode(self.html)
+        self.tracked_part = (
+            _Part.encode(self.tracked_html) if self.tracked_html else None
+        )
+
+    def _html_part_for(self, recipient: Recipient) -> _Part:
+        if self.tracked_part is not None and recipient.tracked:
+            return self.tracked_part
+        return self.html_part
+
+    def html_for(self, recipient: Recipient) -> str:
+        """Return the HTML this recipient gets, placeholders still in it."""
+        if self.tracked_html and recipient.tracked:
+            return self.tracked_html
+        return self.html
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.unsubscribe_prefix}{token}{self.unsubscribe_suffix}"
@@ -122,6 +180,7 @@ class PreparedEmail:
             "mailto": self.mailto,
             "message_domain": self.message_domain,
             "extra": self.extra,
+            "tracked_html": self.tracked_html,
         }
 
     @classmethod
@@ -147,6 +206,7 @@ class PreparedEmail:
             mailto=headers["mailto"],
             message_domain=headers["message_domain"],
             extra=dict(headers.get("extra") or {}),
+            tracked_html=headers.get("tracked_html", ""),
         )
 
     def build(self, recipient: Recipient, *, dot_stuffed: bool = False) -> bytes:
@@ -188,6 +248,10 @@ class PreparedEmail:
             PH_UNSUBSCRIBE: _qp_value(html.escape(url)),
             PH_EMAIL: _qp_value(html.escape(recipient.email)),
         }
+        html_part = self._html_part_for(recipient)
+        if html_part is not self.html_part:
+            # One HMAC per recipient; every tracked link and the pixel share it.
+            html_values[PH_TRACK] = _qp_value(delivery_part(recipient.delivery_id))
         if dot_stuffed:
             for values in (text_values, html_values):
                 for key, value in values.items():
@@ -206,7 +270,7 @@ class PreparedEmail:
             CRLF,
             b'Content-Type: text/html; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *self.html_part.build(html_values, stuffed=dot_stuffed),
+            *html_part.build(html_values, stuffed=dot_stuffed),
             CRLF,
             b"--",
             b,
@@ -217,7 +281,10 @@ class PreparedEmail:
 
     def personalised_html(self, recipient: Recipient) -> str:
         url = self.unsubscribe_url(recipient.token)
-        return self.html.replace(PH_UNSUBSCRIBE, html.escape(url)).replace(
+        out = self.html_for(recipient)
+        if recipient.tracked:
+            out = out.replace(PH_TRACK, delivery_part(recipient.delivery_id))
+        return out.replace(PH_UNSUBSCRIBE, html.escape(url)).replace(
             PH_EMAIL, html.escape(recipient.email)
         )
 
