@@ -150,7 +150,7 @@ def subscriber_for_payment(
             f"{Publication.load().sender_address} if you think this is a mistake."
         )
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-        email=email, defaults={"source": Subscriber.Source.FORM}
+        email=email, defaults={"source": Subscriber.Source.CHECKOUT}
     )
     if subscriber.status in (
         Subscriber.Status.PENDING,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
-from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models.functions import Lower
 from django.utils import timezone
+from unfold.widgets import UnfoldAdminSplitDateTimeWidget
 
 OUTSIDE_STAFF_LABEL = "I confirm sending to addresses outside the staff"
 
@@ -80,7 +80,8 @@ class TestEmailForm(forms.Form):
 class ScheduleForm(forms.Form):
     publish_at = forms.SplitDateTimeField(
         label="Publish and send at",
-        widget=AdminSplitDateTime,
+        # The admin theme's date and time widget (django-unfold).
+        widget=UnfoldAdminSplitDateTimeWidget,
         help_text="In the publication's time zone. Beat checks every 30 seconds.",
     )
 
