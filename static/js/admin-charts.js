@@ -35,11 +35,14 @@
       },
       scales: {
         x: {
+          // Sources are parts of one whole: their bars stack.
+          stacked: spec.kind === "bar",
           display: !sparkline,
           ticks: { color: text, maxTicksLimit: 8 },
           grid: { color: grid },
         },
         y: {
+          stacked: spec.kind === "bar",
           display: !sparkline,
           beginAtZero: true,
           ticks: { color: text, precision: 0 },
@@ -67,7 +70,7 @@
           backgroundColor: colours[n % colours.length],
           borderWidth: 2,
           pointRadius: 0,
-          tension: 0.25,
+          tension: 0,
         })),
       },
       options: options(spec, sparkline, dark),
