@@ -20,6 +20,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_GET
 from unfold.admin import ModelAdmin as ThemedModelAdmin
 from unfold.sites import UnfoldAdminSite
 
@@ -81,6 +83,11 @@ class QuireAdminSite(UnfoldAdminSite):
                 admin_class.__name__, bases, {"__module__": admin_class.__module__}
             )
         return super().register(model_or_iterable, admin_class, **options)
+
+    @method_decorator(require_GET)
+    def search(self, request, extra_context=None):
+        # unfold's command search only reads: a POST is refused (405).
+        return super().search(request, extra_context)
 
     def admin_view(self, view, cacheable=False, *, two_factor_exempt=False):
         # Signing out, and the two-factor pages themselves, stay reachable.

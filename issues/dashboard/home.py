@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -74,30 +75,28 @@ def issue_numbers(issue: Issue) -> dict[str, float]:
 
 
 def _send_numbers(sends: list[Send]) -> dict[int, dict[str, float]]:
-    # Provider events for these sends' emails, counted per send and type in one
-    # query: few rows (bounces and complaints), each matched by message id.
-    events = (
-        Delivery.objects.filter(
-            send__in=sends,
-            message_id__in=EmailEvent.objects.filter(
-                event_type__in=["bounced", "complained"]
-            ).values("message_id"),
+    # The provider's bounce and complaint events (few) since the oldest of these
+    # sends began, each matched to its delivery by message id (an index lookup),
+    # rather than the sends' deliveries (one row per recipient) scanned for them.
+    since = min((send.started_at for send in sends if send.started_at), default=None)
+    events = EmailEvent.objects.filter(event_type__in=["bounced", "complained"])
+    if since is not None:
+        events = events.filter(timestamp__gte=since - timedelta(days=1))
+    delivery = Delivery.objects.filter(message_id=OuterRef("message_id"))
+    rows = (
+        events.exclude(message_id="")
+        .annotate(
+            send_pk=Subquery(delivery.values("send_id")[:1]),
+            delivery_status=Subquery(delivery.values("status")[:1]),
         )
-        .exclude(message_id="")
-        .values("send_id", "status", "message_id")
+        .filter(send_pk__in=[send.pk for send in sends])
+        .values_list("send_pk", "delivery_status", "message_id", "event_type")
     )
     by_type: dict[tuple[int, str], set[str]] = {}
-    kinds = dict(
-        EmailEvent.objects.filter(
-            event_type__in=["bounced", "complained"],
-            message_id__in=[row["message_id"] for row in events],
-        ).values_list("message_id", "event_type")
-    )
-    for row in events:
-        kind = kinds.get(row["message_id"])
-        if kind == "bounced" and row["status"] == Delivery.Status.BOUNCED:
+    for send_pk, status, message_id, kind in rows:
+        if kind == "bounced" and status == Delivery.Status.BOUNCED:
             continue  # already counted by the send (refused while sending)
-        by_type.setdefault((row["send_id"], kind or ""), set()).add(row["message_id"])
+        by_type.setdefault((send_pk, kind), set()).add(message_id)
     numbers = {}
     for send in sends:
         late_bounces = len(by_type.get((send.pk, "bounced"), ()))

@@ -128,3 +128,39 @@ def test_the_dashboard_and_growth_page_draw_their_charts(browser, live_server, s
         assert axe_violations(page) == []
     finally:
         context.close()
+
+
+def test_the_theme_switch_and_account_menu_work_under_the_policy(page, live_server):
+    """Alpine's CSP build runs unfold's components: the menu opens, the theme
+    switches (and the charts are drawn again), the two-factor link is there."""
+    from tests.browser.test_csp import Watched
+
+    watched = Watched(page)
+    a_growing_publication()
+    get_user_model().objects.create_superuser("author", "a@example.org", "s3cret-pass!")
+    page.goto("/admin/login/")
+    page.get_by_label("Username").fill("author")
+    page.get_by_label("Password").fill("s3cret-pass!")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    html = page.locator("html")
+    expect(html).not_to_have_class("dark")
+    light_line = page.evaluate(
+        "Chart.getChart(document.querySelector('canvas')).data.datasets[0].borderColor"
+    )
+
+    page.get_by_text("a@example.org").click()
+    page.get_by_text("Dark", exact=True).click()
+    expect(html).to_have_class("dark")
+    redrawn = page.evaluate(
+        "Chart.getChart(document.querySelector('canvas')).data.datasets[0].borderColor"
+    )
+    assert redrawn != light_line
+    page.reload()
+    expect(html).to_have_class("dark")  # kept (Alpine's persist plugin)
+
+    page.get_by_text("a@example.org").click()
+    page.get_by_role("link", name="Two-factor authentication").click()
+    expect(page).to_have_url(f"{live_server.url}/admin/two-factor/")
+    watched.collect("after switching the theme")
+    assert watched.problems == []
