@@ -16,6 +16,10 @@ document.addEventListener("alpine:init", () => {
 
   Alpine.data("adminBody", () => ({
     activeTab: "",
+    // unfold's sortable inlines name these callbacks (app.js's, declared at its
+    // top level) from their attributes.
+    sortRecords: typeof sortRecords === "function" ? sortRecords : undefined,
+    moveRecords: typeof moveRecords === "function" ? moveRecords : undefined,
     sidebarMobileOpen: false,
     sidebarDesktopOpen: localStorage.getItem("sidebarDesktopOpen") !== "0",
     // The change form posts back to its own address, with the open tab.

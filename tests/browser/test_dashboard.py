@@ -162,5 +162,15 @@ def test_the_theme_switch_and_account_menu_work_under_the_policy(page, live_serv
     page.get_by_text("a@example.org").click()
     page.get_by_role("link", name="Two-factor authentication").click()
     expect(page).to_have_url(f"{live_server.url}/admin/two-factor/")
+
+    page.goto("/admin/")
+    # The sidebar folds away, and stays folded on the next page.
+    page.get_by_role("button", name="Show or hide the sidebar").locator(
+        "visible=true"
+    ).click()
+    expect(page.get_by_role("link", name="Memberships")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_role("link", name="Memberships")).to_be_hidden()
+
     watched.collect("after switching the theme")
     assert watched.problems == []
