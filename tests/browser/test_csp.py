@@ -90,7 +90,10 @@ def test_reader_pages_run_under_the_policy(watched, live_server):
     right = page.locator("table", has_text="centre").locator("td").nth(2)
     assert right.evaluate("e => getComputedStyle(e).textAlign") == "right"
     page.get_by_label("Get new issues by email").first.fill("new@example.org")
-    page.get_by_role("button", name="Subscribe").first.click()
+    # The form fetches the reader's token first, then is sent: wait for the page
+    # it leads to, or the check below may run while the browser is leaving.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Subscribe").first.click()
     watched.collect("after subscribing")
     # 404 pages: the console reports the missing page itself, nothing else.
     problems = [p for p in watched.problems if "404 (Not Found)" not in p]
