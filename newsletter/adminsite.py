@@ -18,7 +18,12 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_GET
+from unfold.admin import ModelAdmin as ThemedModelAdmin
+from unfold.sites import UnfoldAdminSite
 
 from .twofactor import views as twofactor
 from .twofactor.services import pending_step
@@ -58,18 +63,31 @@ class PermissionCheckedActionsMixin:
             raise PermissionDenied
 
 
-class QuireAdminSite(admin.AdminSite):
+class QuireAdminSite(UnfoldAdminSite):
+    """The admin site: django-unfold's theme, Quire's rules and its dashboard."""
+
+    index_title = "Dashboard"
+
     def register(self, model_or_iterable, admin_class=None, **options):
         # Every model admin, Quire's and third-party apps' alike, refuses actions
-        # its user may not run; doing it here means none can be left out.
+        # its user may not run, and wears the admin's theme (unfold's widgets and
+        # list markup); doing it here means none can be left out.
         admin_class = admin_class or admin.ModelAdmin
+        bases: tuple[type, ...] = (admin_class,)
+        if not issubclass(admin_class, ThemedModelAdmin):
+            bases = (*bases, ThemedModelAdmin)
         if not issubclass(admin_class, PermissionCheckedActionsMixin):
+            bases = (PermissionCheckedActionsMixin, *bases)
+        if len(bases) > 1:
             admin_class = type(
-                admin_class.__name__,
-                (PermissionCheckedActionsMixin, admin_class),
-                {"__module__": admin_class.__module__},
+                admin_class.__name__, bases, {"__module__": admin_class.__module__}
             )
         return super().register(model_or_iterable, admin_class, **options)
+
+    @method_decorator(require_GET)
+    def search(self, request, extra_context=None):
+        # unfold's command search only reads: a POST is refused (405).
+        return super().search(request, extra_context)
 
     def admin_view(self, view, cacheable=False, *, two_factor_exempt=False):
         # Signing out, and the two-factor pages themselves, stay reachable.
@@ -107,6 +125,16 @@ class QuireAdminSite(admin.AdminSite):
             ),
         ]
         return urls + super().get_urls()
+
+
+def admin_pages_stylesheet(request) -> str:
+    """Return the stylesheet every admin page adds to the theme's (UNFOLD STYLES)."""
+    return static("css/admin-pages.css")
+
+
+def two_factor_link(request) -> str:
+    """Return the address of the two-factor page (an account link in UNFOLD)."""
+    return reverse("admin:two_factor")
 
 
 def _two_factor_required(view):

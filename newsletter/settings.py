@@ -91,6 +91,10 @@ SITE_URL = env.str(
 ).rstrip("/")
 
 INSTALLED_APPS = [
+    # The admin's theme (django-unfold), before the admin so that its templates win;
+    # Quire's templates override the few that must run under the CSP. Its basic
+    # config: the default one would replace Quire's admin site with unfold's.
+    "unfold.apps.BasicAppConfig",
     # Django's admin on Quire's own site (newsletter/adminsite.py): every action asks
     # for its permission, and staff pass two-factor authentication where required.
     "newsletter.apps.QuireAdminConfig",
@@ -115,6 +119,7 @@ INSTALLED_APPS = [
     "subscribers.billing",
     "issues.sending",
     "issues.analytics",
+    "issues.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +232,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "subscribers.throttling.client_ip"
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# Staff who open the sign-in page itself (unfold's form carries no "next") land on
+# the dashboard; Django's default is /accounts/profile/, which Quire has not.
+LOGIN_REDIRECT_URL = "admin:index"
 AXES_VERBOSE = False
 # Two-factor authentication (django-otp: an authenticator app and recovery codes),
 # enrolled at /admin/two-factor/. Superusers must use it when this is on; it is on
@@ -457,6 +465,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "issues.analytics.tasks.flush_tracking",
         "schedule": env.int("ANALYTICS_FLUSH_SECONDS", default=60),
     },
+    # The dashboard's daily figures: today (and yesterday, for the day's turn) kept
+    # current from the subscriber and membership tables, so pages never scan them.
+    "refresh-daily-figures": {
+        "task": "issues.dashboard.tasks.refresh_daily_figures",
+        "schedule": 300,
+    },
 }
 
 # --- Analytics (issues/analytics) ---------------------------------------------------
@@ -492,6 +506,33 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 # Days a member whose payment failed keeps paid access while Stripe retries.
 BILLING_GRACE_PERIOD_DAYS = env.int("BILLING_GRACE_PERIOD_DAYS", default=7)
+
+# --- The admin's theme --------------------------------------------------------------
+# django-unfold (https://unfoldadmin.com/docs/configuration/settings/). Its Alpine.js
+# is replaced by Alpine's CSP build and its inline styles by files (templates/unfold/,
+# static/css/admin-theme.css), so the admin runs under the same policy as the site.
+# The index is the author's dashboard (issues/dashboard/).
+UNFOLD = {
+    "SITE_TITLE": "Quire",
+    "SITE_HEADER": "Quire",
+    "SITE_SYMBOL": "edit_note",
+    "SHOW_HISTORY": True,
+    # Quire's own pages in Django's admin markup, in the theme's look.
+    "STYLES": ["newsletter.adminsite.admin_pages_stylesheet"],
+    "DASHBOARD_CALLBACK": "issues.dashboard.views.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": True,
+    },
+    "ACCOUNT": {
+        "navigation": [
+            {
+                "title": "Two-factor authentication",
+                "link": "newsletter.adminsite.two_factor_link",
+            },
+        ],
+    },
+}
 
 # --- Content ---------------------------------------------------------------------
 # One Markdown renderer for the editor's preview, the web, feeds and email.

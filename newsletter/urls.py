@@ -23,6 +23,9 @@ urlpatterns = [
         media.serve_media,
         name="media",
     ),
+    # The author's growth page, an admin page of the dashboard app (before the
+    # admin's own catch-all patterns).
+    path("admin/growth/", include("issues.dashboard.urls")),
     path("admin/", admin.site.urls),
     # The Markdown editor's preview and upload endpoints (staff only) live in
     # issues.urls under /markdownx/; django-markdownx's own views are not mounted.

@@ -171,6 +171,8 @@ class SubscriberAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Import subscribers" if report is None else "Import report",
+            # Its title in the theme's heading (unfold/helpers/welcomemsg.html).
+            "page_title": "Import subscribers" if report is None else "Import report",
             "form": form,
             "report": report,
         }

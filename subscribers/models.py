@@ -81,7 +81,8 @@ class Subscriber(models.Model):
         help_text="Opaque token in unsubscribe links. Never shown to others.",
     )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
-    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Indexed for the dashboard's daily figures (confirmations per day).
+    confirmed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     # The consent record: when, from where and under which wording they agreed.

@@ -188,6 +188,25 @@ def issue_report(issue: Issue) -> IssueReport:
     return report
 
 
+# What the dashboard shows of each issue next to the send's own counts.
+ENGAGEMENT = ["unique_opens", "machine_opens", "unique_clicks", "unsubscribes"]
+
+
+def engagement(issue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return each issue's people who opened and clicked, machine opens and
+    unsubscribes: one grouped query over the daily figures, whatever the count."""
+    rows = (
+        DailyIssueStat.objects.filter(issue_id__in=issue_ids)
+        .values("issue_id")
+        .annotate(**{name: Sum(name) for name in ENGAGEMENT})
+        .order_by()
+    )
+    found = {
+        row["issue_id"]: {name: row[name] or 0 for name in ENGAGEMENT} for row in rows
+    }
+    return {pk: found.get(pk, dict.fromkeys(ENGAGEMENT, 0)) for pk in issue_ids}
+
+
 def recent_reports(*, count: int = 6) -> tuple[IssueReport | None, dict[str, float]]:
     """Return the last sent issue's report and the average of the ones before.
 

@@ -126,6 +126,8 @@ def grant_complimentary_form(modeladmin, request, *, subscribers, selected, acti
         {
             **modeladmin.admin_site.each_context(request),
             "title": "Grant complimentary membership",
+            # Its title in the theme's heading (unfold/helpers/welcomemsg.html).
+            "page_title": "Grant complimentary membership",
             "emails": list(subscribers.values_list("email", flat=True)[:200]),
             "count": subscribers.count(),
             "selected": selected,

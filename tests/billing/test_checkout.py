@@ -82,6 +82,8 @@ def test_subscribing_creates_a_checkout_session_and_redirects_to_stripe(
     assert response["Location"].startswith(fake_stripe.base_url + "/checkout/pay/")
     subscriber = Subscriber.objects.get(email="new@example.org")
     assert subscriber.status == Subscriber.Status.PENDING
+    # Counted as a signup from paid checkout on the growth page.
+    assert subscriber.source == Subscriber.Source.CHECKOUT
     (params,) = fake_stripe.calls("POST", "/v1/checkout/sessions")
     assert params["mode"] == "subscription"
     assert params["client_reference_id"] == str(subscriber.pk)

@@ -38,7 +38,8 @@ def test_author_writes_and_publishes_an_issue_that_readers_find(
     page.get_by_label("Password").fill("s3cret-pass!")
     page.get_by_role("button", name="Log in").click()
 
-    page.get_by_label("Title:", exact=True).press_sequentially(
+    # The theme's labels: no colon, an asterisk on a required field.
+    page.get_by_label("Title*", exact=True).press_sequentially(
         "Convolutions strike back"
     )
     expect(page.locator("#id_slug")).to_have_value("convolutions-strike-back")
@@ -54,8 +55,8 @@ def test_author_writes_and_publishes_an_issue_that_readers_find(
     page.locator("#id_body").fill(BODY)
     expect(preview.locator(".paper-ref-error")).to_have_count(0)
 
-    page.get_by_label("Status:").select_option("published")
-    page.locator("input[name=_save]").click()
+    page.get_by_label("Status*", exact=True).select_option("published")
+    page.locator("[name=_save]").click()  # the theme's Save is a <button>
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
 
     # A reader, not signed in, finds it in the archive, on its page and in the feed.

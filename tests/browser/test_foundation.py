@@ -20,4 +20,4 @@ def test_author_logs_in_to_the_admin(page):
     page.get_by_label("Password").fill("s3cret-pass!")
     page.get_by_role("button", name="Log in").click()
 
-    expect(page.get_by_text("Site administration")).to_be_visible()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()

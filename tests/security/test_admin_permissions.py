@@ -51,6 +51,8 @@ CUSTOM_VIEWS = {
     # (OTP_ADMIN_HIDE_SENSITIVE_DATA), for everyone.
     "otp_totp_totpdevice_config": 403,
     "otp_totp_totpdevice_qrcode": 403,
+    # django-unfold's command search: names of the models the user may see, GET only.
+    "search": 405,
 }
 # The signed-in staff member's own two-factor settings: anyone on the staff may
 # look after their own account (tests/security/test_admin_login.py).

@@ -284,10 +284,14 @@ class _InlineCode(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        # A data block (the JSON-LD) is never run, so the policy does not
-        # govern it; any other inline <script> would be code the policy blocks.
+        # A data block (the JSON-LD, a chart's json_script) is never run,
+        # so the policy does not govern it; any other inline <script> would be
+        # code the policy blocks.
         if tag == "script" and not attrs.get("src"):
-            self._in_script = attrs.get("type") != "application/ld+json"
+            self._in_script = attrs.get("type") not in (
+                "application/ld+json",
+                "application/json",
+            )
         if tag == "style":
             self.found.append("<style> element")
         for name, value in attrs.items():

@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
-from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models.functions import Lower
 from django.utils import timezone
+from unfold.widgets import UnfoldAdminSplitDateTimeWidget
+
+
+class LabelledSplitDateTimeWidget(UnfoldAdminSplitDateTimeWidget):
+    """The admin theme's date and time inputs, each named for screen readers
+    (the theme shows only a placeholder in each)."""
+
+    def __init__(self, attrs=None) -> None:
+        super().__init__(attrs)
+        self.widgets[0].attrs["aria-label"] = "Date"
+        self.widgets[1].attrs["aria-label"] = "Time"
+
 
 OUTSIDE_STAFF_LABEL = "I confirm sending to addresses outside the staff"
 
@@ -80,7 +91,7 @@ class TestEmailForm(forms.Form):
 class ScheduleForm(forms.Form):
     publish_at = forms.SplitDateTimeField(
         label="Publish and send at",
-        widget=AdminSplitDateTime,
+        widget=LabelledSplitDateTimeWidget,
         help_text="In the publication's time zone. Beat checks every 30 seconds.",
     )
 

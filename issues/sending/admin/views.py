@@ -122,6 +122,8 @@ class PublishingAdminMixin(_ModelAdmin):
             "original": issue,
             "issue": issue,
             "title": title,
+            # Its title in the theme's heading (unfold/helpers/welcomemsg.html).
+            "page_title": title,
             "change_url": self._change_url(issue),
             **extra,
         }

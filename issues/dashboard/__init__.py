@@ -1,0 +1,1 @@
+"""The author's dashboard and growth pages, read from daily rollups."""
