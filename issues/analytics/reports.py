@@ -201,9 +201,10 @@ def engagement(issue_ids: list[int]) -> dict[int, dict[str, int]]:
         .annotate(**{name: Sum(name) for name in ENGAGEMENT})
         .order_by()
     )
-    found = {
-        row["issue_id"]: {name: row[name] or 0 for name in ENGAGEMENT} for row in rows
-    }
+    found: dict[int, dict[str, int]] = {}
+    for row in rows:
+        values: dict = dict(row)
+        found[values["issue_id"]] = {name: values[name] or 0 for name in ENGAGEMENT}
     return {pk: found.get(pk, dict.fromkeys(ENGAGEMENT, 0)) for pk in issue_ids}
 
 
