@@ -207,7 +207,7 @@ def test_a_slow_claim_does_not_hold_back_the_messages_in_flight(
     """On PostgreSQL the "sending" marks have a thread and connection of their own:
     while the recording thread is busy claiming the next rows, the sessions' marks
     are written and their messages go out. On SQLite (one writer at a time) the
-    marks wait for the claim."""
+    marks wait for the claim, and the send still completes."""
     make_subscribers(6)
     # Not publish_issue(): outside a test transaction its task would send at once.
     send = Send.objects.create(issue=issue)
@@ -218,7 +218,7 @@ def test_a_slow_claim_does_not_hold_back_the_messages_in_flight(
         claim_batch(send_id=send.pk, claimant="w", size=3),
     ]
     separate = connection.vendor == "postgresql"
-    seen: list[int] = []
+    seen: list[int] = []  # messages out when the slow claim ended
 
     def slow_claim():
         if len(batches) == 1:
@@ -245,4 +245,8 @@ def test_a_slow_claim_does_not_hold_back_the_messages_in_flight(
     assert set(Delivery.objects.filter(send=send).values_list("status", flat=True)) == {
         Delivery.Status.SENT
     }
-    assert seen == ([3] if separate else [0])
+    assert len(seen) == 1
+    if separate:
+        # Every row of the first batch went out while the claim ran. (On SQLite
+        # only the rows marked before it began can, so the count there is a race.)
+        assert seen == [3]
