@@ -13,6 +13,7 @@ import logging
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
@@ -75,6 +76,15 @@ class Figures:
         hour = at.replace(minute=0, second=0, microsecond=0)
         self.hourly[(issue_id, hour)].update(counts)
 
+    def take_back(self, other: Figures) -> None:
+        """Subtract what other counted (a recount's earlier counting)."""
+        for key, counts in other.daily.items():
+            self.daily[key].subtract(counts)
+        for hour, counts in other.hourly.items():
+            self.hourly[hour].subtract(counts)
+        for link, counts in other.links.items():
+            self.links[link].subtract(counts)
+
     def write(self, pages: dict[str, tuple[int | None, int | None]]) -> None:
         _upsert(DailyIssueStat, self.daily, ("issue_id", "day"))
         _upsert(HourlyIssueStat, self.hourly, ("issue_id", "hour"))
@@ -94,7 +104,7 @@ class Figures:
 
 def _upsert(model, increments: dict, fields: tuple[str, str]) -> None:
     for key, counts in increments.items():
-        counts = +counts  # drops zeros
+        counts = {name: n for name, n in counts.items() if n}  # a recount's are < 0
         if not counts:
             continue
         lookup = dict(zip(fields, key, strict=True))
@@ -155,13 +165,18 @@ def _deliveries(hits: list[dict], figures: Figures) -> list[Event]:
             if hit["k"] == "click" and hit.get("n") is not None
         }
     )
+    earlier = _earlier_clicks(grouped, rows, links_in_email)
     events: list[Event] = []
     changed: list[Activity] = []
     created: list[Activity] = []
     for delivery_id, pairs in grouped.items():
         send_id, issue_id, sent_at = rows[delivery_id]
+        before = [
+            DeliveryHit("click", e.at, e.link.number if e.link else None, e.reason)
+            for e in earlier.get(delivery_id, [])
+        ]
         delivery_reasons(
-            [dh for _, dh in pairs],
+            before + [dh for _, dh in pairs],
             sent_at=sent_at,
             links_in_email=links_in_email.get(send_id, 0),
         )
@@ -171,6 +186,13 @@ def _deliveries(hits: list[dict], figures: Figures) -> list[Event]:
             created.append(activity)
         else:
             changed.append(activity)
+        turned = [
+            (event, hit.reason)
+            for event, hit in zip(earlier.get(delivery_id, []), before, strict=True)
+            if hit.reason
+        ]
+        if turned:
+            _recount(figures, activity, turned, issue_id=issue_id, sent_at=sent_at)
         for hit, dh in pairs:
             number = hit.get("n")
             link = (
@@ -241,6 +263,82 @@ def _count(
         if link.number not in activity.links:
             activity.links = [*activity.links, link.number]
             figures.links[(link.pk, at.date())].update(unique_clicks=1)
+
+
+def _earlier_clicks(grouped, rows, links_in_email) -> dict[int, list[Event]]:
+    """The clicks counted as a person's by an earlier block within the "every link
+    at once" window before this block's, of deliveries with clicks in this block:
+    a scanner's burst that a block boundary cut in two is still one burst."""
+    window = timedelta(seconds=settings.ANALYTICS_ALL_LINKS_SECONDS)
+    firsts = {
+        delivery_id: min(dh.at for _, dh in pairs if dh.kind == "click")
+        for delivery_id, pairs in grouped.items()
+        if links_in_email.get(rows[delivery_id][0], 0) >= 3
+        and any(dh.kind == "click" for _, dh in pairs)
+    }
+    if not firsts:
+        return {}
+    found: dict[int, list[Event]] = defaultdict(list)
+    for event in (
+        Event.objects.filter(
+            # The issue and the time: the events' index, a few seconds of it.
+            issue_id__in={rows[delivery_id][1] for delivery_id in firsts},
+            delivery_id__in=list(firsts),
+            kind=Kind.CLICK,
+            machine=False,
+            at__gte=min(firsts.values()) - window,
+        )
+        .select_related("link")
+        .order_by("at")
+    ):
+        delivery_id = event.delivery_id or 0
+        if event.at >= firsts[delivery_id] - window:
+            found[delivery_id].append(event)
+    return found
+
+
+def _recount(
+    figures: Figures,
+    activity: Activity,
+    turned: list[tuple[Event, str]],
+    *,
+    issue_id: int,
+    sent_at: datetime | None,
+) -> None:
+    """Count a delivery's stored hits again now that some turned out a machine's.
+
+    What they added is taken back (replayed as they were counted) and added again
+    with the new reasons; the delivery's activity starts from that recount.
+    """
+    for event, reason in turned:
+        event.machine, event.reason = True, reason[:40]
+    stored = list(
+        Event.objects.filter(
+            delivery_id=activity.delivery_id, kind__in=[Kind.OPEN, Kind.CLICK]
+        )
+        .select_related("link")
+        .order_by("at", "pk")
+    )
+    new_reasons = {event.pk: event.reason for event, _ in turned}
+    taken_back = Figures()
+    was, now = Activity(), Activity()
+    for event in stored:
+        number = event.link.number if event.link else None
+        counted = DeliveryHit(event.kind, event.at, number, event.reason)
+        _count(taken_back, was, issue_id, counted, event.link, sent_at)
+        reason = new_reasons.get(event.pk, event.reason)
+        recounted = DeliveryHit(event.kind, event.at, number, reason)
+        _count(figures, now, issue_id, recounted, event.link, sent_at)
+    figures.take_back(taken_back)
+    for name in (
+        "first_human_open",
+        "first_machine_open",
+        "first_human_click",
+        "first_machine_click",
+        "links",
+    ):
+        setattr(activity, name, getattr(now, name))
+    Event.objects.bulk_update([event for event, _ in turned], ["machine", "reason"])
 
 
 def _links_per_send(send_ids: set[int]) -> dict[int, int]:

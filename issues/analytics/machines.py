@@ -128,8 +128,10 @@ def delivery_reasons(
 ) -> None:
     """Set the reason of each of a delivery's hits a machine made (in place).
 
-    hits: this flush's hits of the delivery (opens and clicks); links_in_email: how
-    many tracked links the message has.
+    hits: this flush's hits of the delivery (opens and clicks), and the clicks an
+    earlier flush counted in the seconds before them (flush._earlier_clicks: a burst
+    cut in two by a flush is still one); links_in_email: how many tracked links the
+    message has.
     """
     soon = settings.ANALYTICS_MACHINE_CLICK_SECONDS
     burst = settings.ANALYTICS_ALL_LINKS_SECONDS

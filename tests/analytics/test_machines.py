@@ -111,6 +111,39 @@ def test_whatever_follows_the_hidden_link_is_a_machine(outbox, client):
     assert (report.machine_opens, report.machine_clicks) == (1, 2)
 
 
+def test_every_link_at_once_cut_in_two_by_a_flush_is_still_a_machine(outbox, client):
+    issue = make_issue()
+    message = send_issue(issue, outbox, subscribers=2)
+    scanned, read = message["reader0@example.org"], message["reader1@example.org"]
+    links = [
+        p for p in dict.fromkeys(tracked_links(scanned)) if p != hidden_link(scanned)
+    ]
+    client.get(tracked_links(read)[3], HTTP_USER_AGENT=CHROME)
+    client.get(pixel(scanned), HTTP_USER_AGENT=CHROME)  # the pixel: before the links
+    for path in links[:2]:
+        client.get(path, HTTP_USER_AGENT=CHROME)
+    flush()  # what the scanner followed so far looks like a person's
+    assert issue_report(issue).unique_clicks == 2
+    for path in links[2:]:
+        client.get(path, HTTP_USER_AGENT=CHROME)
+    flush()
+
+    report = issue_report(issue)
+    assert (report.unique_clicks, report.clicks) == (1, 1)  # the reader's only
+    assert (report.unique_opens, report.opens) == (2, 2)  # the pixel, and the reader
+    assert report.machine_clicks == len(links) == 5
+    clicked = [
+        (link.clicks, link.unique_clicks) for link in report.links if link.clicks
+    ]
+    assert clicked == [(1, 1)]
+    assert set(Event.objects.filter(machine=True).values_list("reason", flat=True)) == {
+        "every-link-at-once"
+    }
+    hours = report.hourly
+    assert sum(h.unique_clicks for h in hours) == 1
+    assert sum(h.machine for h in hours) == 5
+
+
 def test_every_link_followed_within_seconds_is_a_machine(outbox, client):
     issue = make_issue()
     message = send_issue(issue, outbox, subscribers=2)
