@@ -1,5 +1,6 @@
 /*
- * The dashboard's charts (Chart.js, vendored in static/vendor/chartjs/).
+ * The admin's charts (Chart.js, vendored in static/vendor/chartjs/): the dashboard,
+ * the growth page and an issue's report, each through templates/admin/_chart.html.
  *
  * Each <canvas data-chart="ID"> is drawn from the JSON in the element #ID
  * (Django's json_script), so no figure is written into code. Colours follow the
@@ -56,7 +57,7 @@
     const source = document.getElementById(canvas.dataset.chart);
     if (!source) return;
     const spec = JSON.parse(source.textContent);
-    const sparkline = canvas.closest(".dash-sparkline") !== null;
+    const sparkline = canvas.closest(".chart-sparkline") !== null;
     const dark = isDark();
     const colours = dark ? PALETTE.dark : PALETTE.light;
     const chart = new window.Chart(canvas, {
