@@ -207,9 +207,11 @@ def hourly_chart(report: IssueReport) -> dict[str, Any] | None:
         return None
     return {
         "id": "first-hours",
-        "title": f"The first {HOURS} hours: people who opened and clicked, "
-        "and machines, per hour since sending started",
-        "kind": "line",
+        "title": "People who opened, people who clicked and machines, per hour "
+        "since sending started",
+        # Bars side by side: each hour's figures are not parts of one whole.
+        "kind": "bar",
+        "stacked": False,
         "period": "Hour since sending started",
         "labels": [str(hour.hour) for hour in report.hourly],
         "datasets": [

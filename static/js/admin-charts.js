@@ -20,6 +20,9 @@
   }
 
   function options(spec, sparkline, dark) {
+    // Parts of one whole (sources) stack; figures side by side (the hours of a
+    // report: people who opened, who clicked, machines) say so with stacked: false.
+    const stacked = spec.stacked === undefined ? spec.kind === "bar" : spec.stacked;
     const text = dark ? "#e5e7eb" : "#374151";
     const grid = dark ? "rgba(229, 231, 235, 0.15)" : "rgba(55, 65, 81, 0.12)";
     return {
@@ -36,14 +39,13 @@
       },
       scales: {
         x: {
-          // Sources are parts of one whole: their bars stack.
-          stacked: spec.kind === "bar",
+          stacked: stacked,
           display: !sparkline,
           ticks: { color: text, maxTicksLimit: 8 },
           grid: { color: grid },
         },
         y: {
-          stacked: spec.kind === "bar",
+          stacked: stacked,
           display: !sparkline,
           beginAtZero: true,
           ticks: { color: text, precision: 0 },
@@ -57,7 +59,7 @@
     const source = document.getElementById(canvas.dataset.chart);
     if (!source) return;
     const spec = JSON.parse(source.textContent);
-    const sparkline = canvas.closest(".chart-sparkline") !== null;
+    const sparkline = canvas.closest(".admin-chart-sparkline") !== null;
     const dark = isDark();
     const colours = dark ? PALETTE.dark : PALETTE.light;
     const chart = new window.Chart(canvas, {
