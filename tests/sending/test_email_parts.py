@@ -172,3 +172,39 @@ def test_text_part_tracks_nothing_when_the_publication_tracks_no_clicks(
     text = text_of(message)
     assert "/r/" not in text
     assert "code (https://github.com/facebookresearch/ConvNeXt)" in text
+
+
+def test_the_provider_path_tracks_the_same_plain_text_as_smtp(settings):
+    """Through a provider the text part is personalised_text(); over SMTP, build()."""
+    from issues.sending.emails import Recipient, render_segment
+    from issues.sending.models import Send
+    from tests.sending.conftest import parse
+
+    settings.SITE_URL = "https://news.example"
+    issue = IssueFactory(slug="paths", body="See [the code](https://example.org/code).")
+    prepared = render_segment(
+        issue=issue, segment="free", send_id=Send.objects.create(issue=issue).pk
+    )
+    tracked = Recipient(
+        email="a@example.org", token="t" * 32, message_id="m1@x", delivery_id=7,
+        tracking=True,
+    )  # fmt: skip
+    private = Recipient(
+        email="b@example.org", token="u" * 32, message_id="m2@x", delivery_id=8
+    )
+
+    for recipient in (tracked, private):
+        over_smtp = parse(prepared.build(recipient)).get_body(("plain",)).get_content()
+        through_provider = prepared.personalised_text(recipient)
+        assert over_smtp.replace("\r\n", "\n") == through_provider.replace("\r\n", "\n")
+    in_text = tracked_numbers(prepared.personalised_text(tracked))
+    assert set(in_text) == {
+        "https://example.org/code",
+        f"https://news.example{issue.get_absolute_url()}",
+    }
+    assert (
+        in_text.items() <= tracked_numbers(prepared.personalised_html(tracked)).items()
+    )
+    assert "/7." in prepared.personalised_text(tracked)
+    assert "/r/" not in prepared.personalised_text(private)
+    assert "(https://example.org/code)" in prepared.personalised_text(private)
