@@ -88,8 +88,10 @@ def client_ip(request) -> str:
     """
     remote = request.META.get("REMOTE_ADDR", "") or ""
     networks = _networks(tuple(getattr(settings, "TRUSTED_PROXIES", ())))
+    if not networks:
+        return remote
     remote_ip = _ip(remote)
-    if not networks or remote_ip is None or not _trusted(remote_ip, networks):
+    if remote_ip is None or not _trusted(remote_ip, networks):
         return remote
     hops = request.headers.get("x-forwarded-for", "").split(",")
     client = remote

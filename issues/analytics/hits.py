@@ -31,14 +31,14 @@ def _hit_id() -> str:
     return secrets.token_hex(12)
 
 
-def _request_facts(request) -> tuple[str, str]:
-    agent = request.headers.get("user-agent", "")[:_UA_KEPT]
-    return agent, request_reason(agent, client_ip(request))
+def _machine_reason(request, ip: str) -> str:
+    """Why the request is a machine's ("" for a person's)."""
+    return request_reason(request.headers.get("user-agent", "")[:_UA_KEPT], ip)
 
 
 def record_open(request, *, delivery_id: int) -> None:
     """Buffer an open of a delivery's email."""
-    agent, reason = _request_facts(request)
+    reason = _machine_reason(request, client_ip(request))
     get_buffer().append(
         {"i": _hit_id(), "k": "open", "t": time.time(), "d": delivery_id, "m": reason}
     )
@@ -46,7 +46,7 @@ def record_open(request, *, delivery_id: int) -> None:
 
 def record_click(request, *, delivery_id: int, send_id: int, number: int, url: str):
     """Buffer a click on a tracked link (which also counts as an open)."""
-    agent, reason = _request_facts(request)
+    reason = _machine_reason(request, client_ip(request))
     get_buffer().append(
         {
             "i": _hit_id(),
@@ -101,18 +101,18 @@ def day_salt(day: date) -> str:
     return salt
 
 
-def visitor_digest(request, *, day: date, page: str) -> str:
+def visitor_digest(request, *, day: date, page: str, ip: str | None = None) -> str:
     """Return a visitor's hash for a day and page: the same all day, then useless."""
-    raw = "|".join(
-        [day_salt(day), page, client_ip(request), request.headers.get("user-agent", "")]
-    )
+    if ip is None:
+        ip = client_ip(request)
+    raw = "|".join([day_salt(day), page, ip, request.headers.get("user-agent", "")])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def record_view(request, *, kind: str, slug: str) -> None:
     """Buffer a web view of an issue's or a paper's page (not a program's)."""
-    agent, reason = _request_facts(request)
-    if reason:
+    ip = client_ip(request)
+    if _machine_reason(request, ip):
         return
     now = datetime.now(UTC)
     get_buffer().append(
@@ -123,6 +123,6 @@ def record_view(request, *, kind: str, slug: str) -> None:
             "pk": kind,
             "slug": slug[:200],
             "r": referrer_host(request),
-            "v": visitor_digest(request, day=now.date(), page=f"{kind}:{slug}"),
+            "v": visitor_digest(request, day=now.date(), page=f"{kind}:{slug}", ip=ip),
         }
     )

@@ -4,8 +4,10 @@ One API call carries up to the provider's batch size of recipients: a single
 ``EmailMultiAlternatives`` with many ``to`` addresses, the body written once per
 segment with the provider's merge fields where each recipient's unsubscribe URL and
 address go, and ``merge_data`` / ``merge_headers`` holding each recipient's values
-(its unsubscribe URL, its ``Message-ID`` and ``List-Unsubscribe``). Where anymail
-cannot merge into content that is not one of the provider's stored templates
+(its unsubscribe URL, its ``Message-ID`` and ``List-Unsubscribe``). Recipients who
+allow tracking share calls whose body has the open pixel and tracked links, their
+signed part a merge field too; those who do not go in calls without either. Where
+anymail cannot merge into content that is not one of the provider's stored templates
 (Postmark, Resend, any provider not listed in ``STYLES``), every recipient gets a
 message of its own, one call each; the caller keeps several of them in flight.
 
@@ -34,11 +36,14 @@ from django.utils.module_loading import import_string
 
 from .emails import PreparedEmail, Recipient
 from .emails.mime import PH_EMAIL, PH_UNSUBSCRIBE
+from .emails.tracking import PH_TRACK, delivery_part
 from .transports import BOUNCED, FAILED, SENT, TRANSIENT, Outcome, describe_error
 
 # Per recipient: its unsubscribe URL and address, as text and HTML-escaped.
 UNSUBSCRIBE, UNSUBSCRIBE_HTML = "quire_unsubscribe", "quire_unsubscribe_html"
 EMAIL, EMAIL_HTML = "quire_email", "quire_email_html"
+# Per tracked recipient: the signed part of its pixel's and tracked links' URLs.
+TRACK = "quire_track"
 
 
 @dataclass(frozen=True)
@@ -114,14 +119,20 @@ def list_headers(prepared: PreparedEmail) -> dict[str, str]:
     }
 
 
-def merge_values(prepared: PreparedEmail, recipient: Recipient) -> dict[str, str]:
+def merge_values(
+    prepared: PreparedEmail, recipient: Recipient, *, tracked: bool = False
+) -> dict[str, str]:
     url = prepared.unsubscribe_url(recipient.token)
-    return {
+    values = {
         UNSUBSCRIBE: url,
         UNSUBSCRIBE_HTML: html.escape(url),
         EMAIL: recipient.email,
         EMAIL_HTML: html.escape(recipient.email),
     }
+    if tracked:
+        # Digits, dots and URL-safe base64: the same in text, HTML and a URL.
+        values[TRACK] = delivery_part(recipient.delivery_id)
+    return values
 
 
 @dataclass
@@ -132,8 +143,12 @@ class MergeBody:
     html: str
 
     @classmethod
-    def for_style(cls, prepared: PreparedEmail, style: Style) -> MergeBody | None:
-        if not style.merge_field:
+    def for_style(
+        cls, prepared: PreparedEmail, style: Style, *, tracked: bool = False
+    ) -> MergeBody | None:
+        """The segment's body with merge fields; tracked: the HTML with the pixel and
+        tracked links (for a call whose recipients all allow tracking)."""
+        if not style.merge_field or (tracked and not prepared.tracked_html):
             return None
         if style.merge_field.startswith("{{") and any(
             "{{" in part for part in (prepared.html, prepared.text, prepared.subject)
@@ -145,9 +160,12 @@ class MergeBody:
         text = prepared.text.replace(PH_UNSUBSCRIBE, field(UNSUBSCRIBE)).replace(
             PH_EMAIL, field(EMAIL)
         )
-        body = prepared.html.replace(PH_UNSUBSCRIBE, field(UNSUBSCRIBE_HTML)).replace(
+        source = prepared.tracked_html if tracked else prepared.html
+        body = source.replace(PH_UNSUBSCRIBE, field(UNSUBSCRIBE_HTML)).replace(
             PH_EMAIL, field(EMAIL_HTML)
         )
+        if tracked:
+            body = body.replace(PH_TRACK, field(TRACK))
         return cls(text, body)
 
 
@@ -156,6 +174,8 @@ def batch_message(
     recipients: list[Recipient],
     body: MergeBody,
     esp: str,
+    *,
+    tracked: bool = False,
 ) -> EmailMultiAlternatives:
     """Return one message for many recipients, their values as merge data."""
     message = EmailMultiAlternatives(
@@ -168,7 +188,9 @@ def batch_message(
     message.attach_alternative(body.html, "text/html")
     # anymail's own message attributes (AnymailMessageMixin), set on a plain one.
     extra: Any = message
-    extra.merge_data = {r.email: merge_values(prepared, r) for r in recipients}
+    extra.merge_data = {
+        r.email: merge_values(prepared, r, tracked=tracked) for r in recipients
+    }
     extra.merge_headers = {r.email: recipient_headers(prepared, r) for r in recipients}
     if esp == "SendGrid":
         extra.esp_extra = {"merge_field_format": "-{}-"}
@@ -290,16 +312,17 @@ class ProviderClient:
         self.backend_class = import_string(settings.EMAIL_BACKEND)
         # Made once here, in the caller's thread, for every call of the send.
         self.bodies = {
-            segment: MergeBody.for_style(email, self.style)
+            (segment, tracked): MergeBody.for_style(email, self.style, tracked=tracked)
             for segment, email in prepared.items()
+            for tracked in (False, True)
         }
         self._local = threading.local()
         self._opened: list[Any] = []
         self._lock = threading.Lock()
 
-    def merges(self, segment: str) -> bool:
+    def merges(self, segment: str, tracked: bool = False) -> bool:
         """Return whether a call for this segment can carry many recipients."""
-        return self.bodies.get(segment) is not None
+        return self.bodies.get((segment, tracked)) is not None
 
     def _connection(self) -> Any:
         backend = getattr(self._local, "backend", None)
@@ -315,11 +338,22 @@ class ProviderClient:
                 self._opened.append(backend)
         return backend
 
-    def send(self, prepared: PreparedEmail, recipients: list[Recipient]) -> CallResult:
-        """Make one API call for these recipients; never raise for a refusal."""
-        body = self.bodies.get(prepared.segment)
+    def send(
+        self,
+        prepared: PreparedEmail,
+        recipients: list[Recipient],
+        *,
+        tracked: bool = False,
+    ) -> CallResult:
+        """Make one API call for these recipients; never raise for a refusal.
+
+        tracked: a merged call's recipients all allow tracking (a message of one
+        recipient's own is tracked or not by the recipient alone)."""
+        body = self.bodies.get((prepared.segment, tracked))
         if body is not None:
-            message = batch_message(prepared, recipients, body, self.esp)
+            message = batch_message(
+                prepared, recipients, body, self.esp, tracked=tracked
+            )
         else:
             (recipient,) = recipients
             message = single_message(prepared, recipient)

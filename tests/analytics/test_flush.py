@@ -3,14 +3,17 @@ web views and unsubscribes into the same tables."""
 
 import base64
 import json
+import os
+import socket
 import threading
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from django.test import Client
 
-from issues.analytics.buffer import FileBuffer, get_buffer
+from issues.analytics.buffer import FileBuffer, RedisBuffer, get_buffer
 from issues.analytics.flush import forget_past_visitors
 from issues.analytics.models import DailySalt, DailyVisitor, Event
 from issues.analytics.reports import issue_report
@@ -76,6 +79,56 @@ def test_file_buffer_loses_no_hit_appended_while_it_is_drained(tmp_path):
         seen.extend(hit["i"] for hit in block)
 
     assert sorted(seen) == sorted(f"w{k}-{n}" for k in range(4) for n in range(2000))
+
+
+def test_the_buffer_keeps_hits_from_threads_and_forked_servers(buffer):
+    """The configured buffer (a file here; in the services leg a host's spool
+    forwarded to Redis): every thread's and every forked process's hits arrive."""
+    threads = [
+        threading.Thread(
+            target=lambda k=k: [buffer.append({"i": f"t{k}-{n}"}) for n in range(200)]
+        )
+        for k in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    buffer.append({"i": "parent"})
+    child = os.fork()
+    if child == 0:  # a server process forked after the parent appended
+        try:
+            for n in range(50):
+                buffer.append({"i": f"child-{n}"})
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    buffer.append({"i": "after"})
+
+    seen = [hit["i"] for block in buffer.drain(500) for hit in block]
+    expected = [f"t{k}-{n}" for k in range(4) for n in range(200)]
+    expected += ["parent", "after", *(f"child-{n}" for n in range(50))]
+    assert sorted(seen) == sorted(expected)
+
+
+def test_with_redis_down_the_pixel_answers_and_its_hit_waits_on_its_host(
+    tmp_path, settings, client, outbox
+):
+    message = send_issue(make_issue(), outbox, subscribers=1)["reader0@example.org"]
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    settings.ANALYTICS_BUFFER_URL = dead
+    settings.ANALYTICS_BUFFER_DIR = tmp_path / "spool"
+    buffer = get_buffer()
+    assert isinstance(buffer, RedisBuffer)
+
+    assert client.get(pixel(message), HTTP_USER_AGENT=CHROME).status_code == 200
+    with pytest.raises(redis.ConnectionError):
+        buffer.forward(wait=True)
+
+    (block,) = buffer.spool.drain(100)
+    assert [(hit["k"], hit["m"]) for hit in block] == [("open", "")]
 
 
 def _postmark(client, payload: dict):

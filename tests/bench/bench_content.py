@@ -48,6 +48,8 @@ from tests.bench.support import (
 DB_NAME = os.environ.get("BENCH_CONTENT_DB", "quire_bench_content")
 ROOT = Path(__file__).resolve().parent.parent.parent
 VAR = ROOT / "var" / "bench-content"
+# The analytics buffer the servers append each counted page view to (a file here).
+HITS = VAR / "analytics" / "hits.jsonl"
 WORDS = 10_000
 CITATIONS = 30
 ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", "2"))
@@ -59,8 +61,13 @@ TAGS = 12
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 ISSUE_PATH = "/issues/bench-issue/"
-# What every browser sends along.
-BROWSER = "Accept-Encoding: gzip, deflate, br\r\n"
+# What every browser sends along; a browser's user agent, so that each view of an
+# issue or a paper is counted (issues/analytics), as a reader's is.
+BROWSER = (
+    "Accept-Encoding: gzip, deflate, br\r\n"
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n"
+)
 MINIMAL_PATH = "/bench/minimal/"
 # Every reader page, by name; the target is a share of the issue page's rate.
 PAGES = {
@@ -231,6 +238,14 @@ def _start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
     raise SystemExit(f"gunicorn did not start; see {VAR / 'gunicorn.log'}")
 
 
+def _buffered_views() -> int:
+    """How many page views the servers appended to the analytics buffer."""
+    if not HITS.exists():
+        return 0
+    with open(HITS, "rb") as handle:
+        return sum(1 for line in handle if b'"k":"view"' in line)
+
+
 # --- The load generator (tests/bench/support.py) ------------------------------------
 def _throughput(port: int, path: str, *, headers: str = "", expect: int = 200) -> float:
     """Return requests per second for path at CONCURRENCY clients in 2 processes."""
@@ -269,6 +284,7 @@ def main() -> int:
 
         connections.close_all()
 
+        HITS.unlink(missing_ok=True)  # the views a previous run buffered
         port = free_port()
         server = _start_server(port)
         status, body = get(port, ISSUE_PATH)
@@ -295,6 +311,8 @@ def main() -> int:
         # on the machine hits all alike; ratios are taken per round.
         returning = _rounds(port, cookie)
         first_visits = _rounds(port, BROWSER, rounds=max(1, ROUNDS - 1))
+        views = _buffered_views()
+        assert views > 0, "no issue or paper view was counted"
         revalidated_rates = [
             _throughput(port, ISSUE_PATH, expect=304,
                         headers=f"{cookie}If-None-Match: {etag}\r\n")
@@ -338,7 +356,7 @@ def main() -> int:
     print(f"server: gunicorn, {WORKERS} sync workers, PostgreSQL, DEBUG off; "
           f"load: {CONCURRENCY} clients in 2 processes, {ROUNDS} rounds of "
           f"{ROUND_SECONDS:g}s per page, a new connection per request, clients "
-          f"accept gzip, as browsers do")  # fmt: skip
+          f"accept gzip and send a browser's user agent (views counted)")  # fmt: skip
     print(f"issue page ({WORDS} words, {CITATIONS} citations): {ms(timings)}; "
           f"minimal view: {ms(minimal_timings)}")  # fmt: skip
     print(f"throughput: issue page {issue_rps:.0f} req/s, minimal view "
@@ -370,6 +388,7 @@ def main() -> int:
     print(f"revalidated from the reader's cache (If-None-Match -> 304): "
           f"{revalidated_rate:.0f} req/s -> "
           f"{'OK' if revalidated_ok else 'SLOWER THAN NO CACHE'}")  # fmt: skip
+    print(f"issue and paper views counted during the rounds (buffered): {views}")
     print(f"pages below target: {failed}")
     return 0
 

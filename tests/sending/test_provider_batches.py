@@ -16,6 +16,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from issues.sending import delivery, services
+from issues.sending.emails.tracking import delivery_part
 from issues.sending.models import Delivery
 from subscribers.models import Subscriber
 from tests.sending.conftest import make_subscribers
@@ -329,6 +330,8 @@ def test_ses_entries_carry_each_recipients_headers_and_values(issue, ses):
     assert template["Subject"] == "Top 10 papers of the year"
     assert "{{{quire_unsubscribe}}}" in template["Text"]
     assert "{{{quire_unsubscribe_html}}}" in template["Html"]
+    # Tracked (the subscribers allow it): the pixel and links carry each one's part.
+    assert template["Html"].count("{{{quire_track}}}") >= 2
     known = tokens()
     ids = dict(Delivery.objects.filter(send=send).values_list("email", "pk"))
     for entry in data["BulkEmailEntries"]:
@@ -341,6 +344,7 @@ def test_ses_entries_carry_each_recipients_headers_and_values(issue, ses):
         assert (
             values["quire_unsubscribe"].count(f"/unsubscribe/{known[to]}/?issue=") == 1
         )
+        assert values["quire_track"] == delivery_part(ids[to])
         headers = {h["Name"]: h["Value"] for h in entry["ReplacementHeaders"]}
         assert headers["Message-ID"] == f"<quire.{send.pk}.{ids[to]}@localhost>"
         assert f"/unsubscribe/{known[to]}/?issue=" in headers["List-Unsubscribe"]

@@ -32,7 +32,7 @@ from ..models import Delivery
 from ..provider_batches import CallResult, ProviderClient
 from ..send_rate import get_rate_limiter
 from ..transports import BOUNCED, SENT, TRANSIENT, Outcome
-from .claims import Claimed, claim_batch, retry_delay
+from .claims import Claimed, among, claim_batch, retry_delay
 
 # Rows per UPDATE that sets a different value on each (a CASE per row).
 CASE_CHUNK = 250
@@ -57,15 +57,21 @@ class Call:
     recipients: list[Recipient] = field(default_factory=list)
     # Its rows are marked "sending" already (a call split after a refusal).
     marked: bool = False
+    # Its recipients all allow tracking: the merged body with the pixel and tracked
+    # links (a call of one recipient's own message is tracked by the recipient).
+    tracked: bool = False
+    # No other call's rows lie between its first and last (see _span).
+    contiguous: bool = True
 
 
 def _calls_for(
     rows: list[Claimed], client: ProviderClient, send_id: int, domain: str
 ) -> list[Call]:
-    """Split claimed rows into calls: per segment, batch size, one address each."""
+    """Split claimed rows into calls: per segment and whether its recipients are
+    tracked, batch size, one address each."""
     size = max(1, client.style.batch_size)
     calls: list[Call] = []
-    open_calls: dict[str, tuple[Call, set[str]]] = {}
+    open_calls: dict[tuple[str, bool], tuple[Call, set[str]]] = {}
     for row in rows:
         recipient = Recipient(
             email=row.email,
@@ -77,19 +83,28 @@ def _calls_for(
             delivery_id=row.id,
             tracking=row.tracking,
         )
-        if not client.merges(row.segment):
+        tracked = recipient.tracked and client.merges(row.segment, tracked=True)
+        if not client.merges(row.segment, tracked):
             calls.append(Call(row.segment, [row], [recipient]))
             continue
-        current = open_calls.get(row.segment)
+        key = (row.segment, tracked)
+        current = open_calls.get(key)
         address = row.email.lower()
         # A batch holds each address once: merge data is keyed by address.
         if current is None or len(current[0].rows) >= size or address in current[1]:
-            current = (Call(row.segment, []), set())
-            open_calls[row.segment] = current
+            current = (Call(row.segment, [], tracked=tracked), set())
+            open_calls[key] = current
             calls.append(current[0])
         current[0].rows.append(row)
         current[0].recipients.append(recipient)
         current[1].add(address)
+    # A segment's tracked and untracked calls interleave: their rows go by id.
+    both = {segment for segment, tracked in open_calls if tracked} & {
+        segment for segment, tracked in open_calls if not tracked
+    }
+    for call in calls:
+        if call.segment in both and len(call.rows) > 1:
+            call.contiguous = False
     return calls
 
 
@@ -99,7 +114,12 @@ def _span(call: Call, claimant: str, status: str) -> QuerySet[Delivery]:
     A call holds consecutive claimed rows of one segment, so while no other call of
     that segment with an overlapping range is in the same state, the range selects
     exactly its rows (a thousand ids would cost more to send than the update).
+    A call whose range holds another call's rows selects its own by their ids.
     """
+    if not call.contiguous:
+        return Delivery.objects.filter(
+            among([row.id for row in call.rows]), claimed_by=claimant, status=status
+        )
     return Delivery.objects.filter(
         claimed_by=claimant,
         status=status,
@@ -260,7 +280,7 @@ def _split(call: Call) -> list[Call]:
     for any invalid recipient); sent alone, only that recipient fails.
     """
     return [
-        Call(call.segment, [row], [recipient], marked=True)
+        Call(call.segment, [row], [recipient], marked=True, tracked=call.tracked)
         for row, recipient in zip(call.rows, call.recipients, strict=True)
     ]
 
@@ -325,7 +345,10 @@ def send_through_provider(
                     if call.rows:
                         run.calls += 1
                         future = pool.submit(
-                            client.send, prepared[call.segment], call.recipients
+                            client.send,
+                            prepared[call.segment],
+                            call.recipients,
+                            tracked=call.tracked,
                         )
                         flying[future] = call
                 if not flying:
