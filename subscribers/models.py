@@ -83,7 +83,14 @@ class Subscriber(models.Model):
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     # Indexed for the dashboard's daily figures (confirmations per day).
     confirmed_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    unsubscribed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    unsubscribed_at = models.DateTimeField(
+        "left at",
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When they left the list: they unsubscribed, or were taken off it "
+        "for a hard bounce or a spam complaint.",
+    )
 
     # The consent record: when, from where and under which wording they agreed.
     consent_at = models.DateTimeField(

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -252,12 +253,14 @@ def unsubscribe_subscribers(*, queryset, now: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def suppress_address(*, email: str, reason: str) -> Suppression:
+def suppress_address(
+    *, email: str, reason: str, now: datetime | None = None
+) -> Suppression:
     """Put the address on the suppression list so nothing mails or imports it again.
 
     reason is a Suppression.Reason: "bounced" or "complained" also set the matching
-    subscriber's status; "deleted" erases the matching subscriber altogether, keeping
-    only the hash.
+    subscriber's status and, unless they had left already, when they left (now);
+    "deleted" erases the matching subscriber altogether, keeping only the hash.
     """
     reason = Suppression.Reason(reason)
     email_hash = hash_email(email)
@@ -277,7 +280,15 @@ def suppress_address(*, email: str, reason: str) -> Suppression:
     if reason == Suppression.Reason.DELETED:
         matching.delete()
     else:
-        matching.update(status=reason.value, confirmation_nonce="")
+        # Taken off the list: the day they left counts in the growth figures
+        # (issues/dashboard/rollup.py), as an unsubscribe does.
+        matching.update(
+            status=reason.value,
+            confirmation_nonce="",
+            unsubscribed_at=Coalesce(
+                F("unsubscribed_at"), Value(now or timezone.now())
+            ),
+        )
     return suppression
 
 

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_safe
 from issues.models import Issue
 from issues.sending import admin as sending_admin
 
-from .reports import issue_report, most_read_papers
+from .reports import hourly_chart, issue_report, most_read_papers
 
 PERMISSION = "analytics.view_report"
 
@@ -70,7 +70,7 @@ class IssueAdmin(sending_admin.IssueAdmin):
             "report": report,
             "papers": report.papers,
             "change_url": reverse("admin:issues_issue_change", args=[issue.pk]),
-            "peak": max((h.unique_opens for h in report.hourly), default=0) or 1,
+            "hourly_chart": hourly_chart(report),
         }
         return TemplateResponse(request, "admin/analytics/report.html", context)
 

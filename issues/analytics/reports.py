@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Q, Sum
 
@@ -186,6 +187,47 @@ def issue_report(issue: Issue) -> IssueReport:
                 )
             )
     return report
+
+
+# The series of the first hours' chart: the figure of HourFigures, its label.
+HOURLY_SERIES = [
+    ("unique_opens", "People who opened"),
+    ("unique_clicks", "People who clicked"),
+    ("machine", "Machines"),
+]
+
+
+def hourly_chart(report: IssueReport) -> dict[str, Any] | None:
+    """Return the first hours' figures as a chart for templates/admin/_chart.html.
+
+    The same shape as the dashboard's charts (static/js/admin-charts.js draws them):
+    labels, one dataset per series, and the figures again as rows of a table.
+    """
+    if not report.hourly:
+        return None
+    return {
+        "id": "first-hours",
+        "title": "People who opened, people who clicked and machines, per hour "
+        "since sending started",
+        # Bars side by side: each hour's figures are not parts of one whole.
+        "kind": "bar",
+        "stacked": False,
+        "period": "Hour since sending started",
+        "labels": [str(hour.hour) for hour in report.hourly],
+        "datasets": [
+            {
+                "key": key,
+                "label": label,
+                "values": [getattr(hour, key) for hour in report.hourly],
+            }
+            for key, label in HOURLY_SERIES
+        ],
+        "currency": "",
+        "rows": [
+            [str(hour.hour)] + [str(getattr(hour, key)) for key, _ in HOURLY_SERIES]
+            for hour in report.hourly
+        ],
+    }
 
 
 # What the dashboard shows of each issue next to the send's own counts.

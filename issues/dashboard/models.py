@@ -14,10 +14,13 @@ class DailyGrowth(models.Model):
     new_checkout = models.PositiveIntegerField(default=0)
     confirmed = models.PositiveIntegerField(default=0)
     unsubscribed = models.PositiveIntegerField(
-        default=0, help_text="Confirmed subscribers who left that day."
+        default=0,
+        help_text="Confirmed subscribers who left that day: unsubscribed, or taken off "
+        "the list for a hard bounce or a spam complaint.",
     )
     subscribers = models.PositiveIntegerField(
-        default=0, help_text="Confirmed and not unsubscribed at the day's end."
+        default=0,
+        help_text="Confirmed and not left (see unsubscribed) at the day's end.",
     )
     updated = models.DateTimeField(auto_now=True)
 

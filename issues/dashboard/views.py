@@ -31,7 +31,7 @@ REPORT_PERMISSION = "analytics.view_report"
 # revenue); "money" charts show the smallest unit as the currency's main unit.
 GROWTH_CHARTS = [
     ("subscribers", "Subscribers", ["subscribers"]),
-    ("flows", "New, confirmed and unsubscribed", ["new", "confirmed", "unsubscribed"]),
+    ("flows", "New, confirmed and left", ["new", "confirmed", "unsubscribed"]),
     ("net", "Net growth", ["net"]),
     (
         "sources",

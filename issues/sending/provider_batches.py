@@ -147,7 +147,8 @@ class MergeBody:
         cls, prepared: PreparedEmail, style: Style, *, tracked: bool = False
     ) -> MergeBody | None:
         """The segment's body with merge fields; tracked: the HTML with the pixel and
-        tracked links (for a call whose recipients all allow tracking)."""
+        tracked links, and the text with the same links tracked (for a call whose
+        recipients all allow tracking)."""
         if not style.merge_field or (tracked and not prepared.tracked_html):
             return None
         if style.merge_field.startswith("{{") and any(
@@ -157,8 +158,11 @@ class MergeBody:
             # Handlebars: such an email goes one message per recipient.
             return None
         field = style.merge_field.format
-        text = prepared.text.replace(PH_UNSUBSCRIBE, field(UNSUBSCRIBE)).replace(
-            PH_EMAIL, field(EMAIL)
+        plain = prepared.tracked_text if tracked and prepared.tracked_text else None
+        text = (
+            (plain or prepared.text)
+            .replace(PH_UNSUBSCRIBE, field(UNSUBSCRIBE))
+            .replace(PH_EMAIL, field(EMAIL))
         )
         source = prepared.tracked_html if tracked else prepared.html
         body = source.replace(PH_UNSUBSCRIBE, field(UNSUBSCRIBE_HTML)).replace(
@@ -166,6 +170,7 @@ class MergeBody:
         )
         if tracked:
             body = body.replace(PH_TRACK, field(TRACK))
+            text = text.replace(PH_TRACK, field(TRACK))
         return cls(text, body)
 
 

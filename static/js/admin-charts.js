@@ -1,5 +1,6 @@
 /*
- * The dashboard's charts (Chart.js, vendored in static/vendor/chartjs/).
+ * The admin's charts (Chart.js, vendored in static/vendor/chartjs/): the dashboard,
+ * the growth page and an issue's report, each through templates/admin/_chart.html.
  *
  * Each <canvas data-chart="ID"> is drawn from the JSON in the element #ID
  * (Django's json_script), so no figure is written into code. Colours follow the
@@ -19,6 +20,9 @@
   }
 
   function options(spec, sparkline, dark) {
+    // Parts of one whole (sources) stack; figures side by side (the hours of a
+    // report: people who opened, who clicked, machines) say so with stacked: false.
+    const stacked = spec.stacked === undefined ? spec.kind === "bar" : spec.stacked;
     const text = dark ? "#e5e7eb" : "#374151";
     const grid = dark ? "rgba(229, 231, 235, 0.15)" : "rgba(55, 65, 81, 0.12)";
     return {
@@ -35,14 +39,13 @@
       },
       scales: {
         x: {
-          // Sources are parts of one whole: their bars stack.
-          stacked: spec.kind === "bar",
+          stacked: stacked,
           display: !sparkline,
           ticks: { color: text, maxTicksLimit: 8 },
           grid: { color: grid },
         },
         y: {
-          stacked: spec.kind === "bar",
+          stacked: stacked,
           display: !sparkline,
           beginAtZero: true,
           ticks: { color: text, precision: 0 },
@@ -56,7 +59,7 @@
     const source = document.getElementById(canvas.dataset.chart);
     if (!source) return;
     const spec = JSON.parse(source.textContent);
-    const sparkline = canvas.closest(".dash-sparkline") !== null;
+    const sparkline = canvas.closest(".admin-chart-sparkline") !== null;
     const dark = isDark();
     const colours = dark ? PALETTE.dark : PALETTE.light;
     const chart = new window.Chart(canvas, {

@@ -66,6 +66,23 @@ def html_of(message) -> str:
     return message.get_body(("html",)).get_content()
 
 
+def text_of(message) -> str:
+    return message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+
+
+def text_link_to(message, url: str) -> str:
+    """The tracked address in the message's plain text that leads to url."""
+    from issues.sending.emails.tracking import read_link_part
+
+    for found in re.findall(r"https?://[^\s()]+", text_of(message)):
+        path = urlsplit(found).path
+        if re.match(r"^/r/[^/]+/[^/]+/$", path):
+            link = read_link_part(path.rstrip("/").rsplit("/", 1)[1])
+            if link is not None and link.url == url:
+                return path
+    raise AssertionError(f"no tracked link to {url} in the plain text")
+
+
 def tracked_links(message) -> list[str]:
     """The message's tracked addresses (paths), in order, the hidden one included."""
     return [

@@ -22,11 +22,14 @@ from tests.analytics.helpers import (
     link_to,
     make_issue,
     pixel,
+    text_link_to,
+    text_of,
     tracked_links,
 )
 from tests.conftest import wait_for
 
 CODE = "https://github.com/facebookresearch/ConvNeXt"
+BLOG = "https://blog.example.org/post"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -82,6 +85,8 @@ def test_a_sent_issue_reports_people_and_machines_apart(
     assert get(base, pixel(reader), APPLE_PROXY)[0] == 200
     assert get(base, pixel(reader), IPHONE_MAIL)[0] == 200
     assert get(base, link_to(reader, CODE), IPHONE_MAIL) == (302, CODE)
+    # Later, on a mail program that shows the plain text, the blog post.
+    assert get(base, text_link_to(reader, BLOG), IPHONE_MAIL) == (302, BLOG)
     # The security gateway fetches the image and follows every link, the hidden
     # one too, each to where it was signed to go.
     assert get(base, pixel(gateway), SCANNER)[0] == 200
@@ -94,13 +99,21 @@ def test_a_sent_issue_reports_people_and_machines_apart(
 
     report = issue_report(issue)
     assert (report.delivered, report.bounced, report.complaints) == (3, 0, 0)
-    assert (report.unique_opens, report.opens) == (1, 2)
-    assert (report.unique_clicks, report.clicks) == (1, 1)
+    # The iPhone's open and each click (a click is an open too).
+    assert (report.unique_opens, report.opens) == (1, 3)
+    assert (report.unique_clicks, report.clicks) == (1, 2)
     assert report.machine_opens == 2
     assert report.machine_clicks == len(links)
+    # The gateway followed the same links too: those count as machines, apart.
+    assert {(link.url, link.unique_clicks) for link in report.links} >= {
+        (CODE, 1),
+        (BLOG, 1),
+    }
     assert [(p.title, p.unique_clicks) for p in report.papers] == [
         ("A ConvNet for the 2020s", 1)
     ]
     private = html_of(received["private@example.org"])
     assert "/o/" not in private and "/r/" not in private
     assert 'href="https://blog.example.org/post"' in private
+    private_text = text_of(received["private@example.org"])
+    assert "/r/" not in private_text and f"({BLOG})" in private_text

@@ -52,6 +52,7 @@ def test_a_merged_call_tracks_those_who_allow_it_and_nobody_else(
     tracked, untracked = by_html[True], by_html[False]
     assert untracked.form.getlist("to") == ["reader3@example.org"]
     assert "/o/" not in untracked.form["html"] and "/r/" not in untracked.form["html"]
+    assert "/r/" not in untracked.form["text"]
     assert "quire_track" not in untracked.form["recipient-variables"]
 
     ids = dict(Delivery.objects.filter(send=send).values_list("email", "pk"))
@@ -74,3 +75,12 @@ def test_a_merged_call_tracks_those_who_allow_it_and_nobody_else(
 
     report = issue_report(issue)
     assert (report.unique_opens, report.unique_clicks) == (1, 1)
+
+    # The text part's links are the HTML's, with the same signed part merged in.
+    text = tracked.form["text"].replace(
+        "%recipient.quire_track%", variables["reader1@example.org"]["quire_track"]
+    )
+    in_text = [
+        urlsplit(u).path for u in re.findall(r"https?://[^\s()]+/r/[^\s()]+", text)
+    ]
+    assert in_text and set(in_text) <= set(links)

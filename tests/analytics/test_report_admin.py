@@ -5,7 +5,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from issues.analytics.reports import issue_report, most_read_papers, recent_reports
+from issues.analytics.reports import (
+    hourly_chart,
+    issue_report,
+    most_read_papers,
+    recent_reports,
+)
 from subscribers.models import Subscriber
 from subscribers.sessions import SESSION_KEY
 from tests.analytics.conftest import flush
@@ -52,6 +57,39 @@ def test_staff_with_the_permission_see_the_report_and_the_panel(reported):
     assert CODE in text and "A ConvNet for the 2020s" in text
     assert "How this issue did" in change.content.decode()
     assert "A ConvNet for the 2020s" in papers.content.decode()
+
+
+def test_the_first_hours_are_a_chart_with_the_same_figures_as_a_table(reported):
+    hours = issue_report(reported).hourly
+
+    chart = hourly_chart(issue_report(reported))
+    page = staff("charts", "view_report").get(
+        f"/admin/issues/issue/{reported.pk}/report/"
+    )
+
+    assert chart is not None and chart["labels"] == [str(n) for n in range(72)]
+    values = {dataset["key"]: dataset["values"] for dataset in chart["datasets"]}
+    assert values["unique_opens"] == [hour.unique_opens for hour in hours]
+    assert (sum(values["unique_opens"]), sum(values["unique_clicks"])) == (1, 1)
+    assert sum(values["machine"]) == 0
+    assert chart["rows"][0] == ["0"] + [str(v[0]) for v in values.values()]
+    text = page.content.decode()
+    # Drawn from JSON by the admin's chart script, never from inline style or code.
+    assert '<canvas data-chart="first-hours"' in text
+    assert '<script id="first-hours" type="application/json">' in text
+    assert "js/admin-charts.js" in text and "chart.umd.min.js" in text
+    assert 'style="' not in text
+    assert "Hour since sending started" in text
+
+
+def test_an_issue_not_sent_has_no_chart_of_its_first_hours(outbox):
+    issue = make_issue()
+
+    page = staff("early", "view_report").get(f"/admin/issues/issue/{issue.pk}/report/")
+
+    assert hourly_chart(issue_report(issue)) is None
+    assert "Not sent yet." in page.content.decode()
+    assert "data-chart" not in page.content.decode()
 
 
 @pytest.mark.parametrize("who", ["outsider", "subscriber", "staff"])

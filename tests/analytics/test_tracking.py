@@ -19,6 +19,8 @@ from tests.analytics.helpers import (
     make_issue,
     pixel,
     send_issue,
+    text_link_to,
+    text_of,
     tracked_links,
 )
 
@@ -58,6 +60,22 @@ def test_a_click_alone_counts_as_an_open(outbox, client):
 
     report = issue_report(issue)
     assert (report.unique_opens, report.unique_clicks) == (1, 1)
+
+
+def test_a_click_in_the_plain_text_counts_for_the_same_link(outbox, client):
+    issue = make_issue()
+    message = send_issue(issue, outbox, subscribers=1)["reader0@example.org"]
+    blog = "https://blog.example.org/post"
+
+    # The same address as the HTML's link: the same delivery, the same link number.
+    assert text_link_to(message, blog) == link_to(message, blog)
+    response = client.get(text_link_to(message, blog), HTTP_USER_AGENT=CHROME)
+    flush()
+
+    assert (response.status_code, response["Location"]) == (302, blog)
+    report = issue_report(issue)
+    assert (report.unique_opens, report.unique_clicks) == (1, 1)
+    assert [(link.url, link.unique_clicks) for link in report.links] == [(blog, 1)]
 
 
 def _with_url(part: str, url: str) -> str:
@@ -112,6 +130,12 @@ def test_a_subscriber_with_tracking_off_gets_neither_pixel_nor_tracked_links(out
     assert 'href="https://blog.example.org/post"' in private
     assert "/o/" in tracked and "/r/" in tracked
     assert 'href="https://blog.example.org/post"' not in tracked
+    private_text = text_of(messages["private@example.org"])
+    tracked_text = text_of(messages["reader0@example.org"])
+    assert "/r/" not in private_text
+    assert "(https://blog.example.org/post)" in private_text
+    assert "/r/" in tracked_text
+    assert "(https://blog.example.org/post)" not in tracked_text
 
 
 @pytest.mark.parametrize(
@@ -124,11 +148,14 @@ def test_the_publication_settings_turn_the_pixel_and_the_links_off(
     publication.track_opens, publication.track_clicks = opens, clicks
     publication.save()
     issue = make_issue()
-    html = html_of(send_issue(issue, outbox, subscribers=1)["reader0@example.org"])
+    message = send_issue(issue, outbox, subscribers=1)["reader0@example.org"]
+    html, text = html_of(message), text_of(message)
 
     assert ("/o/" in html) is opens
     assert ("/r/" in html) is clicks
     assert ('href="https://blog.example.org/post"' in html) is not clicks
+    assert ("/r/" in text) is clicks
+    assert ("(https://blog.example.org/post)" in text) is not clicks
 
 
 def test_the_hidden_link_is_out_of_sight_of_screen_readers_and_the_keyboard(outbox):

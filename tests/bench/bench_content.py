@@ -26,18 +26,23 @@ Other work on the machine shows up in the figures: ratios are taken per round
 from __future__ import annotations
 
 import gzip
-import multiprocessing
 import os
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from tests.bench.support import SERVER, drop_database, recreate_database
+from tests.bench.support import (
+    SERVER,
+    drop_database,
+    free_port,
+    get,
+    recreate_database,
+    throughput,
+)
 
 # Another name lets two runs share the PostgreSQL server.
 DB_NAME = os.environ.get("BENCH_CONTENT_DB", "quire_bench_content")
@@ -211,12 +216,6 @@ def _load_content() -> None:
           f"citations, {len(issue.body_html) // 1024} KiB of HTML")  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
     log = open(VAR / "gunicorn.log", "ab")  # noqa: SIM115 - lives with the server
     app = "tests.bench.bench_content:bench_application()"
@@ -230,7 +229,7 @@ def _start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            status, _ = _get(port, MINIMAL_PATH)
+            status, _ = get(port, MINIMAL_PATH)
             if status == 200:
                 return proc
         except OSError:
@@ -247,76 +246,21 @@ def _buffered_views() -> int:
         return sum(1 for line in handle if b'"k":"view"' in line)
 
 
-# --- The load generator ---------------------------------------------------------------
-def _get(port: int, path: str, headers: str = "") -> tuple[int, bytes]:
-    """Send one GET on a fresh connection; return the status and the body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"{headers}\r\n".encode()
-        )
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    data = b"".join(chunks)
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
-
-
-def _load_process(port, path, headers, expect, seconds, threads, out) -> None:
-    """Hit path from `threads` clients for `seconds`; report completed requests."""
-    done, errors = [0] * threads, [0] * threads
-    stop = time.monotonic() + seconds
-
-    def client(i: int) -> None:
-        while time.monotonic() < stop:
-            try:
-                status, _ = _get(port, path, headers)
-            except OSError:
-                errors[i] += 1
-                continue
-            if status == expect:
-                done[i] += 1
-            else:
-                errors[i] += 1
-
-    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    out.put((sum(done), sum(errors)))
-
-
+# --- The load generator (tests/bench/support.py) ------------------------------------
 def _throughput(port: int, path: str, *, headers: str = "", expect: int = 200) -> float:
     """Return requests per second for path at CONCURRENCY clients in 2 processes."""
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    per_process = max(1, CONCURRENCY // 2)
-    procs = [
-        ctx.Process(target=_load_process,
-                    args=(port, path, headers, expect, ROUND_SECONDS, per_process, out))
-        for _ in range(2)
-    ]  # fmt: skip
-    start = time.perf_counter()
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=ROUND_SECONDS + 60) for _ in procs]
-    for proc in procs:
-        proc.join()
-    elapsed = time.perf_counter() - start
-    done = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    if errors:
-        raise SystemExit(f"{errors} failed requests to {path}")
-    return done / elapsed
+    rate, _ = throughput(
+        port, path, headers=headers, expect=expect,
+        seconds=ROUND_SECONDS, concurrency=CONCURRENCY,
+    )  # fmt: skip
+    return rate
 
 
 def _latency(port: int, path: str, n: int = 300) -> list[float]:
     timings = []
     for _ in range(n):
         start = time.perf_counter()
-        status, _ = _get(port, path)
+        status, _ = get(port, path)
         timings.append(time.perf_counter() - start)
         assert status == 200
     return timings
@@ -341,16 +285,16 @@ def main() -> int:
         connections.close_all()
 
         HITS.unlink(missing_ok=True)  # the views a previous run buffered
-        port = _free_port()
+        port = free_port()
         server = _start_server(port)
-        status, body = _get(port, ISSUE_PATH)
+        status, body = get(port, ISSUE_PATH)
         assert status == 200, status
         assert body.count(b'class="paper-card"') == CITATIONS, "cards missing"
         assert body.count(b'class="citation"') == CITATIONS, "citation list missing"
         for name, path in PAGES.items():
-            status, body = _get(port, path)
+            status, body = get(port, path)
             assert status == 200, (name, status)
-        assert b"benchmark paper" in _get(port, PAGES["search"])[1], "no results"
+        assert b"benchmark paper" in get(port, PAGES["search"])[1], "no results"
 
         for path in (ISSUE_PATH, MINIMAL_PATH):  # warm up both workers
             _latency(port, path, 100)
@@ -361,7 +305,7 @@ def main() -> int:
         # them (from /csrf/); the rounds send it (first visits: see below).
         cookie = _csrf_cookie(port) + BROWSER
         etag = _etag(port)
-        status, body = _get(port, ISSUE_PATH, cookie)
+        status, body = get(port, ISSUE_PATH, cookie)
         assert gzip.decompress(body).count(b'class="paper-card"') == CITATIONS
         # Rounds take every page one after another, so that noise from other work
         # on the machine hits all alike; ratios are taken per round.
@@ -378,7 +322,7 @@ def main() -> int:
         server.wait(20)
 
         # The same server with the page cache turned off.
-        port = _free_port()
+        port = free_port()
         server = _start_server(port, {"QUIRE_PAGE_CACHE_SECONDS": "0"})
         _latency(port, ISSUE_PATH, 50)
         uncached_timings = _latency(port, ISSUE_PATH, 100)

@@ -20,9 +20,7 @@ default redis://127.0.0.1:6379/9) and then in the embedded default's file:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +28,14 @@ import threading
 import time
 from pathlib import Path
 
-from tests.bench.support import SERVER, drop_database, recreate_database
+from tests.bench.support import (
+    SERVER,
+    drop_database,
+    free_port,
+    get,
+    recreate_database,
+    throughput,
+)
 
 DB_NAME = os.environ.get("BENCH_TRACKING_DB", "quire_bench_tracking")
 REDIS = os.environ.get("BENCH_TRACKING_REDIS", "redis://127.0.0.1:6379/9")
@@ -75,24 +80,6 @@ def _env(buffer: str) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(port: int, path: str, headers: str = "") -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"{headers}\r\n".encode()
-        )
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return int(b"".join(chunks).split(b" ", 2)[1])
-
-
 def _start_server(port: int, buffer: str) -> subprocess.Popen:
     log = open(VAR / "gunicorn.log", "ab")  # noqa: SIM115 - lives with the server
     proc = subprocess.Popen(
@@ -106,7 +93,7 @@ def _start_server(port: int, buffer: str) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if _get(port, MINIMAL_PATH) == 200:
+            if get(port, MINIMAL_PATH)[0] == 200:
                 return proc
         except OSError:
             time.sleep(0.2)
@@ -114,60 +101,11 @@ def _start_server(port: int, buffer: str) -> subprocess.Popen:
     raise SystemExit(f"gunicorn did not start; see {VAR / 'gunicorn.log'}")
 
 
-def _load(port, path, headers, expect, seconds, count, threads, out) -> None:
-    """Hit path from threads clients for seconds (or count requests in all)."""
-    done, errors = [0] * threads, [0] * threads
-    stop = time.monotonic() + seconds
-    left = [count]
-    lock = threading.Lock()
-
-    def client(i: int) -> None:
-        while time.monotonic() < stop:
-            if count:
-                with lock:
-                    if left[0] <= 0:
-                        return
-                    left[0] -= 1
-            try:
-                status = _get(port, path, headers)
-            except OSError:
-                errors[i] += 1
-                continue
-            if status == expect:
-                done[i] += 1
-            else:
-                errors[i] += 1
-
-    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    out.put((sum(done), sum(errors)))
-
-
 def _throughput(port, path, *, headers="", expect=200, seconds=None, count=0):
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    per_process = max(1, CONCURRENCY // 2)
-    seconds = seconds or ROUND_SECONDS
-    share = count // 2
-    procs = [
-        ctx.Process(target=_load, args=(port, path, headers, expect, seconds,
-                                        share, per_process, out))
-        for _ in range(2)
-    ]  # fmt: skip
-    start = time.perf_counter()
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=seconds + 120) for _ in procs]
-    for proc in procs:
-        proc.join()
-    elapsed = time.perf_counter() - start
-    errors = sum(r[1] for r in results)
-    if errors:
-        raise SystemExit(f"{errors} failed requests to {path}")
-    return sum(r[0] for r in results) / elapsed, elapsed
+    return throughput(
+        port, path, headers=headers, expect=expect, count=count,
+        seconds=seconds or ROUND_SECONDS, concurrency=CONCURRENCY,
+    )  # fmt: skip
 
 
 def _latencies(port: int, path: str, n: int, stop=None) -> list[float]:
@@ -176,7 +114,7 @@ def _latencies(port: int, path: str, n: int, stop=None) -> list[float]:
         if stop is not None and stop.is_set():
             break
         start = time.perf_counter()
-        assert _get(port, path, PERSON) == 200
+        assert get(port, path, PERSON)[0] == 200
         timings.append(time.perf_counter() - start)
     return timings
 
@@ -215,11 +153,11 @@ def _setup() -> tuple[str, str]:
 def _server_figures(buffer: str, pixel: str, redirect: str) -> None:
     from issues.analytics.flush import flush_hits
 
-    port = _free_port()
+    port = free_port()
     server = _start_server(port, buffer)
     try:
         for _ in range(20):  # warm every worker
-            _get(port, MINIMAL_PATH), _get(port, pixel), _get(port, ISSUE_PATH)
+            get(port, MINIMAL_PATH)[0], get(port, pixel)[0], get(port, ISSUE_PATH)[0]
         rounds: dict[str, list[float]] = {"minimal": [], "pixel": [], "redirect": []}
         for _ in range(ROUNDS):
             rounds["minimal"].append(_throughput(port, MINIMAL_PATH)[0])

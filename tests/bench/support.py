@@ -1,6 +1,10 @@
-"""What every benchmark shares: a throwaway PostgreSQL database on the bench server."""
+"""What every benchmark shares: a throwaway PostgreSQL database on the bench server,
+and the load client the HTTP benchmarks measure a server with."""
 
+import multiprocessing
 import os
+import socket
+import threading
 import time
 
 # The PostgreSQL server the benchmarks create their databases on.
@@ -60,3 +64,101 @@ def wait_for_workers(app, count: int, timeout: float = 60) -> None:
         if len(answers) >= count:
             return
     raise SystemExit(f"{count} worker(s) did not answer within {timeout:.0f} s")
+
+
+# --- The load client --------------------------------------------------------------
+def free_port() -> int:
+    """Return a TCP port free on 127.0.0.1 for a server to bind."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str, headers: str = "") -> tuple[int, bytes]:
+    """Send one GET on a fresh connection; return the status and the body.
+
+    headers: extra header lines, each ending in CRLF.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"{headers}\r\n".encode()
+        )
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _load_process(port, path, headers, expect, seconds, count, threads, out) -> None:
+    """Hit path from `threads` clients for `seconds` (or until `count` requests in
+    all, when count is not 0); report completed and failed requests."""
+    done, errors = [0] * threads, [0] * threads
+    stop = time.monotonic() + seconds
+    left = [count]
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        while time.monotonic() < stop:
+            if count:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+            try:
+                status, _ = get(port, path, headers)
+            except OSError:
+                errors[i] += 1
+                continue
+            if status == expect:
+                done[i] += 1
+            else:
+                errors[i] += 1
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    out.put((sum(done), sum(errors)))
+
+
+def throughput(
+    port: int,
+    path: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    headers: str = "",
+    expect: int = 200,
+    count: int = 0,
+) -> tuple[float, float]:
+    """Return requests per second for path and the seconds it took, from
+    `concurrency` clients in 2 processes (the client's own GIL kept out of the
+    figure), for `seconds` or until `count` requests in all (count 0: no limit).
+
+    Any answer other than `expect`, or a failed connection, stops the benchmark.
+    """
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    per_process = max(1, concurrency // 2)
+    share = count // 2
+    procs = [
+        ctx.Process(target=_load_process,
+                    args=(port, path, headers, expect, seconds, share, per_process,
+                          out))
+        for _ in range(2)
+    ]  # fmt: skip
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    errors = sum(r[1] for r in results)
+    if errors:
+        raise SystemExit(f"{errors} failed requests to {path}")
+    return sum(r[0] for r in results) / elapsed, elapsed

@@ -10,6 +10,7 @@ from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
 from tests.sending.conftest import parse
+from tests.support.links import untracked
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +102,8 @@ def send_to_a_free_subscriber(issue, outbox) -> str:
         pass
     (path,) = outbox.glob("*.eml")
     message = parse(path.read_bytes())
-    return (
+    # Links as the reader reaches them: a tracked one as where it leads.
+    return untracked(
         message.get_body(("html",)).get_content()
         + message.get_body(("plain",)).get_content()
     )

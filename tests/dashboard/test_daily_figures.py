@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from issues.dashboard import rollup
 from issues.dashboard.models import DailyGrowth, DailyRevenue
 from issues.dashboard.series import growth_series, revenue_series
+from subscribers import services
 from subscribers.billing.models import Membership
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Suppression
 from tests.factories.billing import MembershipFactory
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
 
@@ -23,10 +24,10 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
-def subscriber(*, created, confirmed=None, unsubscribed=None, source="form"):
+def subscriber(*, created, confirmed=None, unsubscribed=None, source="form", **fields):
     """A subscriber whose dates are set as given (created is auto_now_add)."""
     factory = SubscriberFactory if confirmed else PendingSubscriberFactory
-    made = factory(source=source)
+    made = factory(source=source, **fields)
     status = Subscriber.Status.UNSUBSCRIBED if unsubscribed else made.status
     Subscriber.objects.filter(pk=made.pk).update(
         created=created,
@@ -202,3 +203,61 @@ def test_churn_is_members_lost_over_those_the_period_had(settings):
     churn = dict(zip(revenue.labels, revenue.values["churn_rate"], strict=True))
     # March: 4 members at its start, 1 lost.
     assert churn["2026-03"] == 25.0 and churn["2026-02"] == 0
+
+
+def test_a_bounce_or_a_complaint_counts_as_leaving_on_its_day(settings):
+    settings.TIME_ZONE = "UTC"
+    january = date(2026, 1, 15)
+    for name in ("stays", "bounces", "complains"):
+        subscriber(
+            created=at(january, 9),
+            confirmed=at(january, 9),
+            email=f"{name}@example.org",
+        )
+    # Unsubscribed earlier, then bounced: they left once, on the first day.
+    early = subscriber(
+        created=at(january, 9),
+        confirmed=at(january, 9),
+        unsubscribed=at(date(2026, 1, 20), 9),
+    )
+
+    services.suppress_address(
+        email="bounces@example.org", reason="bounced", now=at(DAY, 10)
+    )
+    services.suppress_address(
+        email="complains@example.org", reason="complained", now=at(DAY, 11)
+    )
+    services.suppress_address(email=early.email, reason="bounced", now=at(DAY, 12))
+    rollup.fill_days(first=january, last=DAY + timedelta(days=1))
+
+    day = DailyGrowth.objects.get(day=DAY)
+    assert (day.unsubscribed, day.subscribers) == (2, 1)
+    assert DailyGrowth.objects.get(day=date(2026, 1, 20)).unsubscribed == 1
+    assert DailyGrowth.objects.get(day=DAY + timedelta(days=1)).subscribers == 1
+    series = growth_series("30d", today=DAY)
+    assert series.values["unsubscribed"][-1] == 2
+    assert series.last("subscribers") == 1
+
+
+def test_the_migration_dates_subscribers_taken_off_before_it_by_their_suppression():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module(
+        "subscribers.migrations.0007_left_at_for_bounces_and_complaints"
+    )
+    made = subscriber(created=at(DAY, 9), confirmed=at(DAY, 9))
+    suppression = Suppression.objects.create(
+        email_hash=Subscriber.objects.get(pk=made.pk).email_hash, reason="complained"
+    )
+    Suppression.objects.filter(pk=suppression.pk).update(created=at(DAY, 15))
+    Subscriber.objects.filter(pk=made.pk).update(status="complained")
+    unsubscribed = subscriber(
+        created=at(DAY, 9), confirmed=at(DAY, 9), unsubscribed=at(DAY, 10)
+    )
+
+    migration.date_the_ones_taken_off(apps, None)
+
+    assert Subscriber.objects.get(pk=made.pk).unsubscribed_at == at(DAY, 15)
+    assert Subscriber.objects.get(pk=unsubscribed.pk).unsubscribed_at == at(DAY, 10)

@@ -77,7 +77,7 @@ def links_in(message) -> set[str]:
     (a tracked link as the address it leads to)."""
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    found = {url.rstrip(".,;") for url in _TEXT_URL.findall(text)}
+    found = {unwrap(url.rstrip(".,;")) for url in _TEXT_URL.findall(text)}
     found |= {
         unwrap(url) for url in html_links(html) if url.startswith(("http:", "https:"))
     }

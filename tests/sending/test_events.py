@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from issues.sending.models import EmailEvent
 from subscribers.models import Subscriber
@@ -50,15 +51,20 @@ def test_webhook_without_the_secret_is_refused(client):
 
 def test_hard_bounce_suppresses_at_once(client):
     make_subscribers(4)
+    before = timezone.now()
     assert post(client, "postmark-hard-bounce").status_code == 200
     assert status("reader1@example.org") == Subscriber.Status.BOUNCED
     assert not Subscriber.objects.receiving().filter(email="reader1@example.org")
+    # Taken off the list now: the growth figures count them as leaving on this day.
+    left = Subscriber.objects.get(email="reader1@example.org").unsubscribed_at
+    assert left is not None and before <= left <= timezone.now()
 
 
 def test_complaint_suppresses_at_once(client):
     make_subscribers(4)
     assert post(client, "postmark-complaint").status_code == 200
     assert status("reader3@example.org") == Subscriber.Status.COMPLAINED
+    assert Subscriber.objects.get(email="reader3@example.org").unsubscribed_at
 
 
 def test_soft_bounces_suppress_only_after_three_in_a_row(client):

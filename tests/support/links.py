@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 ATOM = "{http://www.w3.org/2005/Atom}"
 _HTML_URL = re.compile(r"""\b(?:href|src)\s*=\s*["']([^"']*)["']""")
 _SRCSET = re.compile(r"""\bsrcset\s*=\s*["']([^"']*)["']""")
+# A tracked link in an email: /r/<delivery part>/<link part>/.
+_TRACKED = re.compile(r"https?://[^/\s\"'<>]+/r/[^/\s]+/([^/\s\"'<>]+)/")
 
 
 def html_links(text: str) -> list[str]:
@@ -15,6 +17,17 @@ def html_links(text: str) -> list[str]:
     for srcset in _SRCSET.findall(text):
         found += [c.strip().split(" ")[0] for c in html.unescape(srcset).split(",")]
     return found
+
+
+def untracked(text: str) -> str:
+    """Return an email part with each tracked link replaced by where it leads."""
+    from issues.sending.emails.tracking import read_link_part
+
+    def target(match: re.Match) -> str:
+        link = read_link_part(match.group(1))
+        return link.url if link is not None else match.group(0)
+
+    return _TRACKED.sub(target, text)
 
 
 def feed_links(xml_text: str) -> tuple[list[str], list[str]]:

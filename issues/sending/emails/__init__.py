@@ -36,7 +36,7 @@ from .headers import (
 from .links import account_url, pricing_url, unsubscribe_url_parts
 from .mime import PH_EMAIL, PH_UNSUBSCRIBE, PreparedEmail, Recipient, dot_stuff
 from .text import email_plain_text
-from .tracking import tracked_html
+from .tracking import tracked_html, tracked_text
 
 __all__ = [
     "PreparedEmail",
@@ -120,12 +120,12 @@ def render_segment(
         + CRLF
     )
     prefix, suffix = unsubscribe_url_parts()
-    tracked = ""
+    tracked = tracked_plain = ""
     extra: dict[str, Any] = {"list_id": list_id}
     if send_id is not None and not test:
         suffix += f"?issue={issue.pk}"
         if publication.track_opens or publication.track_clicks:
-            tracked, extra["tracked_links"] = tracked_html(
+            tracked, numbers = tracked_html(
                 html_out,
                 send_id=send_id,
                 web_url=web_url,
@@ -133,6 +133,9 @@ def render_segment(
                 opens=publication.track_opens,
                 keep=(context["account_url"],),
             )
+            extra["tracked_links"] = len(numbers)
+            if numbers:
+                tracked_plain = tracked_text(text_out, send_id=send_id, numbers=numbers)
     return PreparedEmail(
         segment=segment,
         subject=subject,
@@ -148,6 +151,7 @@ def render_segment(
         message_domain=domain,
         extra=extra,
         tracked_html=tracked,
+        tracked_text=tracked_plain,
     )
 
 

@@ -140,10 +140,13 @@ class PreparedEmail:
     # The HTML with the open pixel and tracked links (emails/tracking.py), for the
     # recipients who allow it; empty when the publication tracks nothing.
     tracked_html: str = ""
+    # The plain text with the same links tracked; empty when clicks are not.
+    tracked_text: str = ""
     # Encoded from text and html when the email is made (rendered or loaded).
     text_part: _Part = field(init=False, repr=False)
     html_part: _Part = field(init=False, repr=False)
     tracked_part: _Part | None = field(init=False, repr=False)
+    tracked_text_part: _Part | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.text_part = _Part.encode(self.text)
@@ -151,11 +154,19 @@ class PreparedEmail:
         self.tracked_part = (
             _Part.encode(self.tracked_html) if self.tracked_html else None
         )
+        self.tracked_text_part = (
+            _Part.encode(self.tracked_text) if self.tracked_text else None
+        )
 
     def _html_part_for(self, recipient: Recipient) -> _Part:
         if self.tracked_part is not None and recipient.tracked:
             return self.tracked_part
         return self.html_part
+
+    def _text_part_for(self, recipient: Recipient) -> _Part:
+        if self.tracked_text_part is not None and recipient.tracked:
+            return self.tracked_text_part
+        return self.text_part
 
     def html_for(self, recipient: Recipient) -> str:
         """Return the HTML this recipient gets, placeholders still in it."""
@@ -181,6 +192,7 @@ class PreparedEmail:
             "message_domain": self.message_domain,
             "extra": self.extra,
             "tracked_html": self.tracked_html,
+            "tracked_text": self.tracked_text,
         }
 
     @classmethod
@@ -207,6 +219,7 @@ class PreparedEmail:
             message_domain=headers["message_domain"],
             extra=dict(headers.get("extra") or {}),
             tracked_html=headers.get("tracked_html", ""),
+            tracked_text=headers.get("tracked_text", ""),
         )
 
     def build(self, recipient: Recipient, *, dot_stuffed: bool = False) -> bytes:
@@ -249,9 +262,11 @@ class PreparedEmail:
             PH_EMAIL: _qp_value(html.escape(recipient.email)),
         }
         html_part = self._html_part_for(recipient)
-        if html_part is not self.html_part:
+        text_part = self._text_part_for(recipient)
+        if html_part is not self.html_part or text_part is not self.text_part:
             # One HMAC per recipient; every tracked link and the pixel share it.
-            html_values[PH_TRACK] = _qp_value(delivery_part(recipient.delivery_id))
+            track = _qp_value(delivery_part(recipient.delivery_id))
+            html_values[PH_TRACK] = text_values[PH_TRACK] = track
         if dot_stuffed:
             for values in (text_values, html_values):
                 for key, value in values.items():
@@ -263,7 +278,7 @@ class PreparedEmail:
             CRLF,
             b'Content-Type: text/plain; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *self.text_part.build(text_values, stuffed=dot_stuffed),
+            *text_part.build(text_values, stuffed=dot_stuffed),
             CRLF,
             b"--",
             b,
@@ -290,4 +305,9 @@ class PreparedEmail:
 
     def personalised_text(self, recipient: Recipient) -> str:
         url = self.unsubscribe_url(recipient.token)
-        return self.text.replace(PH_UNSUBSCRIBE, url).replace(PH_EMAIL, recipient.email)
+        out = self.text
+        if self.tracked_text and recipient.tracked:
+            out = self.tracked_text.replace(
+                PH_TRACK, delivery_part(recipient.delivery_id)
+            )
+        return out.replace(PH_UNSUBSCRIBE, url).replace(PH_EMAIL, recipient.email)

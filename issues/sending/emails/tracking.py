@@ -1,7 +1,9 @@
 """Tracked issue emails: the open pixel, signed click redirects and the hidden link.
 
 The HTML is rewritten once per segment: each link becomes
-``/r/<delivery part>/<link part>/``. The link part (send, link number, the target
+``/r/<delivery part>/<link part>/``; the plain-text part's addresses of those links
+get the same tracked address, with the same link number, so a click in either part
+counts for the same link. The link part (send, link number, the target
 address and their signature) is signed here, once; the delivery part (the delivery's
 id and its signature) stands in as a placeholder and is the only thing made per
 recipient, by one HMAC (``delivery_part``). The redirect goes only to the address
@@ -33,6 +35,10 @@ HONEYPOT = 0
 _SIG_BYTES = 12
 _HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
 _BODY_END = re.compile(r"</body>", re.IGNORECASE)
+# An address in plain text ends at white space, or at what cannot be in one.
+_TEXT_URL = re.compile(r"https?://[^\s<>\"]+")
+# What may follow an address in prose without being part of it.
+_TRAILING = ".,;:!?)]'"
 
 
 @cache
@@ -129,9 +135,9 @@ def tracked_html(
     clicks: bool,
     opens: bool,
     keep: tuple[str, ...] = (),
-) -> tuple[str, int]:
+) -> tuple[str, dict[str, int]]:
     """Return the segment's HTML with tracked links, the pixel and the hidden link,
-    and how many links it tracks (the hidden one left out).
+    and the number of each tracked address (the hidden one, 0, left out).
 
     keep: addresses left as they are (the subscriber's own account page).
     """
@@ -169,7 +175,34 @@ def tracked_html(
         out = _BODY_END.sub(lambda m: addition + m.group(0), out, count=1)
     else:
         out += addition
-    return out, len(numbers)
+    return out, numbers
+
+
+def tracked_text(text_out: str, *, send_id: int, numbers: dict[str, int]) -> str:
+    """Return the segment's plain text with the HTML's tracked links tracked too.
+
+    numbers: each address the HTML tracks and its link number (from tracked_html),
+    so a link clicked in either part is the same link. An address the HTML does not
+    link to (one in a code block, say) stays as it is, as do the unsubscribe and
+    account addresses, which the HTML keeps too.
+    """
+    if not numbers:
+        return text_out
+    prefix = redirect_prefix()
+
+    def rewrite(match: re.Match) -> str:
+        url, tail = match.group(0), ""
+        # "(https://example.org/a)." in prose: the address is without ")." unless
+        # the HTML links to it with them.
+        while url not in numbers and url and url[-1] in _TRAILING:
+            url, tail = url[:-1], url[-1] + tail
+        number = numbers.get(url)
+        if number is None:
+            return match.group(0)
+        part = link_part(send_id=send_id, number=number, url=url)
+        return f"{prefix}{PH_TRACK}/{part}/{tail}"
+
+    return _TEXT_URL.sub(rewrite, text_out)
 
 
 def tracking_enabled() -> tuple[bool, bool]:
