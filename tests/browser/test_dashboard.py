@@ -20,6 +20,7 @@ from tests.browser.test_accessibility import axe_violations
 from tests.factories.billing import MembershipFactory
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
+from tests.support.admin_browser import admin_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,22 +69,7 @@ def a_growing_publication() -> None:
 
 def signed_in_page(browser, live_server, scheme: str):
     get_user_model().objects.create_superuser("author", "a@example.org", "s3cret-pass!")
-    # axe-core is injected as an inline script, which the admin's policy forbids;
-    # tests/browser/test_csp.py opens the same pages under the policy.
-    context = browser.new_context(
-        base_url=live_server.url,
-        color_scheme=scheme,
-        bypass_csp=True,
-        viewport={"width": 1280, "height": 900},
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto("/admin/login/")
-    page.get_by_label("Username").fill("author")
-    page.get_by_label("Password").fill("s3cret-pass!")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
-    return context, page
+    return admin_session(browser, live_server, scheme, "author", "s3cret-pass!")
 
 
 def drawn_charts(page) -> int:

@@ -15,9 +15,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from playwright.sync_api import expect
 
-from issues.analytics.buffer import KEY, PROCESSING, RedisBuffer, get_buffer
 from issues.analytics.flush import flush_hits
 from issues.analytics.reports import issue_report
+from tests.analytics.conftest import buffer  # noqa: F401 - autouse: a buffer of its own
 from tests.analytics.helpers import (
     APPLE_PROXY,
     CHROME,
@@ -30,6 +30,7 @@ from tests.analytics.helpers import (
     tracked_links,
 )
 from tests.browser.test_accessibility import axe_violations
+from tests.support.admin_browser import admin_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,18 +38,6 @@ SCREENSHOTS = Path("var/screenshots")
 CODE = "https://github.com/facebookresearch/ConvNeXt"
 BLOG = "https://blog.example.org/post"
 PASSWORD = "s3cret-pass!"
-
-
-@pytest.fixture(autouse=True)
-def buffer(settings, tmp_path):
-    """The test's own hit buffer: a folder of its own, or an emptied Redis list."""
-    settings.ANALYTICS_BUFFER_DIR = tmp_path / "analytics"
-    found = get_buffer()
-    if isinstance(found, RedisBuffer):
-        found.client.delete(KEY, PROCESSING)
-    yield found
-    if isinstance(found, RedisBuffer):
-        found.client.delete(KEY, PROCESSING)
 
 
 @pytest.fixture
@@ -77,22 +66,7 @@ def staff_page(browser, live_server, scheme: str, *codenames: str):
         "analyst", "analyst@example.org", PASSWORD, is_staff=True
     )
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    # axe-core is injected as an inline script, which the admin's policy forbids;
-    # tests/browser/test_csp.py opens admin pages under the policy.
-    context = browser.new_context(
-        base_url=live_server.url,
-        color_scheme=scheme,
-        bypass_csp=True,
-        viewport={"width": 1280, "height": 900},
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto("/admin/login/")
-    page.get_by_label("Username").fill("analyst")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
-    return context, page
+    return admin_session(browser, live_server, scheme, "analyst", PASSWORD)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
