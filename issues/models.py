@@ -10,6 +10,8 @@ from markdownx.models import MarkdownxField
 
 # validate_arxiv_id is named here by the migrations.
 from newsletter.images import image_size
+from newsletter.models import Newsletter, default_newsletter_id
+from subscribers.models import Segment
 
 from .identifiers import (
     NormalizedCharField,
@@ -215,6 +217,19 @@ class Issue(models.Model):
         FREE = "free", "Free"
         PAID = "paid", "Paid supporters only"
 
+    class Audience(models.TextChoices):
+        ALL = "all", "Everyone on its newsletter"
+        FREE = "free", "Free subscribers only"
+        PAID = "paid", "Paying members only"
+        SEGMENT = "segment", "A segment"
+        WEB = "web", "Web only: published on the site and feeds, not emailed"
+        EMAIL = "email", "Email only: sent, not listed on the site"
+
+    class Kind(models.TextChoices):
+        ISSUE = "issue", "Issue"
+        # The content of a welcome sequence's step: emailed, never on the site.
+        WELCOME = "welcome", "Welcome email"
+
     title = models.CharField(max_length=300, help_text="The headline readers see.")
     slug = models.SlugField(
         max_length=200,
@@ -304,6 +319,29 @@ class Issue(models.Model):
     # is published or the author saves it.
     publish_error = models.TextField(blank=True, editable=False)
     publish_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    newsletter = models.ForeignKey(
+        Newsletter,
+        on_delete=models.PROTECT,
+        default=default_newsletter_id,
+        related_name="issues",
+        help_text="The newsletter whose subscribers it is emailed to.",
+    )
+    audience = models.CharField(
+        max_length=10, choices=Audience.choices, default=Audience.ALL,
+        help_text="Who gets it by email, and whether it is listed on the site. "
+        "Frozen when it is published.",
+    )  # fmt: skip
+    segment = models.ForeignKey(
+        Segment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="issues",
+        help_text="For the audience 'a segment': which one.",
+    )
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.ISSUE, editable=False
+    )
     tags = models.ManyToManyField(Tag, blank=True, related_name="issues")
     papers = models.ManyToManyField(
         Paper, through="Citation", blank=True, related_name="issues"

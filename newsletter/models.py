@@ -175,3 +175,76 @@ class ContentVersion(models.Model):
 
     def __str__(self) -> str:
         return f"content version {self.version}"
+
+
+class Newsletter(models.Model):
+    """One of the publication's lists (the monthly issue, occasional announcements).
+
+    Every issue belongs to one; subscribers choose which they receive
+    (subscribers.Subscription). There is always at least one: the first by position
+    is the default, created with the publication's name when none exists.
+    """
+
+    name = models.CharField(
+        max_length=100,
+        validators=[validate_one_line],
+        help_text="What readers see on the subscribe form and in their preferences.",
+    )
+    slug = models.SlugField(
+        max_length=60,
+        unique=True,
+        help_text="Short name in addresses and the List-Id; avoid changing it.",
+    )
+    description = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="One sentence on what this newsletter sends and how often.",
+    )
+    sender_name = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_one_line],
+        help_text="The From name of this newsletter's emails. Empty: the "
+        "publication's sender name.",
+    )
+    list_id = models.CharField(
+        "List-Id",
+        max_length=200,
+        blank=True,
+        validators=[validate_one_line],
+        help_text="The identifier mail clients group and filter this list by "
+        "(RFC 2919), e.g. monthly.example.org. Empty: the slug at the sender's "
+        "domain.",
+    )
+    join_by_default = models.BooleanField(
+        default=True,
+        help_text="New subscribers join it unless they choose otherwise on the "
+        "subscribe form.",
+    )
+    position = models.PositiveSmallIntegerField(
+        default=0, help_text="Order on forms and in preferences; the first is the "
+        "default newsletter of new issues."
+    )  # fmt: skip
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def default(cls) -> "Newsletter":
+        """Return the first newsletter, creating one named after the publication."""
+        first = cls.objects.order_by("position", "pk").first()
+        if first is None:
+            name = Publication.load().name or "Newsletter"
+            first, _ = cls.objects.get_or_create(
+                slug="newsletter", defaults={"name": name[:100]}
+            )
+        return first
+
+
+def default_newsletter_id() -> int:
+    """The default newsletter's id: the default of Issue.newsletter."""
+    return Newsletter.default().pk

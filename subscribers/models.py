@@ -1,9 +1,11 @@
 import hashlib
 import secrets
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
+
+from newsletter.models import Newsletter
 
 from .addresses import address_key, normalise_email
 
@@ -20,15 +22,39 @@ def hash_email(email: str) -> str:
 
 
 class SubscriberQuerySet(models.QuerySet):
-    def receiving(self) -> "SubscriberQuerySet":
-        """Return who gets the next issue: active, not paused and not suppressed.
+    def receiving(self, newsletter: int | None = None) -> "SubscriberQuerySet":
+        """Return who gets the next issue: active, not paused and not suppressed,
+        and, given a newsletter (its id), subscribed to it.
 
         A plain set-based filter (no evaluation): an audience is frozen from it
         with one INSERT ... SELECT.
         """
-        return self.filter(status=Subscriber.Status.ACTIVE, paused=False).exclude(
+        receiving = self.filter(status=Subscriber.Status.ACTIVE, paused=False).exclude(
             Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash")))
         )
+        if newsletter is not None:
+            receiving = receiving.filter(
+                Exists(
+                    Subscription.objects.filter(
+                        subscriber=OuterRef("pk"), newsletter=newsletter
+                    )
+                )
+            )
+        return receiving
+
+
+class Label(models.Model):
+    """A word the author puts on subscribers (by hand, on import, in bulk) to
+    build segments from."""
+
+    name = models.CharField(max_length=60, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Subscriber(models.Model):
@@ -118,6 +144,15 @@ class Subscriber(models.Model):
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_login_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    newsletters = models.ManyToManyField(
+        Newsletter,
+        through="Subscription",
+        blank=True,
+        related_name="subscribers",
+        help_text="The newsletters they receive.",
+    )
+    labels = models.ManyToManyField(Label, blank=True, related_name="subscribers")
+
     objects = SubscriberQuerySet.as_manager()
 
     class Meta:
@@ -148,7 +183,14 @@ class Subscriber(models.Model):
         # depend on it. Raises InvalidAddress for text that is not an address.
         self.email = normalise_email(self.email)
         self.email_hash = hash_email(self.email)
+        adding = self._state.adding
         super().save(*args, **kwargs)
+        if adding:
+            # A new subscriber joins the newsletters new subscribers join; a form
+            # that offers a choice replaces these afterwards.
+            Subscription.join_defaults(
+                Subscriber.objects.filter(pk=self.pk).values("pk")
+            )
 
 
 class Suppression(models.Model):
@@ -165,3 +207,124 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_hash[:12]}… ({self.get_reason_display()})"
+
+
+class Subscription(models.Model):
+    """A subscriber receives a newsletter: one row per pair, deleted on leaving it."""
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    newsletter = models.ForeignKey(
+        Newsletter, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["newsletter", "subscriber"], name="subscription_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["subscriber"], name="subscription_subscriber_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} in {self.newsletter_id}"
+
+    @classmethod
+    def join_defaults(cls, subscribers: models.QuerySet) -> int:
+        """Put the subscribers (a query of their ids) in every newsletter new
+        subscribers join, set-based; pairs that exist already are kept. Returns the
+        number of rows written."""
+        return cls.join(
+            subscribers,
+            Newsletter.objects.filter(join_by_default=True).values("pk"),
+        )
+
+    @classmethod
+    def join(cls, subscribers: models.QuerySet, newsletters: models.QuerySet) -> int:
+        """Subscribe every subscriber of one query of ids to every newsletter of
+        another: one INSERT ... SELECT of the pairs not there yet."""
+        # The ORM has no cross join: the pairs are made in SQL, from the two
+        # compiled queries; every value is a parameter.
+        sub_sql, sub_params = subscribers.query.sql_with_params()
+        news_sql, news_params = newsletters.query.sql_with_params()
+        quote = connection.ops.quote_name
+        table = quote(cls._meta.db_table)
+        people = quote(Subscriber._meta.db_table)
+        lists = quote(Newsletter._meta.db_table)
+        sql = (
+            f"INSERT INTO {table} (subscriber_id, newsletter_id, created) "  # noqa: S608
+            f"SELECT s.id, n.id, CURRENT_TIMESTAMP FROM {people} s "
+            f"CROSS JOIN {lists} n WHERE s.id IN ({sub_sql}) AND n.id IN ({news_sql}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} x "
+            "WHERE x.subscriber_id = s.id AND x.newsletter_id = n.id)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*sub_params, *news_params])
+            return cursor.rowcount
+
+
+class Segment(models.Model):
+    """A saved group of subscribers: every condition set must hold.
+
+    Resolved to one set-based query (subscribers.segments); an issue sent to a
+    segment freezes exactly the subscribers it matches at that moment.
+    """
+
+    class Membership(models.TextChoices):
+        ANY = "", "Anyone"
+        FREE = "free", "Free subscribers (no paid or complimentary membership)"
+        PAID = "paid", "Paying or complimentary members"
+        PAYING = "paying", "Paying members"
+        COMPLIMENTARY = "complimentary", "Complimentary members"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    newsletter = models.ForeignKey(
+        Newsletter,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Only subscribers of this newsletter. Empty: of any.",
+    )
+    labels = models.ManyToManyField(
+        Label,
+        blank=True,
+        related_name="segments",
+        help_text="Only subscribers with at least one of these labels.",
+    )
+    membership = models.CharField(
+        max_length=20, choices=Membership.choices, blank=True, default=""
+    )
+    source = models.CharField(
+        "signup source",
+        max_length=10,
+        choices=Subscriber.Source.choices,
+        blank=True,
+        help_text="Only subscribers who came this way. Empty: any.",
+    )
+    joined_after = models.DateField(
+        null=True, blank=True, help_text="Only those who subscribed on or after."
+    )
+    joined_before = models.DateField(
+        null=True, blank=True, help_text="Only those who subscribed before."
+    )
+    engaged_in_last = models.PositiveSmallIntegerField(
+        "opened or clicked in the last",
+        null=True,
+        blank=True,
+        help_text="Only those who opened or clicked (as a person, not a machine) "
+        "at least one of this many last issues sent. Empty: anyone.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

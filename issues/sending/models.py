@@ -202,3 +202,44 @@ class EmailEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} for {self.email}"
+
+
+class WelcomeStep(models.Model):
+    """One email of a newsletter's welcome sequence, sent a delay after a
+    subscriber confirms.
+
+    Its content is an Issue of kind "welcome" (same renderer and email pipeline,
+    never on the site), and its emails are that issue's Send: one Delivery per
+    subscriber, added as subscribers come due, so each gets the step at most once.
+    """
+
+    class Condition(models.TextChoices):
+        EVERYONE = "", "Everyone"
+        FREE = "free", "Free subscribers only"
+        NOT_PAID = "unpaid", "Not yet paying"
+
+    newsletter = models.ForeignKey(
+        "newsletter.Newsletter", on_delete=models.CASCADE, related_name="welcome_steps"
+    )
+    issue = models.OneToOneField(
+        "issues.Issue", on_delete=models.CASCADE, related_name="welcome_step"
+    )
+    delay = models.DurationField(
+        help_text="How long after they confirm it goes out, e.g. 0, 3 days, 10 days."
+    )
+    condition = models.CharField(
+        max_length=10, choices=Condition.choices, blank=True, default=""
+    )
+    active = models.BooleanField(
+        default=False,
+        help_text="Sent only while active, and only to those who confirm after it "
+        "was first made active.",
+    )
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["newsletter", "delay", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.newsletter}: {self.issue} (+{self.delay})"
