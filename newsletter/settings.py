@@ -351,6 +351,14 @@ SENDING_LEASE_SECONDS = env.int("SENDING_LEASE_SECONDS", default=120)
 # sending one recipient's message) before the send is paused with the reason,
 # instead of Celery handing the task that kills it to worker after worker.
 SENDING_MAX_WORKER_CRASHES = env.int("SENDING_MAX_WORKER_CRASHES", default=3)
+# The deliverability guard: a send pauses itself, with the reason, when its complaint
+# rate (spam complaints / accepted emails) goes above SENDING_PAUSE_COMPLAINT_RATE
+# (0.3 %, the limit Gmail and Yahoo hold bulk senders to) or its hard-bounce rate
+# (hard bounces / emails accepted or refused for good) above SENDING_PAUSE_BOUNCE_RATE,
+# judged only from SENDING_PAUSE_MIN_SAMPLE emails on. 1 turns a limit off.
+SENDING_PAUSE_COMPLAINT_RATE = env.float("SENDING_PAUSE_COMPLAINT_RATE", default=0.003)
+SENDING_PAUSE_BOUNCE_RATE = env.float("SENDING_PAUSE_BOUNCE_RATE", default=0.05)
+SENDING_PAUSE_MIN_SAMPLE = env.int("SENDING_PAUSE_MIN_SAMPLE", default=200)
 # /healthz reports a send with emails still queued that has claimed or sent
 # nothing for this many minutes (and any send paused because workers died on it).
 SENDING_STALLED_MINUTES = env.int("SENDING_STALLED_MINUTES", default=10)

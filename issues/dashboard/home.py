@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from issues.analytics.reports import engagement
 from issues.models import Issue
-from issues.sending.health import stalled_sends
+from issues.sending.guard import Figures, Limits
+from issues.sending.guard import percent as rate_shown
+from issues.sending.health import paused_by_quire, stalled_sends
 from issues.sending.models import Delivery, EmailEvent, Send
 
 # Above this share of delivered emails, complaints put the sender's reputation at
@@ -174,6 +176,25 @@ class SendProgress:
     send: Send
     done: int
     percent: int
+    # The deliverability guard's figures, from the send's own counters.
+    figures: Figures = field(default_factory=Figures)
+    limits: Limits | None = None
+
+    @property
+    def complaint_rate(self) -> str:
+        return rate_shown(self.figures.complaint_rate)
+
+    @property
+    def bounce_rate(self) -> str:
+        return rate_shown(self.figures.bounce_rate)
+
+    @property
+    def complaint_limit(self) -> str:
+        return rate_shown(self.limits.complaint_rate) if self.limits else ""
+
+    @property
+    def bounce_limit(self) -> str:
+        return rate_shown(self.limits.bounce_rate) if self.limits else ""
 
 
 def sends_in_progress() -> list[SendProgress]:
@@ -182,6 +203,7 @@ def sends_in_progress() -> list[SendProgress]:
         status__in=[Send.Status.PREPARING, Send.Status.SENDING, Send.Status.PAUSED]
     ).select_related("issue")
     progress = []
+    limits = Limits.from_settings()
     for send in sends.order_by("created"):
         done = (
             send.sent_count
@@ -190,7 +212,15 @@ def sends_in_progress() -> list[SendProgress]:
             + send.skipped_count
         )
         percent = int(100 * done / send.total) if send.total else 0
-        progress.append(SendProgress(send=send, done=done, percent=min(percent, 100)))
+        progress.append(
+            SendProgress(
+                send=send,
+                done=done,
+                percent=min(percent, 100),
+                figures=Figures.of(send),
+                limits=limits,
+            )
+        )
     return progress
 
 
@@ -223,10 +253,17 @@ class Home:
 def needs_attention(
     *, comparison: IssueComparison | None, now: datetime | None = None
 ) -> list[Attention]:
-    """Return what the author should look at: stalled or failing sends, issues
-    citing unknown papers or that beat could not publish, a high complaint rate."""
+    """Return what the author should look at: sends Quire paused (with why),
+    stalled or failing sends, issues citing unknown papers or that beat could not
+    publish, a high complaint rate."""
     now = now or timezone.now()
-    items = [Attention(message) for message in stalled_sends(now=now)]
+    items = [
+        Attention(
+            f"“{send.issue}” is paused: {send.paused_reason}", _issue_url(send.issue)
+        )
+        for send in paused_by_quire().select_related("issue").order_by("pk")
+    ]
+    items += [Attention(message) for message in stalled_sends(now=now, paused=False)]
     failing = (
         Send.objects.filter(failed_count__gt=0)
         .exclude(status=Send.Status.DONE, finished_at__lt=now - timedelta(days=7))

@@ -1,7 +1,8 @@
 """The /healthz check of sending: sends that stopped making progress.
 
 Registered with newsletter.health in SendingConfig.ready. A send is reported when
-Quire paused it because workers kept dying on it, or when it is sending with emails
+Quire paused it by itself (workers kept dying on it, or the deliverability guard
+found too many complaints or hard bounces), or when it is sending with emails
 still queued and nothing has been claimed or sent for SENDING_STALLED_MINUTES: the
 workers are down, stuck, or the mail server has refused everything for that long.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import Delivery, Send
@@ -28,16 +30,26 @@ def _last_progress(send: Send) -> datetime | None:
     return max(moments) if moments else None
 
 
-def stalled_sends(*, now: datetime | None = None) -> list[str]:
-    """Return a sentence for each send that is not getting anywhere."""
+def paused_by_quire() -> QuerySet[Send]:
+    """Return the sends Quire paused by itself (workers died on them, or the
+    deliverability guard stopped them), each with its reason."""
+    return Send.objects.filter(status=Send.Status.PAUSED).exclude(paused_reason="")
+
+
+def stalled_sends(*, now: datetime | None = None, paused: bool = True) -> list[str]:
+    """Return a sentence for each send that is not getting anywhere.
+
+    paused: include the sends Quire paused by itself (the dashboard lists those
+    with a link of their own).
+    """
     now = now or timezone.now()
     window = timedelta(minutes=settings.SENDING_STALLED_MINUTES)
     problems = []
-    paused = Send.objects.filter(status=Send.Status.PAUSED).exclude(paused_reason="")
-    for send in paused.select_related("issue").order_by("pk"):
-        problems.append(
-            f"“{send.issue}” (send {send.pk}) is paused: {send.paused_reason}"
-        )
+    if paused:
+        for send in paused_by_quire().select_related("issue").order_by("pk"):
+            problems.append(
+                f"“{send.issue}” (send {send.pk}) is paused: {send.paused_reason}"
+            )
     active = Send.objects.filter(
         status__in=[Send.Status.SENDING, Send.Status.PREPARING]
     ).select_related("issue")

@@ -45,9 +45,40 @@ class Send(models.Model):
     last_error = models.TextField(blank=True)
     paused_reason = models.TextField(
         blank=True,
-        help_text="Why Quire paused this send by itself (a worker kept dying on it). "
-        "Fix what it names, then resume; resuming clears it.",
+        help_text="Why Quire paused this send by itself (a worker kept dying on it, "
+        "or too many complaints or hard bounces). Fix what it names, then resume; "
+        "resuming clears it.",
     )
+    # The deliverability guard's counters (guard.py): each added to with F() in the
+    # transaction that records the email's outcome or the provider's event, once
+    # per delivery, never recounted from the deliveries.
+    accepted_count = models.PositiveIntegerField(
+        "accepted",
+        default=0,
+        help_text="Emails the mail server or provider accepted: the complaint "
+        "rate is complaints out of these.",
+    )
+    refused_count = models.PositiveIntegerField(
+        "refused",
+        default=0,
+        help_text="Hard bounces while sending: the mail server refused the address "
+        "for good (5xx).",
+    )
+    reported_bounce_count = models.PositiveIntegerField(
+        "reported bounces",
+        default=0,
+        help_text="Emails accepted, then reported by the provider as hard bounces.",
+    )
+    complaint_count = models.PositiveIntegerField(
+        "complaints",
+        default=0,
+        help_text="Recipients who marked the email as spam (reported by the "
+        "provider), each counted once.",
+    )
+    # The complaints and hard bounces when the author last resumed: the guard
+    # pauses again only once there are more (guard.verdict).
+    complaints_at_resume = models.PositiveIntegerField(default=0, editable=False)
+    bounces_at_resume = models.PositiveIntegerField(default=0, editable=False)
     # Bumped whenever a worker claims a batch; the reconciler restarts a send whose
     # heartbeat stopped while work is left (its broker messages were lost).
     heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -66,6 +97,16 @@ class Send(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.PREPARING, self.Status.SENDING)
+
+    @property
+    def hard_bounce_count(self) -> int:
+        """Refused while sending, or reported bounced by the provider afterwards."""
+        return self.refused_count + self.reported_bounce_count
+
+    @property
+    def attempted_count(self) -> int:
+        """Emails the mail server accepted or refused as a hard bounce."""
+        return self.accepted_count + self.refused_count
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -126,6 +167,12 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     # Retries after a transient failure wait until then.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the provider reported that the recipient marked this email "
+        "as spam.",
+    )
     possibly_duplicate = models.BooleanField(
         default=False,
         help_text="A worker died while handing this email to the mail server; it was "

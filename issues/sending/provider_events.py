@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from subscribers.services import suppress_address
 
+from . import guard
 from .models import Delivery, EmailEvent
 
 # Soft bounces in a row (with no delivery in between) before an address is
@@ -75,11 +77,10 @@ def record_email_event(*, event, esp_name: str) -> EmailEvent | None:
             message_id__in=[event.message_id, event.message_id.strip("<>")]
         )
     if event_type == "complained":
+        count_complaint(deliveries, complained_at=stored.timestamp)
         suppress_address(email=recipient, reason="complained")
     elif event_type == "bounced":
-        deliveries.filter(status=Delivery.Status.SENT).update(
-            status=Delivery.Status.BOUNCED, last_error=stored.description
-        )
+        count_bounce(deliveries, error=stored.description)
         suppress_address(email=recipient, reason="bounced")
     elif event_type == SOFT_BOUNCE:
         recent = list(
@@ -92,3 +93,44 @@ def record_email_event(*, event, esp_name: str) -> EmailEvent | None:
         if len(recent) == SOFT_BOUNCE_LIMIT and set(recent) == {SOFT_BOUNCE}:
             suppress_address(email=recipient, reason="bounced")
     return stored
+
+
+def count_complaint(deliveries, *, complained_at) -> None:
+    """Mark the email complained about, and count it for its send, once.
+
+    The event names its message (or, from a provider that gives no id, the
+    address's latest email is taken).
+    """
+    latest = (
+        deliveries.filter(sent_at__isnull=False)
+        .order_by("-sent_at", "-pk")
+        .values_list("pk", "send_id")
+        .first()
+    )
+    if latest is None:
+        return
+    pk, send_id = latest
+    with transaction.atomic():
+        if Delivery.objects.filter(pk=pk, complained_at__isnull=True).update(
+            complained_at=complained_at
+        ):
+            guard.count(send_id=send_id, complaints=1)
+
+
+def count_bounce(deliveries, *, error: str) -> None:
+    """Mark the accepted emails bounced, and count each for its send, once."""
+    with transaction.atomic():
+        # Locked first: a second report of the same bounce (another event id) waits
+        # here and then finds the row bounced already.
+        rows = list(
+            deliveries.filter(status=Delivery.Status.SENT)
+            .select_for_update()
+            .values_list("pk", "send_id")
+        )
+        if not rows:
+            return
+        Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=Delivery.Status.BOUNCED, last_error=error
+        )
+        for send_id, bounced in Counter(send_id for _, send_id in rows).items():
+            guard.count(send_id=send_id, reported_bounces=bounced)

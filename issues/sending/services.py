@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from issues.access import paid_subscribers_q
@@ -214,13 +214,17 @@ def resume_send(*, send: Send) -> Send:
     """Resume a paused send, forgetting why Quire paused it (it may be fixed now).
 
     Should the same content still stop workers, the guard pauses it again after
-    SENDING_MAX_WORKER_CRASHES more tries.
+    SENDING_MAX_WORKER_CRASHES more tries. The deliverability guard remembers the
+    complaints and hard bounces counted now, and pauses again only once there are
+    more of them while a rate is still over its limit.
     """
     if Send.objects.filter(pk=send.pk, status=Send.Status.PAUSED).update(
         status=Send.Status.SENDING,
         heartbeat_at=timezone.now(),
         paused_reason="",
         render_attempts=0,
+        complaints_at_resume=F("complaint_count"),
+        bounces_at_resume=F("refused_count") + F("reported_bounce_count"),
     ):
         tasks.kick_send(send.pk)
     send.refresh_from_db()

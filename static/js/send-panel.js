@@ -65,8 +65,15 @@
       return;
     }
     ["status_display", "sent", "total", "percent", "queued", "failed", "bounced",
-     "skipped", "rate", "possibly_duplicated", "paused_reason"].forEach(function (name) {
+     "skipped", "rate", "possibly_duplicated", "paused_reason", "complaint_rate",
+     "complaints", "accepted", "complaint_limit", "bounce_rate", "hard_bounces",
+     "attempted", "bounce_limit", "min_sample"].forEach(function (name) {
       setText(name, data[name]);
+    });
+    // A rate over its limit is marked (styled by issue-admin.css).
+    panel.querySelectorAll("[data-over-when]").forEach(function (el) {
+      if (data[el.getAttribute("data-over-when")]) el.setAttribute("data-over", "true");
+      else el.removeAttribute("data-over");
     });
     setText("eta", formatEta(data.eta_seconds));
     var bar = field("progress");

@@ -60,7 +60,15 @@ class SendAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status"]
     # A send changes only through its actions (pause, resume, retry failed).
-    readonly_fields = ["paused_reason", *cast(list[str], list_display), "last_error"]
+    readonly_fields = [
+        "paused_reason",
+        *cast(list[str], list_display),
+        "accepted_count",
+        "refused_count",
+        "reported_bounce_count",
+        "complaint_count",
+        "last_error",
+    ]
     inlines = [DeliveryInline]
 
     def has_add_permission(self, request):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from issues.models import Issue
 
+from ..guard import Figures, Limits, percent
 from ..models import Delivery, Send
 
 # How far back the "current rate" looks.
@@ -73,6 +74,7 @@ def send_progress(send: Send, *, now=None) -> dict:
         "eta_seconds": eta,
         "started_at": send.started_at.isoformat() if send.started_at else None,
         "finished_at": send.finished_at.isoformat() if send.finished_at else None,
+        **deliverability(send),
         "problems": [
             {
                 "email": row["email"],
@@ -83,6 +85,30 @@ def send_progress(send: Send, *, now=None) -> dict:
             }
             for row in problems
         ],
+    }
+
+
+def deliverability(send: Send) -> dict:
+    """Return the send's complaint and hard-bounce rates next to the guard's limits
+    (from the send's own counters: no query)."""
+    figures = Figures.of(send)
+    limits = Limits.from_settings()
+    return {
+        "accepted": figures.accepted,
+        "attempted": figures.attempted,
+        "complaints": figures.complaints,
+        "hard_bounces": figures.hard_bounces,
+        "complaint_rate": percent(figures.complaint_rate),
+        "bounce_rate": percent(figures.bounce_rate),
+        "complaint_limit": percent(limits.complaint_rate),
+        "bounce_limit": percent(limits.bounce_rate),
+        "min_sample": limits.min_sample,
+        # Over the limit by the guard's own rule (a sample large enough), whether
+        # or not it paused the send (it may be done, or resumed by the author).
+        "complaints_over": figures.accepted >= limits.min_sample
+        and figures.complaint_rate > limits.complaint_rate,
+        "bounces_over": figures.attempted >= limits.min_sample
+        and figures.bounce_rate > limits.bounce_rate,
     }
 
 

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Now
 
 from subscribers.services import suppress_address
 
+from .. import guard
 from ..emails import PreparedEmail, Recipient, message_id_for
 from ..models import Delivery
 from ..provider_batches import CallResult, ProviderClient
@@ -166,8 +168,9 @@ def _mark_sending(call: Call, claimant: str) -> None:
 
 def _update_sent(
     call: Call, rows: list[tuple[Claimed, str]], claimant: str, alone: bool
-) -> None:
-    """Mark rows sent; alone: no other call in flight overlaps this one's range."""
+) -> int:
+    """Mark rows sent and return how many; alone: no other call in flight overlaps
+    this one's range."""
     by_id: dict[str, list[int]] = {}
     for row, message_id in rows:
         by_id.setdefault(message_id, []).append(row.id)
@@ -175,33 +178,37 @@ def _update_sent(
     if len(by_id) == 1 and alone and len(rows) == len(call.rows):
         # One id for the whole call (Mailgun), every row of it accepted.
         (message_id,) = by_id
-        _span(call, claimant, Delivery.Status.SENDING).update(
+        return _span(call, claimant, Delivery.Status.SENDING).update(
             message_id=message_id, **done
         )
-        return
     if len(by_id) <= 3:
-        for message_id, ids in by_id.items():
+        return sum(
             Delivery.objects.filter(pk__in=ids).update(message_id=message_id, **done)
-        return
+            for message_id, ids in by_id.items()
+        )
+    updated = 0
     for start in range(0, len(rows), CASE_CHUNK):
         chunk = rows[start : start + CASE_CHUNK]
-        Delivery.objects.filter(pk__in=[row.id for row, _ in chunk]).update(
+        updated += Delivery.objects.filter(pk__in=[row.id for row, _ in chunk]).update(
             message_id=Case(
                 *(When(pk=row.id, then=Value(message_id)) for row, message_id in chunk),
                 default=F("message_id"),
             ),
             **done,
         )
+    return updated
 
 
-def _update_errors(rows: list[tuple[Claimed, Outcome]], status: str) -> None:
+def _update_errors(rows: list[tuple[Claimed, Outcome]], status: str) -> int:
     by_error: dict[str, list[int]] = {}
     for row, outcome in rows:
         by_error.setdefault(outcome.error[:2000], []).append(row.id)
-    for error, ids in by_error.items():
-        Delivery.objects.filter(pk__in=ids).update(
-            status=status, last_error=error, claimed_at=Now()
-        )
+    return sum(
+        Delivery.objects.filter(pk__in=ids)
+        .exclude(status=status)
+        .update(status=status, last_error=error, claimed_at=Now())
+        for error, ids in by_error.items()
+    )
 
 
 def _update_retries(rows: list[tuple[Claimed, Outcome]], wait_at_least: float) -> None:
@@ -226,12 +233,15 @@ def record_call(
     result: CallResult,
     run: ProviderRun,
     *,
+    send_id: int,
     claimant: str,
     alone: bool = False,
-) -> None:
+) -> str | None:
     """Record each recipient's outcome of one call, grouped into few UPDATEs.
 
     alone: no other call of the same segment whose range overlaps is in flight.
+    The accepted and hard-bounced emails are counted for the deliverability guard
+    in the same transaction; returns the reason if that paused the send.
     """
     sent: list[tuple[Claimed, str]] = []
     retry: list[tuple[Claimed, Outcome]] = []
@@ -252,19 +262,20 @@ def record_call(
             bounced.append((row, outcome))
         else:
             failed.append((row, outcome))
-    if retry:
-        _update_retries(retry, result.retry_after)
-    if failed:
-        _update_errors(failed, Delivery.Status.FAILED)
-    if bounced:
-        _update_errors(bounced, Delivery.Status.BOUNCED)
-        for row, _outcome in bounced:
-            suppress_address(email=row.email, reason="bounced")
-    if sent:
-        _update_sent(call, sent, claimant, alone)
+    with transaction.atomic():
+        if retry:
+            _update_retries(retry, result.retry_after)
+        if failed:
+            _update_errors(failed, Delivery.Status.FAILED)
+        refused = _update_errors(bounced, Delivery.Status.BOUNCED) if bounced else 0
+        accepted = _update_sent(call, sent, claimant, alone) if sent else 0
+        paused = guard.count(send_id=send_id, accepted=accepted, refused=refused)
+    for row, _outcome in bounced:
+        suppress_address(email=row.email, reason="bounced")
     run.sent += len(sent)
     run.retried += len(retry)
     run.failed += len(failed) + len(bounced)
+    return paused
 
 
 def _refused_whole(result: CallResult) -> bool:
@@ -363,7 +374,15 @@ def send_through_provider(
                         waiting.extendleft(reversed(_split(call)))
                         continue
                     alone = not _overlaps(call, flying.values())
-                    record_call(call, result, run, claimant=claimant, alone=alone)
+                    if record_call(
+                        call, result, run, send_id=send_id, claimant=claimant,
+                        alone=alone,
+                    ):  # fmt: skip
+                        # The guard paused the send: no more calls, but the rows
+                        # marked sending (split calls) still go; the others are
+                        # handed back below.
+                        exhausted = run.stopped = True
+                        waiting = deque(c for c in waiting if c.marked)
                 if waiting and time.monotonic() - renewed > lease_renewal:
                     # Keep the claimed rows not yet handed to a call ours.
                     Delivery.objects.filter(

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
 from subscribers.services import suppress_address
 
+from .. import guard
 from ..models import Delivery
 from ..transports import BOUNCED, SENT, TRANSIENT, Outcome
 from .claims import Claimed, now_sql, retry_delay
@@ -95,8 +96,9 @@ class Recorder:
     """Write marks and outcomes in groups; runs in the thread that owns the
     database connection."""
 
-    def __init__(self, claimant: str) -> None:
+    def __init__(self, claimant: str, *, send_id: int) -> None:
         self.claimant = claimant
+        self.send_id = send_id
         self.table = connection.ops.quote_name(Delivery._meta.db_table)
         self.now = now_sql()
 
@@ -126,9 +128,20 @@ class Recorder:
         self._advance_and_resolve(starts, [])
 
     def _advance_and_resolve(self, starts: list[Start], sent: list[Done]) -> None:
-        """_advance(), then tell each started row's session whether it may send."""
+        """_advance(), then tell each started row's session whether it may send.
+
+        The accepted emails are counted for the deliverability guard in the same
+        transaction (which may pause the send: the next claim then stops).
+        """
         try:
-            marked = self._advance(starts, sent)
+            if sent:
+                with transaction.atomic():
+                    touched = self._advance(starts, sent)
+                    sent_ids = {op.row.id for op in sent}
+                    guard.count(send_id=self.send_id, accepted=len(touched & sent_ids))
+                marked = touched - sent_ids
+            else:
+                marked = self._advance(starts, sent)
         except BaseException as exc:
             for op in starts:
                 op.done.set_exception(exc)
@@ -139,7 +152,8 @@ class Recorder:
     def _advance(self, starts: list[Start], sent: list[Done]) -> set[int]:
         """Mark the started rows sending and the accepted ones sent: one UPDATE.
 
-        Return the ids of started rows that were still claimed by this worker.
+        Return the ids of the accepted rows, and of the started rows that were
+        still claimed by this worker.
         """
         if not starts and not sent:
             return set()
@@ -177,8 +191,7 @@ class Recorder:
         ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            touched = {row_id for (row_id,) in cursor.fetchall()}
-        return touched - {op.row.id for op in sent}
+            return {row_id for (row_id,) in cursor.fetchall()}
 
     def _unsent(self, row: Claimed, outcome: Outcome, *, counted: bool) -> str:
         attempts = row.attempts + 1
@@ -198,12 +211,20 @@ class Recorder:
             if outcome.kind == BOUNCED
             else Delivery.Status.FAILED
         )
-        Delivery.objects.filter(pk=row.id).update(
-            status=status,
-            last_error=outcome.error[:2000],
-            claimed_at=Now(),
-            **counting,
-        )
+        with transaction.atomic():
+            changed = (
+                Delivery.objects.filter(pk=row.id)
+                .exclude(status=status)
+                .update(
+                    status=status,
+                    last_error=outcome.error[:2000],
+                    claimed_at=Now(),
+                    **counting,
+                )
+            )
+            if changed and status == Delivery.Status.BOUNCED:
+                # A hard bounce while sending, counted with the row's change.
+                guard.count(send_id=self.send_id, refused=1)
         if outcome.kind == BOUNCED:
             suppress_address(email=row.email, reason="bounced")
         return status

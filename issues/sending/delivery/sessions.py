@@ -117,7 +117,7 @@ class SessionPool:
         self.source = source
         self.deadline = deadline
         self.budget = SessionBudget(sessions)
-        self.recorder = Recorder(claimant)
+        self.recorder = Recorder(claimant, send_id=send_id)
         self.limiter = get_rate_limiter()
         self.per_connection = settings.SENDING_MESSAGES_PER_CONNECTION
         self.rows: queue.Queue[Claimed] = queue.Queue()
