@@ -512,3 +512,46 @@ def test_sendgrid_sends_one_call_with_a_personalization_per_recipient(
         "message_id", flat=True
     )
     assert len(set(message_ids)) == 12
+
+
+def test_too_many_inactive_addresses_pause_the_send_and_hand_back_the_rest(
+    issue, postmark, settings
+):
+    # One claim of 300 rows, a call each: the guard stops the calls not yet made.
+    settings.SENDING_BATCH_SIZE = 300
+    settings.SENDING_PROVIDER_CALLS = 3
+    inactive = {f"reader{n}@example.org" for n in range(0, 400, 10)}  # 10 %
+
+    def answer(request: Request) -> Response:
+        to = json.loads(request.get_data())["To"]
+        if to in inactive:
+            return json_response(
+                {
+                    "ErrorCode": 406,
+                    "Message": "You tried to send to a recipient that has been "
+                    f"marked as inactive.\nFound inactive addresses: {to}.\n"
+                    "Inactive recipients are ones that have generated a hard "
+                    "bounce or a spam complaint.",
+                },
+                422,
+            )
+        return postmark_answer(request)
+
+    fake = FakeProvider(answer)
+    postmark.expect_request("/email", method="POST").respond_with_handler(fake)
+    send = start(issue, 400)
+
+    assert delivery.deliver_send(send_id=send.pk).next == "stopped"
+
+    send.refresh_from_db()
+    assert send.status == "paused"
+    assert send.paused_reason.startswith("Hard-bounce rate ")
+    counts = Delivery.objects.filter(send=send).counts()
+    assert counts["sending"] == 0
+    assert counts["queued"] >= 150  # claimed, never called, handed back
+    assert not Delivery.objects.filter(send=send, status="queued").exclude(
+        claimed_by=""
+    )
+    assert len(fake.requests) == counts["sent"] + counts["bounced"]
+    assert send.accepted_count == counts["sent"]
+    assert send.refused_count == counts["bounced"]
