@@ -5,10 +5,12 @@ while a send goes out, are in test_guard_worker.py.
 """
 
 import base64
+import importlib
 import json
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -368,3 +370,31 @@ def test_the_author_resumes_it_from_the_panel(django_capture_on_commit_callbacks
     assert response.status_code == 302
     assert state(send) == (Send.Status.SENDING, "", 3, 0)
     assert callbacks  # its batch tasks are queued
+
+
+def test_sends_made_before_the_guard_get_their_counters_from_their_deliveries():
+    migration = importlib.import_module(
+        "issues.sending.migrations.0004_deliverability_guard"
+    )
+    send = sending(10, sent=6)
+    Send.objects.filter(pk=send.pk).update(accepted_count=0)
+    first, second = Delivery.objects.filter(send=send, status="sent").order_by("pk")[:2]
+    refused = Delivery.objects.filter(send=send, status="queued").first()
+    Delivery.objects.filter(pk=refused.pk).update(status=Delivery.Status.BOUNCED)
+    Delivery.objects.filter(pk=first.pk).update(status=Delivery.Status.BOUNCED)
+    EmailEvent.objects.create(
+        event_id="old-complaint",
+        event_type="complained",
+        email=second.email,
+        message_id=second.message_id,
+        timestamp=timezone.now(),
+    )
+
+    migration.count_what_was_sent(django_apps, None)
+
+    send.refresh_from_db()
+    assert send.accepted_count == 6  # 5 sent, 1 accepted and bounced later
+    assert send.refused_count == 1 and send.reported_bounce_count == 1
+    assert send.complaint_count == 1
+    second.refresh_from_db()
+    assert second.complained_at is not None
