@@ -374,7 +374,7 @@ def test_the_author_resumes_it_from_the_panel(django_capture_on_commit_callbacks
 
 def test_sends_made_before_the_guard_get_their_counters_from_their_deliveries():
     migration = importlib.import_module(
-        "issues.sending.migrations.0004_deliverability_guard"
+        "issues.sending.migrations.0005_deliverability_guard"
     )
     send = sending(10, sent=6)
     Send.objects.filter(pk=send.pk).update(accepted_count=0)

@@ -46,7 +46,7 @@ def count_what_was_sent(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sending', '0003_send_status_without_failed'),
+        ('sending', '0004_welcome_steps'),
     ]
 
     operations = [
