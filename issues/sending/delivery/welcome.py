@@ -105,11 +105,13 @@ def step_send(step: WelcomeStep) -> Send:
 def enqueue_step(*, step: WelcomeStep, now: datetime) -> tuple[int, int | None]:
     """Add a queued Delivery for everyone the step is due for; return how many
     were added, and the send's id if it is sending them (it needs batch tasks)."""
-    send = step_send(step)
     with transaction.atomic():
         # The lock makes runs of the same step (two beats, a retried task) queue
         # behind each other, so none inserts a pair the other just inserted.
-        send = Send.objects.select_for_update().get(pk=send.pk)
+        send = (
+            Send.objects.select_for_update().filter(issue_id=step.issue_id).first()
+            or step_send(step)
+        )
         due = due_subscribers(step=step, send=send, now=now)
         bounds = due.aggregate(low=Min("pk"), high=Max("pk"))
         if bounds["low"] is None:
