@@ -108,10 +108,9 @@ def enqueue_step(*, step: WelcomeStep, now: datetime) -> tuple[int, int | None]:
     with transaction.atomic():
         # The lock makes runs of the same step (two beats, a retried task) queue
         # behind each other, so none inserts a pair the other just inserted.
-        send = (
-            Send.objects.select_for_update().filter(issue_id=step.issue_id).first()
-            or step_send(step)
-        )
+        send = Send.objects.select_for_update().filter(
+            issue_id=step.issue_id
+        ).first() or step_send(step)
         due = due_subscribers(step=step, send=send, now=now)
         bounds = due.aggregate(low=Min("pk"), high=Max("pk"))
         if bounds["low"] is None:
