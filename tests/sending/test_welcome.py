@@ -212,7 +212,7 @@ def test_a_run_that_fails_half_way_leaves_nothing_and_the_next_adds_each_once(
     monkeypatch.setattr(welcome, "ENQUEUE_CHUNK", 100)
     step = make_step("Welcome!", timedelta(0))
     confirmed_subscribers(350)
-    real = welcome._insert_deliveries
+    real = welcome.insert_deliveries
     calls = {"n": 0}
 
     def failing(rows, send):
@@ -221,13 +221,13 @@ def test_a_run_that_fails_half_way_leaves_nothing_and_the_next_adds_each_once(
             raise ConnectionError("the database went away")
         return real(rows, send)
 
-    monkeypatch.setattr(welcome, "_insert_deliveries", failing)
+    monkeypatch.setattr(welcome, "insert_deliveries", failing)
     with pytest.raises(ConnectionError):
         welcome.enqueue_welcome_steps()
     assert Delivery.objects.count() == 0  # the step's blocks are one transaction
     assert Send.objects.get(issue=step.issue).total == 0
 
-    monkeypatch.setattr(welcome, "_insert_deliveries", real)
+    monkeypatch.setattr(welcome, "insert_deliveries", real)
     welcome.enqueue_welcome_steps()
     welcome.enqueue_welcome_steps()
     counts = Counter(

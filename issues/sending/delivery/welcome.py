@@ -118,7 +118,7 @@ def enqueue_step(*, step: WelcomeStep, now: datetime) -> tuple[int, int | None]:
         low = bounds["low"]
         added = 0
         while low <= bounds["high"]:
-            added += _insert_deliveries(
+            added += insert_deliveries(
                 due.filter(pk__gte=low, pk__lt=low + ENQUEUE_CHUNK), send
             )
             low += ENQUEUE_CHUNK
@@ -156,7 +156,7 @@ def enqueue_welcome_steps(*, now: datetime | None = None) -> list[int]:
     return kick
 
 
-def _insert_deliveries(rows: QuerySet[Subscriber], send: Send) -> int:
+def insert_deliveries(rows: QuerySet[Subscriber], send: Send) -> int:
     """INSERT INTO delivery ... SELECT the rows; return how many were written."""
     select = (
         rows.annotate(
