@@ -3,9 +3,11 @@ set-based, and what the email looks like."""
 
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -15,6 +17,7 @@ from issues.sending.delivery import welcome
 from issues.sending.delivery.bookkeeping import reconcile_sends
 from issues.sending.health import stalled_sends
 from issues.sending.models import Delivery, Send, WelcomeStep
+from issues.sending.transports import open_transport
 from newsletter.models import Newsletter
 from subscribers import services as subscriber_services
 from subscribers.billing.models import Membership
@@ -246,8 +249,6 @@ def test_after_a_partial_send_rerunning_and_reconciling_duplicates_nothing(outbo
     # A batch task sent three, then its worker went away.
     batch = delivery.claim_batch(send_id=send_id, claimant="w1", size=3)
     prepared = delivery.prepared_for(Send.objects.get(pk=send_id)).emails
-    from issues.sending.transports import open_transport
-
     with open_transport() as transport:
         delivery.send_batch(
             send_id=send_id,
@@ -343,3 +344,25 @@ def test_a_welcome_email_cannot_be_published():
         services.publish_issue(issue=step.issue)
     step.issue.refresh_from_db()
     assert step.issue.status == Issue.Status.DRAFT
+
+
+def test_the_one_click_unsubscribe_of_a_welcome_email_stops_the_next_steps(outbox):
+    make_step("Welcome!", timedelta(0))
+    later = make_step("Three days in", 3 * DAY)
+    reader, other = confirmed_subscribers(2)
+    [send_id] = welcome.enqueue_welcome_steps()
+    deliver(send_id)
+    message = next(m for m in outbox_messages(outbox) if m["To"] == reader.email)
+    url = message["List-Unsubscribe"].split("<", 1)[1].split(">", 1)[0]
+    parts = urlsplit(url)
+
+    # What a mail program sends: no cookie, no CSRF token, no login.
+    response = Client(enforce_csrf_checks=True).post(
+        f"{parts.path}?{parts.query}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 200
+    welcome.enqueue_welcome_steps(now=timezone.now() + 4 * DAY)
+    assert recipients(later) == {other.email}
