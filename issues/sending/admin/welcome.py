@@ -23,6 +23,7 @@ from django.views.decorators.http import require_safe
 from markdownx.widgets import AdminMarkdownxWidget
 
 from issues.rendering.limits import validate_markdown_limits
+from newsletter.models import Newsletter
 from subscribers.throttling import LimiterUnavailable, over_limit
 
 from .. import services
@@ -73,6 +74,11 @@ class WelcomeStepForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         step = self.instance
+        if not step.pk and "newsletter" in self.fields:
+            # The first newsletter, as for a new issue (most have only one).
+            self.fields["newsletter"].initial = Newsletter.objects.order_by(
+                "position", "pk"
+            ).first()
         if step.pk and step.issue_id:
             self.fields["subject"].initial = step.issue.title
             self.fields["body"].initial = step.issue.body
