@@ -184,6 +184,8 @@ class IssueAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            # A welcome step's content is edited in its welcome sequence's admin.
+            .exclude(kind=Issue.Kind.WELCOME)
             .annotate(n_citations=Count("citations"))
             .defer("body_html", "free_html", "paid_html", "public_text")
             # Meta.ordering is left out of a GROUP BY query (see PaperAdmin).

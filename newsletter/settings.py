@@ -456,6 +456,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "issues.sending.tasks.publish_due_issues",
         "schedule": 30,
     },
+    # Welcome steps: subscribers whose step has come due get its email (a few
+    # set-based statements per active step; nothing when nobody is due).
+    "send-welcome-steps": {
+        "task": "issues.sending.tasks.send_welcome_steps",
+        "schedule": env.int("WELCOME_STEPS_SECONDS", default=15),
+    },
     # Re-queue work no live worker holds (lost broker messages, dead workers).
     "reconcile-sends": {
         "task": "issues.sending.tasks.reconcile_sends",

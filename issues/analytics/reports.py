@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from issues.models import Issue, Paper
-from issues.sending.models import Send
+from issues.sending.models import Delivery, Send
+from subscribers.billing.models import Membership
 from subscribers.models import Subscriber
 
 from .models import DailyIssueStat, DailyLinkStat, DailyPageStat, HourlyIssueStat
@@ -82,6 +84,8 @@ class IssueReport:
     web_visitors: int = 0
     new_free: int = 0
     new_paid: int = 0
+    # Welcome steps only (None for an issue): who got it and later paid.
+    conversions: int | None = None
     links: list[LinkFigures] = field(default_factory=list)
     papers: list[PaperFigures] = field(default_factory=list)
     referrers: list[tuple[str, int]] = field(default_factory=list)
@@ -133,6 +137,8 @@ def issue_report(issue: Issue) -> IssueReport:
         paid=Count("pk", filter=Q(consent_source=f"checkout:{path}")),
     )
     report.new_free, report.new_paid = signups["free"], signups["paid"]
+    if issue.kind == Issue.Kind.WELCOME:
+        report.conversions = conversions_to_paid([issue.pk])[issue.pk]
     links = (
         DailyLinkStat.objects.filter(link__issue=issue)
         .values(
@@ -258,6 +264,7 @@ def recent_reports(*, count: int = 6) -> tuple[IssueReport | None, dict[str, flo
     """
     sends = list(
         Send.objects.filter(started_at__isnull=False)
+        .exclude(issue__kind=Issue.Kind.WELCOME)
         .select_related("issue")
         .order_by("-started_at")[:count]
     )
@@ -302,3 +309,65 @@ def most_read_papers(
         )
         for row in ranked
     ]
+
+
+# Memberships that were paid at some point (the dashboard counts paid members from
+# the same statuses); an incomplete checkout never was, complimentary is not paid.
+PAID_STATUSES = [
+    Membership.Status.ACTIVE,
+    Membership.Status.TRIALING,
+    Membership.Status.PAST_DUE,
+    Membership.Status.CANCELED,
+    Membership.Status.UNPAID,
+    Membership.Status.PAUSED,
+]
+
+
+def converted_q() -> Q:
+    """Return a filter on Delivery: its subscriber started a paid membership after
+    the email was sent to them."""
+    return Q(
+        Exists(
+            Membership.objects.filter(
+                subscriber=OuterRef("subscriber_id"),
+                created__gt=OuterRef("sent_at"),
+                status__in=PAID_STATUSES,
+                complimentary=False,
+            ).exclude(stripe_subscription_id="")
+        )
+    )
+
+
+def conversions_to_paid(issue_ids: list[int]) -> dict[int, int]:
+    """Return, per issue (a welcome step's), how many who were sent it later
+    started a paid membership: one grouped query, whatever the count."""
+    rows = (
+        Delivery.objects.filter(
+            send__issue_id__in=issue_ids,
+            status=Delivery.Status.SENT,
+            subscriber__isnull=False,
+        )
+        .filter(converted_q())
+        .values("send__issue_id")
+        .annotate(n=Count("subscriber_id", distinct=True))
+        .order_by()
+    )
+    found = {row["send__issue_id"]: row["n"] for row in rows}
+    return {pk: found.get(pk, 0) for pk in issue_ids}
+
+
+def conversions_subquery() -> Coalesce:
+    """conversions_to_paid as a subquery on a row with an ``issue`` (a welcome
+    step), so a list of steps counts them in its one query."""
+    converted = (
+        Delivery.objects.filter(
+            send__issue_id=OuterRef("issue"),
+            status=Delivery.Status.SENT,
+            subscriber__isnull=False,
+        )
+        .filter(converted_q())
+        .values("send__issue_id")
+        .annotate(n=Count("subscriber_id", distinct=True))
+        .values("n")
+    )
+    return Coalesce(Subquery(converted, output_field=IntegerField()), 0)

@@ -20,7 +20,7 @@ from issues.models import Issue
 from issues.sending.guard import Figures, Limits
 from issues.sending.guard import percent as rate_shown
 from issues.sending.health import paused_by_quire, stalled_sends
-from issues.sending.models import Delivery, EmailEvent, Send
+from issues.sending.models import Delivery, EmailEvent, Send, WelcomeStep
 
 # Above this share of delivered emails, complaints put the sender's reputation at
 # risk (Gmail's and Yahoo's bulk sender rules name 0.1 %; 0.3 % is their limit).
@@ -145,6 +145,8 @@ def last_issue_comparison(*, engagement: bool = True) -> IssueComparison | None:
     """Return the last sent issue's figures next to the average of the five before."""
     sends = list(
         Send.objects.filter(started_at__isnull=False)
+        # A welcome step's send goes on for ever: it is no issue to compare.
+        .exclude(issue__kind=Issue.Kind.WELCOME)
         .select_related("issue")
         .order_by("-started_at", "-pk")[: PREVIOUS_ISSUES + 1]
     )
@@ -199,9 +201,15 @@ class SendProgress:
 
 def sends_in_progress() -> list[SendProgress]:
     """Return the sends still going out (or paused), with how far each got."""
-    sends = Send.objects.filter(
-        status__in=[Send.Status.PREPARING, Send.Status.SENDING, Send.Status.PAUSED]
-    ).select_related("issue")
+    # Welcome steps' sends are left out: they go out a few at a time for as long
+    # as the step is active (their figures are on the welcome emails' page).
+    sends = (
+        Send.objects.filter(
+            status__in=[Send.Status.PREPARING, Send.Status.SENDING, Send.Status.PAUSED]
+        )
+        .exclude(issue__kind=Issue.Kind.WELCOME)
+        .select_related("issue")
+    )
     progress = []
     limits = Limits.from_settings()
     for send in sends.order_by("created"):
@@ -312,6 +320,11 @@ def needs_attention(
 
 
 def _issue_url(issue: Issue) -> str:
+    if issue.kind == Issue.Kind.WELCOME:
+        # Not in the issue admin: edited as its welcome step (one query, for the
+        # few items shown).
+        step = WelcomeStep.objects.filter(issue=issue).values_list("pk", flat=True)
+        return reverse("admin:sending_welcomestep_change", args=[step.first()])
     return reverse("admin:issues_issue_change", args=[issue.pk])
 
 

@@ -287,6 +287,9 @@ class WelcomeStep(models.Model):
 
     class Meta:
         ordering = ["newsletter", "delay", "pk"]
+        # What the author calls them in the admin's menu.
+        verbose_name = "welcome email"
+        verbose_name_plural = "welcome emails"
 
     def __str__(self) -> str:
         return f"{self.newsletter}: {self.issue} (+{self.delay})"

@@ -15,14 +15,15 @@ from django.utils import timezone
 
 from issues.access import paid_subscribers_q
 from issues.content_version import content_changed
-from issues.models import Issue, unknown_references_message
+from issues.models import Issue, unique_slug, unknown_references_message
 from issues.rendering import ContentTooLarge, check_markdown, find_unknown_references
 from subscribers.models import Subscriber
 
 from . import delivery, tasks
 from .delivery.audience import audience
+from .delivery.welcome import step_send
 from .emails import Recipient, render_segment
-from .models import Delivery, EmailEvent, Send
+from .models import Delivery, EmailEvent, Send, WelcomeStep
 from .transports import SENT, open_transport
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def check_publishable(*, issue: Issue) -> None:
     one query), not from the stored list, so a paper added or deleted a moment ago
     counts.
     """
+    if issue.kind == Issue.Kind.WELCOME:
+        raise SendingError(
+            "This is a welcome email: its welcome sequence sends it to each new "
+            "subscriber; it is never published."
+        )
     try:
         check_markdown(issue.body)
     except ContentTooLarge as exc:
@@ -284,3 +290,50 @@ def send_test_email(
     if errors:
         raise SendingError("Test email not sent to " + "; ".join(errors))
     return sent
+
+
+@transaction.atomic
+def save_welcome_step(
+    *, step: WelcomeStep, subject: str, body: str, now: datetime | None = None
+) -> WelcomeStep:
+    """Save a welcome step with its email's subject and Markdown body.
+
+    The content is the step's Issue of kind "welcome", kept a draft (never on the
+    site). Saving it changes the issue's ``updated``, so the stored rendering of
+    the step's email no longer matches and the next batch renders it again, once:
+    emails not yet sent go out with the new content. Activating the step records
+    when (once); only subscribers who confirm from then on get it.
+    """
+    issue = step.issue if step.issue_id else Issue(kind=Issue.Kind.WELCOME)
+    if not issue.slug:
+        # Its own address space, so no issue's clean slug is taken by it.
+        issue.slug = unique_slug(Issue, f"welcome {subject}")
+    issue.title = subject
+    issue.body = body
+    issue.newsletter_id = step.newsletter_id
+    issue.kind = Issue.Kind.WELCOME
+    issue.status = Issue.Status.DRAFT
+    issue.save()
+    step.issue = issue
+    if step.active and step.activated_at is None:
+        step.activated_at = now or timezone.now()
+    step.save()
+    step_send(step)
+    return step
+
+
+@transaction.atomic
+def set_welcome_steps_active(
+    *, steps: QuerySet[WelcomeStep], active: bool, now: datetime | None = None
+) -> int:
+    """Activate or deactivate steps at once; return how many changed.
+
+    Activation sets ``activated_at`` the first time only. A deactivated step adds
+    no more deliveries; those already queued (due before) still go out.
+    """
+    changed = steps.exclude(active=active).update(active=active)
+    if active:
+        steps.filter(activated_at__isnull=True).update(
+            activated_at=now or timezone.now()
+        )
+    return changed

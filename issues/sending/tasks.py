@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
 from . import delivery
+from .delivery.welcome import enqueue_welcome_steps
 
 RETRY: dict[str, Any] = {
     "autoretry_for": (DatabaseError, InterfaceError, ConnectionError),
@@ -66,3 +67,13 @@ def reconcile_sends() -> dict:
     for send_id in todo.kick:
         kick_send(send_id)
     return todo.counts
+
+
+@shared_task(ignore_result=True, **RETRY)
+def send_welcome_steps() -> int:
+    """Queue every welcome step for the subscribers it has come due for, and give
+    the sends that got some their batch tasks (beat, every few seconds)."""
+    send_ids = enqueue_welcome_steps()
+    for send_id in send_ids:
+        kick_send(send_id)
+    return len(send_ids)

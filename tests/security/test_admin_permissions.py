@@ -4,6 +4,8 @@ Every action and every custom admin URL is found from the admin site itself, so 
 added later is attacked here too (or fails the enumeration test until it is listed).
 """
 
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -24,6 +26,7 @@ from tests.factories.billing import MembershipFactory, TierFactory
 from tests.factories.issues import IssueFactory, PaperFactory, TagFactory
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
 from tests.sending.conftest import parse
+from tests.sending.welcome_support import make_step
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +43,10 @@ CUSTOM_VIEWS = {
     "sending_preview": 405,
     "sending_preview_raw": 405,
     "sending_status": 405,
+    # A welcome step's test email acts; its preview only shows.
+    "sending_welcomestep_test": 403,
+    "sending_welcomestep_preview": 405,
+    "sending_welcomestep_preview_raw": 405,
     # The issue report and the most read papers only show figures.
     "analytics_report": 405,
     "analytics_papers": 405,
@@ -170,7 +177,10 @@ def world(db, superuser, viewer):
     )
     TOTPDevice.objects.create(user=superuser, name="Authenticator app")
     StaticDevice.objects.create(user=superuser, name="Recovery codes")
-    return {"draft": draft, "published": published, "send": send}
+    # One active step (deactivating changes it) and one inactive (activating does).
+    welcome = make_step("Welcome", timedelta(0))
+    make_step("Later", timedelta(days=3), active=False)
+    return {"draft": draft, "published": published, "send": send, "welcome": welcome}
 
 
 def snapshot() -> dict[str, str]:
@@ -292,6 +302,8 @@ def _urls_for(name: str, pattern, world) -> list[str]:
                 args=[get_user_model().objects.get(username="author").pk],
             )
         ]
+    elif name.startswith("sending_welcomestep_"):
+        pk = world["welcome"].pk
     elif name.startswith(("sending_", "analytics_")):
         pk = world["published" if name == "sending_control" else "draft"].pk
     else:

@@ -3,7 +3,7 @@
 Here the Send, Delivery and EmailEvent admins, and the Issue admin with sending's
 pages; ``views`` those pages (publish, schedule, test, preview, pause, resume,
 retry) as ``SendingAdminMixin``; ``forms`` their forms; ``progress`` what the send
-panel shows.
+panel shows; ``welcome`` the welcome emails (WelcomeStep) admin.
 """
 
 from typing import cast
@@ -13,10 +13,11 @@ from django.contrib import admin
 from issues import admin as issues_admin
 from issues.models import Issue
 
-from ..models import Delivery, EmailEvent, Send
+from ..models import Delivery, EmailEvent, Send, WelcomeStep
 from .views import SendingAdminMixin
+from .welcome import WelcomeStepAdmin
 
-__all__ = ["IssueAdmin"]
+__all__ = ["IssueAdmin", "WelcomeStepAdmin"]
 
 
 class IssueAdmin(SendingAdminMixin, issues_admin.IssueAdmin):
@@ -28,6 +29,7 @@ class IssueAdmin(SendingAdminMixin, issues_admin.IssueAdmin):
 # issues/admin.py (imported above, so that one is registered first).
 admin.site.unregister(Issue)
 admin.site.register(Issue, IssueAdmin)
+admin.site.register(WelcomeStep, WelcomeStepAdmin)
 
 
 class DeliveryInline(admin.TabularInline):

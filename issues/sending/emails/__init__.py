@@ -74,11 +74,17 @@ def render_segment(
     """
     publication = Publication.load()
     body_html, has_more = _issue_html(issue, segment)
-    web_url = absolute_url(issue.get_absolute_url())
+    site_url = absolute_url("/")
+    # A welcome email is not on the site: it has no web version to link to.
+    web_url = (
+        ""
+        if issue.kind == Issue.Kind.WELCOME
+        else absolute_url(issue.get_absolute_url())
+    )
     context: dict[str, Any] = {
         "publication": publication,
         "issue": issue,
-        "body_html": _email_body(body_html, web_url=web_url),
+        "body_html": _email_body(body_html, web_url=web_url or site_url),
         "segment": segment,
         "has_more": has_more,
         "web_url": web_url,
@@ -88,7 +94,7 @@ def render_segment(
         "paid_enabled": stripe_api.is_configured(),
         "unsubscribe_url": PH_UNSUBSCRIBE,
         "recipient_email": PH_EMAIL,
-        "site_url": absolute_url("/"),
+        "site_url": site_url,
         "cover_url": absolute_url(issue.cover_image.url) if issue.cover_image else "",
         "test": test,
         "extra_css": pygments_css(),
@@ -128,7 +134,7 @@ def render_segment(
             tracked, numbers = tracked_html(
                 html_out,
                 send_id=send_id,
-                web_url=web_url,
+                web_url=web_url or site_url,
                 clicks=publication.track_clicks,
                 opens=publication.track_opens,
                 keep=(context["account_url"],),
