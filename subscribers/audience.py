@@ -104,9 +104,9 @@ def labels_named(names: Collection[str]) -> dict[str, int]:
     return {name: found[name.casefold()] for name in names if name.casefold() in found}
 
 
-def _ids(queryset: models.QuerySet) -> models.QuerySet:
-    # A plain query of ids: ordering, annotations and prefetches of the admin's
-    # list have no place inside an IN (...).
+def ids_of(queryset: models.QuerySet) -> models.QuerySet:
+    """Return the query's ids as a plain subquery (no ordering, annotations or
+    prefetches of the admin's list inside an IN (...))."""
     return queryset.order_by().values("pk")
 
 
@@ -116,8 +116,8 @@ def add_labels(*, subscribers: models.QuerySet, labels: models.QuerySet) -> int:
     labels were newly given (pairs that exist already are kept)."""
     # As Subscription.join: the ORM has no cross join, so the pairs are made in SQL
     # from the two compiled queries; every value is a parameter.
-    people_sql, people_params = _ids(subscribers).query.sql_with_params()
-    labels_sql, labels_params = _ids(labels).query.sql_with_params()
+    people_sql, people_params = ids_of(subscribers).query.sql_with_params()
+    labels_sql, labels_params = ids_of(labels).query.sql_with_params()
     quote = connection.ops.quote_name
     table = quote(Subscriber.labels.through._meta.db_table)
     sql = (
@@ -138,7 +138,7 @@ def remove_labels(*, subscribers: models.QuerySet, labels: models.QuerySet) -> i
     """Take the labels off the subscribers; returns how many were taken off."""
     through = Subscriber.labels.through
     deleted, _ = through.objects.filter(
-        subscriber_id__in=_ids(subscribers), label_id__in=_ids(labels)
+        subscriber_id__in=ids_of(subscribers), label_id__in=ids_of(labels)
     ).delete()
     return deleted
 
@@ -152,7 +152,7 @@ def join_newsletters(
     Only the Subscription row: someone who unsubscribed from everything stays
     unsubscribed (and receives nothing) until they subscribe again themselves.
     """
-    return max(Subscription.join(_ids(subscribers), _ids(newsletters)), 0)
+    return max(Subscription.join(ids_of(subscribers), ids_of(newsletters)), 0)
 
 
 @transaction.atomic
@@ -161,7 +161,7 @@ def leave_newsletters(
 ) -> int:
     """Take the subscribers out of the newsletters; returns how many left one."""
     deleted, _ = Subscription.objects.filter(
-        subscriber_id__in=_ids(subscribers), newsletter_id__in=_ids(newsletters)
+        subscriber_id__in=ids_of(subscribers), newsletter_id__in=ids_of(newsletters)
     ).delete()
     return deleted
 
