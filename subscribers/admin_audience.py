@@ -28,8 +28,9 @@ class NewsletterListFilter(admin.SimpleListFilter):
     parameter_name = "newsletter"
 
     def lookups(self, request, model_admin):
+        newsletters = Newsletter.objects.values_list("pk", "name")
         return [
-            *((str(pk), name) for pk, name in Newsletter.objects.values_list("pk", "name")),
+            *((str(pk), name) for pk, name in newsletters),
             ("none", "In no newsletter"),
         ]
 
@@ -87,10 +88,10 @@ def _bulk_page(modeladmin, request, queryset, *, form, title, verb, action):
                 ]
             ),
             "select_across": select_across,
-            # With "select all N", the filters in the address choose them again.
-            "selected": []
-            if select_across
-            else request.POST.getlist(ACTION_CHECKBOX_NAME),
+            # Posted back as they came: with "select all N" (select_across) the
+            # list's filters, kept in the page's address, choose them again, and
+            # Django still wants the page's own rows among them.
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
             "action": action,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "verb": verb,

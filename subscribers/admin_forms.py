@@ -45,7 +45,7 @@ class NewLabelsField(forms.CharField):
         )
         super().__init__(**kwargs)
 
-    def clean(self, value) -> list[str]:  # type: ignore[override]
+    def clean(self, value) -> list[str]:
         value = super().clean(value)
         try:
             names = audience.parse_label_names(value or "")

@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Collection
 from datetime import datetime
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -116,8 +117,11 @@ def add_labels(*, subscribers: models.QuerySet, labels: models.QuerySet) -> int:
     labels were newly given (pairs that exist already are kept)."""
     # As Subscription.join: the ORM has no cross join, so the pairs are made in SQL
     # from the two compiled queries; every value is a parameter.
-    people_sql, people_params = ids_of(subscribers).query.sql_with_params()
-    labels_sql, labels_params = ids_of(labels).query.sql_with_params()
+    try:
+        people_sql, people_params = ids_of(subscribers).query.sql_with_params()
+        labels_sql, labels_params = ids_of(labels).query.sql_with_params()
+    except EmptyResultSet:  # pk__in=[]: a query that cannot match, not compiled
+        return 0
     quote = connection.ops.quote_name
     table = quote(Subscriber.labels.through._meta.db_table)
     sql = (
@@ -152,7 +156,10 @@ def join_newsletters(
     Only the Subscription row: someone who unsubscribed from everything stays
     unsubscribed (and receives nothing) until they subscribe again themselves.
     """
-    return max(Subscription.join(ids_of(subscribers), ids_of(newsletters)), 0)
+    try:
+        return max(Subscription.join(ids_of(subscribers), ids_of(newsletters)), 0)
+    except EmptyResultSet:  # pk__in=[]: a query that cannot match, not compiled
+        return 0
 
 
 @transaction.atomic

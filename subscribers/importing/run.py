@@ -311,7 +311,7 @@ def _place(cursor, rows: dict[str, list], placing: _Placing, report) -> None:
     """
     table = Subscriber._meta.db_table
     everyone = Subscriber.objects.filter(
-        email__in=RawSQL(f"SELECT email FROM {_MATCHED}", [])  # noqa: S608
+        email__in=RawSQL(f"SELECT email FROM {_MATCHED}", [])  # noqa: S608, S611
     )
     # Newsletters: the one place an import joins any. Without a choice, only the
     # subscribers this file adds join the newsletters new subscribers join (as
@@ -319,7 +319,7 @@ def _place(cursor, rows: dict[str, list], placing: _Placing, report) -> None:
     # they chose. A choice made for this import is added to everyone in the file.
     if placing.newsletter_ids is None:
         added = Subscriber.objects.filter(
-            pk__in=RawSQL(
+            pk__in=RawSQL(  # noqa: S611
                 f"SELECT t.id FROM {table} AS t JOIN {_STAGING} AS s "  # noqa: S608
                 "ON t.email = s.email AND t.token = s.token",
                 [],
@@ -329,9 +329,7 @@ def _place(cursor, rows: dict[str, list], placing: _Placing, report) -> None:
     elif placing.newsletter_ids:
         report.joined = audience.join_newsletters(
             subscribers=everyone,
-            newsletters=Newsletter.objects.filter(
-                pk__in=placing.newsletter_ids
-            ),
+            newsletters=Newsletter.objects.filter(pk__in=placing.newsletter_ids),
         )
     if placing.label_ids:
         report.labelled += audience.add_labels(
