@@ -29,6 +29,7 @@ class NewslettersField(forms.ModelMultipleChoiceField):
 class LabelsField(forms.ModelMultipleChoiceField):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Hold Ctrl (⌘ on a Mac) to choose several.")
         super().__init__(queryset=Label.objects.all(), **kwargs)
 
 
@@ -62,6 +63,12 @@ class _PlacingMixin:
     """newsletters, labels and new_labels, and the label names they add up to."""
 
     cleaned_data: dict
+    fields: dict
+
+    def drop_empty_labels(self) -> None:
+        """Leave out the list of existing labels while there is none."""
+        if "labels" in self.fields and not Label.objects.exists():
+            del self.fields["labels"]
 
     def label_names(self) -> list[str]:
         names = [label.name for label in self.cleaned_data.get("labels") or []]
@@ -80,6 +87,7 @@ class ImportOptionsForm(_PlacingMixin, ImportForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["newsletters"].initial = _default_newsletters()
+        self.drop_empty_labels()
 
 
 class NewsletterChoiceForm(forms.Form):
@@ -96,6 +104,7 @@ class LabelChoiceForm(_PlacingMixin, forms.Form):
         super().__init__(*args, **kwargs)
         if not adding:
             del self.fields["new_labels"]
+        self.drop_empty_labels()
 
     def clean(self):
         cleaned = super().clean()
@@ -118,6 +127,7 @@ class InvitationForm(_PlacingMixin, forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["newsletters"].initial = _default_newsletters()
+        self.drop_empty_labels()
 
 
 class SubscriberPlacingForm(SubscriberAdminForm):
