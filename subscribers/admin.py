@@ -10,6 +10,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from newsletter.models import Newsletter
+
 from . import admin_audience, audience, services
 from .admin_forms import ImportOptionsForm, SubscriberPlacingForm
 from .exporting import iter_export_lines
@@ -79,7 +81,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["email", "name", "status", "paused", "source"]}),
-        ("Newsletters and labels", {"fields": ["newsletters", "labels", "new_labels"]}),
+        ("Newsletters and labels", {"fields": ["receives", "labels", "new_labels"]}),
         ("Dates", {"fields": ["created", "confirmed_at", "unsubscribed_at"]}),
         (
             "Consent record",
@@ -120,9 +122,17 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
-        # The ticked newsletters and labels were saved with the form (save_m2m);
-        # the names typed in become labels here.
+        # The ticked labels were saved with the form (save_m2m); the ticked
+        # newsletters and the label names typed in are saved here.
         one = Subscriber.objects.filter(pk=form.instance.pk)
+        if "receives" in form.cleaned_data:
+            ticked = [n.pk for n in form.cleaned_data["receives"]]
+            audience.leave_newsletters(
+                subscribers=one, newsletters=Newsletter.objects.exclude(pk__in=ticked)
+            )
+            audience.join_newsletters(
+                subscribers=one, newsletters=Newsletter.objects.filter(pk__in=ticked)
+            )
         if form.cleaned_data.get("new_labels"):
             ids = audience.labels_named(form.cleaned_data["new_labels"])
             audience.add_labels(

@@ -133,7 +133,12 @@ class InvitationForm(_PlacingMixin, forms.Form):
 class SubscriberPlacingForm(SubscriberAdminForm):
     """The change form, with the subscriber's newsletters and labels."""
 
-    newsletters = NewslettersField(help_text="The newsletters they receive.")
+    # Not named after the model's field: the admin refuses a many-to-many with
+    # its own through model (Subscription) in a form (admin.E013), so the admin
+    # saves it (SubscriberAdmin.save_related).
+    receives = NewslettersField(
+        label="Newsletters", help_text="The newsletters they receive."
+    )
     new_labels = NewLabelsField(label="Add new labels")
 
     class Meta(SubscriberAdminForm.Meta):
@@ -142,8 +147,8 @@ class SubscriberPlacingForm(SubscriberAdminForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["newsletters"].initial = list(
+            self.fields["receives"].initial = list(
                 self.instance.newsletters.values_list("pk", flat=True)
             )
         else:
-            self.fields["newsletters"].initial = _default_newsletters()
+            self.fields["receives"].initial = _default_newsletters()

@@ -217,7 +217,7 @@ def test_labels_and_newsletters_are_edited_on_the_change_form(staff, lists):
             "name": "Ada",
             "status": "active",
             "source": "form",
-            "newsletters": [news.pk],
+            "receives": [news.pk],
             "labels": [vip.pk],
             "new_labels": "Speaker, reviewer",
         },
