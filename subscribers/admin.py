@@ -10,11 +10,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from . import services
+from newsletter.models import Newsletter
+
+from . import admin_audience, audience, services
+from .admin_forms import ImportOptionsForm, SubscriberPlacingForm
 from .exporting import iter_export_lines
-from .forms import ImportForm, SubscriberAdminForm
 from .importing import ImportFailed, import_subscribers
-from .models import Subscriber, Suppression
+from .models import Label, Subscriber, Suppression
 
 
 def _export_response(queryset, filename: str = "subscribers.csv"):
@@ -30,7 +32,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     """The audience list. Apps above subscribers extend it from their own admin
     module (a subclass registered in its place), as paid tiers do."""
 
-    form = SubscriberAdminForm
+    form = SubscriberPlacingForm
     change_list_template = "admin/subscribers/subscriber/change_list.html"
     list_display = [
         "email",
@@ -40,8 +42,17 @@ class SubscriberAdmin(admin.ModelAdmin):
         "source",
         "created",
         "confirmed_at",
+        "newsletter_names",
+        "label_names",
     ]
-    list_filter = ["status", "source", "paused", ("created", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        "source",
+        "paused",
+        admin_audience.NewsletterListFilter,
+        admin_audience.LabelListFilter,
+        ("created", admin.DateFieldListFilter),
+    ]
     search_fields = ["email", "name"]
     date_hierarchy = "created"
     ordering = ["-created"]
@@ -50,6 +61,11 @@ class SubscriberAdmin(admin.ModelAdmin):
     actions = [
         "unsubscribe",
         "resend_confirmation",
+        admin_audience.send_invitation,
+        admin_audience.add_to_newsletter,
+        admin_audience.remove_from_newsletter,
+        admin_audience.add_label,
+        admin_audience.remove_label,
         "export_csv",
     ]
     readonly_fields = [
@@ -65,6 +81,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["email", "name", "status", "paused", "source"]}),
+        ("Newsletters and labels", {"fields": ["receives", "labels", "new_labels"]}),
         ("Dates", {"fields": ["created", "confirmed_at", "unsubscribed_at"]}),
         (
             "Consent record",
@@ -81,12 +98,61 @@ class SubscriberAdmin(admin.ModelAdmin):
         ("Links", {"fields": ["token"], "classes": ["collapse"]}),
     ]
 
+    def get_changelist(self, request, **kwargs):
+        changelist = super().get_changelist(request, **kwargs)
+
+        class SubscriberChangeList(changelist):
+            # Two queries for the page's newsletters and labels columns, not two
+            # per row; the actions' query (get_queryset) stays a plain one.
+            def get_results(self, request):
+                super().get_results(request)
+                self.result_list = self.result_list.prefetch_related(
+                    "newsletters", "labels"
+                )
+
+        return SubscriberChangeList
+
+    @admin.display(description="newsletters")
+    def newsletter_names(self, subscriber) -> str:
+        return ", ".join(n.name for n in subscriber.newsletters.all()) or "—"
+
+    @admin.display(description="labels")
+    def label_names(self, subscriber) -> str:
+        return ", ".join(label.name for label in subscriber.labels.all()) or "—"
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # The ticked labels were saved with the form (save_m2m); the ticked
+        # newsletters and the label names typed in are saved here.
+        one = Subscriber.objects.filter(pk=form.instance.pk)
+        if "receives" in form.cleaned_data:
+            ticked = [n.pk for n in form.cleaned_data["receives"]]
+            audience.leave_newsletters(
+                subscribers=one, newsletters=Newsletter.objects.exclude(pk__in=ticked)
+            )
+            audience.join_newsletters(
+                subscribers=one, newsletters=Newsletter.objects.filter(pk__in=ticked)
+            )
+        if form.cleaned_data.get("new_labels"):
+            ids = audience.labels_named(form.cleaned_data["new_labels"])
+            audience.add_labels(
+                subscribers=one, labels=Label.objects.filter(pk__in=ids.values())
+            )
+
+    def invite_view(self, request: HttpRequest):
+        return admin_audience.invite_view(self, request)
+
     def get_urls(self):
         urls = [
             path(
                 "import/",
                 self.admin_site.admin_view(self.import_view),
                 name="subscribers_subscriber_import",
+            ),
+            path(
+                "invite/",
+                self.admin_site.admin_view(self.invite_view),
+                name="subscribers_subscriber_invite",
             ),
             path(
                 "export/",
@@ -116,6 +182,7 @@ class SubscriberAdmin(admin.ModelAdmin):
                 for value, label in Subscriber.Status.choices
             ],
             "import_url": reverse("admin:subscribers_subscriber_import"),
+            "invite_url": reverse("admin:subscribers_subscriber_invite"),
             "export_url": reverse("admin:subscribers_subscriber_export"),
         }
         return super().changelist_view(request, extra_context=extra_context)
@@ -155,7 +222,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         report = None
-        form = ImportForm(request.POST or None, request.FILES or None)
+        form = ImportOptionsForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             stream = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
@@ -164,6 +231,8 @@ class SubscriberAdmin(admin.ModelAdmin):
                     stream=stream,
                     format=form.cleaned_data["format"],
                     filename=upload.name,
+                    newsletters=[n.pk for n in form.cleaned_data["newsletters"]],
+                    labels=form.label_names(),
                 )
             except ImportFailed as exc:
                 messages.error(request, f"{exc} Nothing was imported.")

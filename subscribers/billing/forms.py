@@ -1,5 +1,6 @@
 from django import forms
 
+from newsletter.models import Newsletter
 from subscribers.forms import AddressField
 
 from .models import Tier
@@ -50,3 +51,14 @@ class CheckoutForm(forms.Form):
                 )
             data["amount_cents"] = cents
         return data
+
+
+class EmailAfterCheckoutForm(forms.Form):
+    """A paying reader who gets no email asks for the newsletters (success page)."""
+
+    session_id = forms.CharField(max_length=200, widget=forms.HiddenInput)
+    newsletters = forms.ModelMultipleChoiceField(
+        queryset=Newsletter.objects.all(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one newsletter."},
+    )

@@ -23,13 +23,14 @@ from django.views.decorators.http import (
     require_POST,
 )
 
+from subscribers import audience
 from subscribers import services as subscriber_services
 from subscribers.models import Subscriber
 from subscribers.sessions import current_subscriber, sign_in_subscriber
 from subscribers.throttling import client_ip
 
 from . import services, stripe_api
-from .forms import CheckoutForm
+from .forms import CheckoutForm, EmailAfterCheckoutForm
 from .models import CheckoutClaim, Membership, StripeEvent, Tier
 from .tokens import read_claim_token
 
@@ -143,19 +144,61 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(session["url"], status=303)
 
 
+def _completed_checkout(session_id: str) -> StripeEvent | None:
+    """Return the processed checkout.session.completed event of that session."""
+    if not session_id:
+        return None
+    return StripeEvent.objects.filter(
+        type="checkout.session.completed",
+        object_id=session_id,
+        status=StripeEvent.Status.PROCESSED,
+    ).first()
+
+
+def _paid_by(event: StripeEvent, subscriber: Subscriber | None) -> bool:
+    """Return whether the checkout (a signed, stored Stripe event) was paid for
+    this subscriber, and attached to them (not held for an emailed link)."""
+    if subscriber is None:
+        return False
+    session = (event.payload.get("data") or {}).get("object") or {}
+    if str(session.get("client_reference_id") or "") != str(subscriber.pk):
+        return False
+    return not CheckoutClaim.objects.filter(stripe_session_id=event.object_id).exists()
+
+
+def _email_offer(
+    event: StripeEvent | None, subscriber: Subscriber | None, form=None
+) -> dict:
+    """What the success page asks a paying reader who gets no email: the choice
+    of newsletters, or (for a suppressed address) to write to the author."""
+    if event is None or not _paid_by(event, subscriber):
+        return {}
+    assert subscriber is not None  # _paid_by said so
+    if subscriber_services.is_suppressed(subscriber.email) or subscriber.status in (
+        Subscriber.Status.BOUNCED,
+        Subscriber.Status.COMPLAINED,
+    ):
+        return {"email_refused": True}
+    if not audience.misses_the_emails(subscriber):
+        return {}
+    return {
+        "email_form": form
+        or EmailAfterCheckoutForm(
+            initial={
+                "session_id": event.object_id,
+                "newsletters": list(
+                    audience.default_newsletters().values_list("pk", flat=True)
+                ),
+            }
+        )
+    }
+
+
 @require_GET
 def success(request: HttpRequest) -> HttpResponse:
     """Thank the reader; show "processing" until Stripe's webhook has arrived."""
     session_id = request.GET.get("session_id", "")
-    event = (
-        StripeEvent.objects.filter(
-            type="checkout.session.completed",
-            object_id=session_id,
-            status=StripeEvent.Status.PROCESSED,
-        ).first()
-        if session_id
-        else None
-    )
+    event = _completed_checkout(session_id)
     processing = event is None
     # Paid for an address that is someone's already: it waits for the emailed link.
     held = (
@@ -202,7 +245,58 @@ def success(request: HttpRequest) -> HttpResponse:
             "held": held,
             "subscriber": signed_in,
             "membership": _membership(request),
+            **_email_offer(event if held is None else None, signed_in),
         },
+    )
+
+
+@require_POST
+def email_after_checkout(request: HttpRequest) -> HttpResponse:
+    """Subscribe the signed-in reader who just paid to the newsletters they chose.
+
+    Only for the checkout's own subscriber: the session id must name a completed
+    checkout (a signed Stripe event) paid for the reader signed in here.
+    """
+    form = EmailAfterCheckoutForm(request.POST)
+    session_id = str(request.POST.get("session_id", ""))[:200]
+    event = _completed_checkout(session_id)
+    subscriber = current_subscriber(request)
+    if event is None or not _paid_by(event, subscriber):
+        return HttpResponse(
+            "This checkout is not yours, or not complete yet.", status=403
+        )
+    assert subscriber is not None  # _paid_by said so
+    if form.is_valid():
+        try:
+            audience.resubscribe_after_payment(
+                subscriber=subscriber,
+                newsletters=form.cleaned_data["newsletters"],
+                ip=client_ip(request) or None,
+                user_agent=request.headers.get("user-agent", ""),
+                source="checkout",
+            )
+        except subscriber_services.AddressRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            names = ", ".join(n.name for n in form.cleaned_data["newsletters"])
+            messages.success(
+                request, f"Done: {names} will come to {subscriber.email} by email."
+            )
+        return redirect(
+            reverse("billing:success") + "?" + urlencode({"session_id": session_id})
+        )
+    return render(
+        request,
+        "subscribers/billing/success.html",
+        {
+            "processing": False,
+            "still_waiting": False,
+            "session_id": session_id,
+            "subscriber": subscriber,
+            "membership": _membership(request),
+            **_email_offer(event, subscriber, form=form),
+        },
+        status=400,
     )
 
 

@@ -1,5 +1,8 @@
 """Reading subscriber exports: Substack, Ghost, Mailchimp and plain email[,name].
 
+Ghost's ``labels``, Mailchimp's ``TAGS`` and a plain file's ``labels`` (or ``tags``)
+column come through as each row's labels cell.
+
 Each format turns a CSV header into a row reader: a function from one CSV row (a
 list of strings) to a ParsedRow, raising RowError with the reason a row is unusable
 or SkipRow for a row that is fine but must not be imported.
@@ -16,7 +19,7 @@ FORMATS = {
     "substack": "Substack subscriber export",
     "ghost": "Ghost members CSV",
     "mailchimp": "Mailchimp audience export",
-    "csv": "Plain CSV: email[,name]",
+    "csv": "Plain CSV: email[,name][,labels]",
 }
 
 ACTIVE = "active"
@@ -44,6 +47,8 @@ class ParsedRow:
     status: str
     consent_at: datetime | None = None
     consent_ip: str | None = None
+    # The row's labels cell as written (comma or semicolon separated), or "".
+    labels: str = ""
 
 
 RowReader = Callable[[list[str]], ParsedRow]
@@ -83,6 +88,14 @@ def _cell(row: list[str], index: int | None) -> str:
     return text.strip()
 
 
+def _raw_cell(row: list[str], index: int | None) -> str:
+    # Labels are cleaned one by one (subscribers.audience.clean_label_name), which
+    # refuses a formula-looking name instead of quietly unquoting it.
+    if index is None or index >= len(row):
+        return ""
+    return row[index]
+
+
 def _email_index(header: list[str], *names: str) -> int:
     index = _column(header, *names)
     if index is None:
@@ -97,9 +110,14 @@ def detect_format(header: list[str]) -> str:
     names = {h.strip().lower() for h in header}
     if "email address" in names:
         return "mailchimp"
+    # A labels column alone is no sign of Ghost: plain lists may carry one too,
+    # and they must come in pending.
     if "subscribed_to_emails" in names or (
         "email" in names
-        and names & {"labels", "complimentary_plan", "stripe_customer_id", "tiers"}
+        and (
+            names & {"complimentary_plan", "stripe_customer_id", "tiers"}
+            or {"labels", "subscribed"} <= names
+        )
     ):
         return "ghost"
     if "email" in names and names & {
@@ -141,6 +159,7 @@ def ghost(header: list[str]) -> RowReader:
     subscribed = _column(header, "subscribed_to_emails", "subscribed")
     created = _column(header, "created_at")
     deleted = _column(header, "deleted_at")
+    labels = _column(header, "labels")
 
     def read(row: list[str]) -> ParsedRow:
         if _cell(row, deleted):
@@ -160,6 +179,7 @@ def ghost(header: list[str]) -> RowReader:
             _cell(row, name),
             status,
             _parse_time(_cell(row, created), "created_at"),
+            labels=_raw_cell(row, labels),
         )
 
     return read
@@ -181,6 +201,7 @@ def mailchimp(header: list[str]) -> RowReader:
     confirm_ip = _column(header, "confirm_ip")
     unsub_time = _column(header, "unsub_time")
     clean_time = _column(header, "clean_time")
+    tags = _column(header, "tags")
 
     def read(row: list[str]) -> ParsedRow:
         name = " ".join(p for p in (_cell(row, first), _cell(row, last)) if p)
@@ -196,7 +217,14 @@ def mailchimp(header: list[str]) -> RowReader:
             status = ACTIVE
         else:
             status = PENDING
-        return ParsedRow(_cell(row, email), name, status, consent_at, ip or None)
+        return ParsedRow(
+            _cell(row, email),
+            name,
+            status,
+            consent_at,
+            ip or None,
+            labels=_raw_cell(row, tags),
+        )
 
     return read
 
@@ -205,9 +233,12 @@ def plain(header: list[str]) -> RowReader:
     """A plain email[,name] list records no consent: every row comes in pending."""
     email = _email_index(header, "email", "e-mail", "email address")
     name = _column(header, "name", "full name")
+    labels = _column(header, "labels", "tags")
 
     def read(row: list[str]) -> ParsedRow:
-        return ParsedRow(_cell(row, email), _cell(row, name), PENDING)
+        return ParsedRow(
+            _cell(row, email), _cell(row, name), PENDING, labels=_raw_cell(row, labels)
+        )
 
     return read
 

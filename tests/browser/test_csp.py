@@ -148,6 +148,7 @@ def test_admin_pages_run_under_the_policy(watched, live_server):
         f"/admin/issues/paper/{Paper.objects.first().pk}/change/",
         "/admin/subscribers/subscriber/",
         "/admin/subscribers/subscriber/import/",
+        "/admin/subscribers/subscriber/invite/",
         "/admin/billing/membership/",
         "/admin/billing/tier/add/",
         "/admin/newsletter/publication/",

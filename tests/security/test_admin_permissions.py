@@ -51,6 +51,7 @@ CUSTOM_VIEWS = {
     "analytics_report": 405,
     "analytics_papers": 405,
     "subscribers_subscriber_import": 403,
+    "subscribers_subscriber_invite": 403,
     "subscribers_subscriber_export": 405,
     # Django's own: another user's password.
     "auth_user_password_change": 403,
