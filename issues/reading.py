@@ -27,7 +27,7 @@ def paid_access(request: HttpRequest) -> bool:
 def issues_for(request: HttpRequest) -> IssueQuerySet:
     """Return the issues this request may open: drafts and scheduled for staff only."""
     if may_read_unpublished(request):
-        return Issue.objects.all()
+        return Issue.objects.on_site()
     return Issue.objects.published()
 
 

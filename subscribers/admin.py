@@ -15,6 +15,9 @@ from .exporting import iter_export_lines
 from .forms import ImportForm, SubscriberAdminForm
 from .importing import ImportFailed, import_subscribers
 from .models import Subscriber, Suppression
+from .segment_admin import LabelAdmin, SegmentAdmin
+
+__all__ = ["LabelAdmin", "SegmentAdmin", "SubscriberAdmin", "SuppressionAdmin"]
 
 
 def _export_response(queryset, filename: str = "subscribers.csv"):

@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any, TextIO, cast
 
 from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 
 # The SQL below is built from model metadata and module constants only; every value
 # from the file travels as a query parameter or through COPY (hence the S608 noqa).
 from django.utils import timezone
 
 from ..addresses import InvalidAddress, normalise_email
-from ..models import Subscriber, Suppression, hash_email
+from ..models import Subscriber, Subscription, Suppression, hash_email
 from .formats import (
     ACTIVE,
     READERS,
@@ -262,6 +263,16 @@ def _write(rows: dict[str, list], *, source: str, report: ImportReport) -> None:
                 "ON t.email = s.email AND t.token = s.token GROUP BY t.status"
             )
             report.created = Counter(dict(cursor.fetchall()))
+        # The subscribers made here (their staged token) join the newsletters new
+        # subscribers join, as one made by Subscriber.save() would.
+        created = RawSQL(  # noqa: S611 (fixed SQL, no values)
+            f"SELECT t.id FROM {table} AS t JOIN {_STAGING} AS s "  # noqa: S608
+            "ON t.email = s.email AND t.token = s.token",
+            [],
+        )
+        Subscription.join_defaults(
+            Subscriber.objects.filter(pk__in=created).values("pk")
+        )
         cursor.execute(f"DROP TABLE {_STAGING}")
 
 
