@@ -192,8 +192,9 @@ class IssueAdmin(admin.ModelAdmin):
             {
                 "fields": ["newsletter", "audience", "segment"],
                 "description": "Who gets it by email, and whether the site lists "
-                "it. “Publish now…” shows the exact number of recipients before "
-                "anything is sent; the audience is fixed once it is sent.",
+                "it. Publishing asks you to confirm, with the exact number of "
+                "recipients, before anything is sent; the audience is fixed once "
+                "it is sent.",
             },
         ),
         ("Cover", {"fields": ["cover_image", "cover_alt"], "classes": ["collapse"]}),

@@ -240,6 +240,8 @@ class Subscription(models.Model):
         """Put the subscribers (a query of their ids) in every newsletter new
         subscribers join, set-based; pairs that exist already are kept. Returns the
         number of rows written."""
+        # There is always a newsletter to join (the default is made when none is).
+        Newsletter.default()
         return cls.join(
             subscribers,
             Newsletter.objects.filter(join_by_default=True).values("pk"),
