@@ -7,7 +7,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from issues.models import Issue
-from tests.factories.issues import CitationFactory, IssueFactory, PaperFactory, TagFactory
+from tests.factories.issues import (
+    CitationFactory,
+    IssueFactory,
+    PaperFactory,
+    TagFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +35,11 @@ def three(db):
         CitationFactory(issue=issue, paper=paper, rank=1)
         issues[audience] = issue
     welcome = IssueFactory(
-        published=True, title="Welcomeaboard Note", tags=[tag],
-        slug="welcomeaboard-note", body="Welcome on policy gradients."
+        published=True,
+        title="Welcomeaboard Note",
+        tags=[tag],
+        slug="welcomeaboard-note",
+        body="Welcome on policy gradients.",
     )
     Issue.objects.filter(pk=welcome.pk).update(kind=Issue.Kind.WELCOME)
     issues["welcome"] = welcome

@@ -57,9 +57,9 @@ def test_a_paid_only_send_reaches_exactly_the_paying_members(
     assert set(received) == paying
     assert set(received.values()) == {1}
     assert send.total == send.sent_count == 6
-    assert set(Delivery.objects.filter(send=send).values_list("segment", flat=True)) == {
-        Delivery.Segment.PAID
-    }
+    assert set(
+        Delivery.objects.filter(send=send).values_list("segment", flat=True)
+    ) == {Delivery.Segment.PAID}
 
 
 def test_a_segment_send_reaches_exactly_the_segment(celery_worker_factory, smtp_server):

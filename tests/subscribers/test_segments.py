@@ -23,9 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def matched(segment: Segment) -> set[str]:
-    return set(
-        segments.segment_subscribers(segment).values_list("email", flat=True)
-    )
+    return set(segments.segment_subscribers(segment).values_list("email", flat=True))
 
 
 def test_an_empty_segment_matches_everyone():
@@ -123,9 +121,7 @@ def engage(send: Send, subscriber: Subscriber, *, human=True, click=False):
 
 def test_engagement_is_a_human_open_or_click_in_the_last_n_issues():
     now = timezone.now()
-    old, previous, last = (
-        sent_issue(now - timedelta(days=d)) for d in (90, 60, 30)
-    )
+    old, previous, last = (sent_issue(now - timedelta(days=d)) for d in (90, 60, 30))
     Send.objects.create(issue=IssueFactory(), status=Send.Status.PREPARING)
     opened_last, clicked_previous, opened_old, machine_only, silent = (
         SubscriberFactory() for _ in range(5)
