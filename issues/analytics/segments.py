@@ -13,30 +13,30 @@ from subscribers.models import Segment
 from .models import Activity
 
 
-def last_issues(count: int) -> QuerySet:
-    """Return the ids of the last count issues emailed (their sends started, by
-    when), as a subquery."""
-    return (
-        Send.objects.filter(started_at__isnull=False, issue__kind=Issue.Kind.ISSUE)
-        .order_by("-started_at", "-pk")
-        .values("issue_id")[:count]
-    )
+def last_sends(count: int) -> QuerySet:
+    """Return the last count sends of issues (welcome emails aside) that started,
+    newest first, as a subquery."""
+    return Send.objects.filter(
+        started_at__isnull=False, issue__kind=Issue.Kind.ISSUE
+    ).order_by("-started_at", "-pk")[:count]
 
 
 def engagement_condition(segment: Segment) -> Q | None:
     """Return the filter on Subscriber for the segment's engagement, if it has one.
 
-    One semi-join: the human opens and clicks (Activity, by its issue index) of
-    those issues, their deliveries by primary key, and so their subscribers.
+    One semi-join: the human opens and clicks of those issues (Activity, by its
+    issue index), their deliveries among those sends' (by the send index and the
+    primary key), and so their subscribers.
     """
     if not segment.engaged_in_last:
         return None
+    sends = last_sends(segment.engaged_in_last)
     engaged = Activity.objects.filter(
         Q(first_human_open__isnull=False) | Q(first_human_click__isnull=False),
-        issue__in=last_issues(segment.engaged_in_last),
+        issue__in=sends.values("issue_id"),
     ).values("delivery_id")
     return Q(
-        pk__in=Delivery.objects.filter(pk__in=engaged)
+        pk__in=Delivery.objects.filter(send__in=sends.values("pk"), pk__in=engaged)
         .exclude(subscriber=None)
         .values("subscriber_id")
     )
