@@ -44,7 +44,9 @@ def test_author_chooses_an_audience_and_sees_the_exact_count(browser, live_serve
     page.goto(change)
     page.get_by_label("Audience").select_option(label="A segment")
     page.get_by_role("button", name="Save and continue editing").click()
-    expect(page.get_by_text("Choose the segment this issue is sent to.")).to_be_visible()
+    expect(
+        page.get_by_text("Choose the segment this issue is sent to.")
+    ).to_be_visible()
 
     page.get_by_label("Audience").select_option(label="A segment")
     page.locator("select[name=segment]").select_option(label="ML readers")
@@ -53,7 +55,9 @@ def test_author_chooses_an_audience_and_sees_the_exact_count(browser, live_serve
     page.get_by_role("link", name="Publish now…").click()
     # Labelled ml (2-6) and paying (0-3): readers 2 and 3.
     expect(page.locator(".send-count strong")).to_have_text("2 subscribers")
-    expect(page.get_by_role("button", name="Yes, publish and send to 2 subscribers")).to_be_visible()
+    expect(
+        page.get_by_role("button", name="Yes, publish and send to 2 subscribers")
+    ).to_be_visible()
 
     # Paid only: the four paying members.
     page.goto(change)
@@ -71,7 +75,9 @@ def test_author_chooses_an_audience_and_sees_the_exact_count(browser, live_serve
     page.get_by_role("link", name="Publish now…").click()
     expect(page.get_by_text("Nobody is emailed")).to_be_visible()
     page.get_by_role("button", name="Yes, publish on the site").click()
-    expect(page.get_by_text("is published on the site; nobody is emailed")).to_be_visible()
+    expect(
+        page.get_by_text("is published on the site; nobody is emailed")
+    ).to_be_visible()
     issue.refresh_from_db()
     assert issue.status == Issue.Status.PUBLISHED
     assert not Send.objects.filter(issue=issue).exists()
