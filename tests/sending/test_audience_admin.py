@@ -264,3 +264,14 @@ def test_publish_issue_refuses_to_change_a_sent_audience(audience):
         call_command("publish_issue", "sent", "--audience", "paid")
     issue.refresh_from_db()
     assert issue.audience == Issue.Audience.ALL
+
+
+def test_the_issue_report_says_who_it_was_sent_to(staff_client, audience):
+    issue = IssueFactory(
+        audience=Issue.Audience.SEGMENT, segment=audience["segment"], published=True
+    )
+    send = Send.objects.create(issue=issue)
+    delivery.freeze_audience(send=send)
+    page = staff_client.get(reverse("admin:analytics_report", args=[issue.pk]))
+    assert page.status_code == 200
+    assert "Sent to: <strong>A segment</strong> (“ML readers”)" in page.content.decode()
