@@ -167,6 +167,8 @@ class IssueAdmin(admin.ModelAdmin):
     list_filter = [
         "status",
         "access",
+        "audience",
+        "newsletter",
         "tags",
         ("published_at", admin.DateFieldListFilter),
     ]

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from issues.models import Issue
 from issues.sending import delivery, services
@@ -275,3 +276,12 @@ def test_the_issue_report_says_who_it_was_sent_to(staff_client, audience):
     page = staff_client.get(reverse("admin:analytics_report", args=[issue.pk]))
     assert page.status_code == 200
     assert "Sent to: <strong>A segment</strong> (“ML readers”)" in page.content.decode()
+
+
+def test_a_scheduled_web_only_issue_is_published_by_beat_and_emails_nobody(audience):
+    issue = IssueFactory(audience=Issue.Audience.WEB, scheduled=True)
+    Issue.objects.filter(pk=issue.pk).update(publish_at=timezone.now())
+    assert services.publish_due_issues() == []
+    issue.refresh_from_db()
+    assert issue.status == Issue.Status.PUBLISHED
+    assert not Send.objects.exists()
