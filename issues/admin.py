@@ -53,7 +53,8 @@ class IssueAdminForm(forms.ModelForm):
         model = Issue
         fields = [
             "title", "slug", "subtitle", "body", "status", "publish_at",
-            "published_at", "access", "tags", "cover_image", "cover_alt",
+            "published_at", "access", "newsletter", "audience", "segment", "tags",
+            "cover_image", "cover_alt",
         ]  # fmt: skip
         # A cover too large to decode is refused from its header, saying so.
         field_classes = {"cover_image": ImageUploadField}
@@ -91,6 +92,15 @@ class IssueAdminForm(forms.ModelForm):
                 "This issue was published and emailed before. To put it back on the "
                 "site, use “Publish again…” in the Email panel (nobody is emailed a "
                 "second time).",
+            )
+        audience, segment = cleaned.get("audience"), cleaned.get("segment")
+        if audience == Issue.Audience.SEGMENT and segment is None:
+            self.add_error("segment", "Choose the segment this issue is sent to.")
+        elif audience and audience != Issue.Audience.SEGMENT and segment is not None:
+            self.add_error(
+                "segment",
+                "A segment is used only with the audience “A segment”: clear it, "
+                "or choose that audience.",
             )
         if status in (Issue.Status.PUBLISHED, Issue.Status.SCHEDULED):
             unknown = find_unknown_references(body)
@@ -157,6 +167,8 @@ class IssueAdmin(admin.ModelAdmin):
     list_filter = [
         "status",
         "access",
+        "audience",
+        "newsletter",
         "tags",
         ("published_at", admin.DateFieldListFilter),
     ]
@@ -175,6 +187,16 @@ class IssueAdmin(admin.ModelAdmin):
                 "fields": ["status", "publish_at", "published_at", "access", "tags"],
                 "description": "Drafts and scheduled issues are visible to staff "
                 "only; use “Preview as readers will see it” above to check one.",
+            },
+        ),
+        (
+            "Audience",
+            {
+                "fields": ["newsletter", "audience", "segment"],
+                "description": "Who gets it by email, and whether the site lists "
+                "it. Publishing asks you to confirm, with the exact number of "
+                "recipients, before anything is sent; the audience is fixed once "
+                "it is sent.",
             },
         ),
         ("Cover", {"fields": ["cover_image", "cover_alt"], "classes": ["collapse"]}),

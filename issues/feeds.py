@@ -59,6 +59,7 @@ class IssuesFeed(Feed):
         # Feeds are public: never drafts, never scheduled, whoever asks.
         return (
             Issue.objects.published()
+            .listed()
             .prefetch_related("tags")
             .defer(*self.unread_fields)
         )

@@ -188,11 +188,21 @@ def unknown_references_message(references: Iterable) -> str:
 
 
 class IssueQuerySet(models.QuerySet):
+    def on_site(self) -> "IssueQuerySet":
+        """Return the issues that may have a page: never a welcome email's content."""
+        return self.filter(kind=Issue.Kind.ISSUE)
+
     def published(self) -> "IssueQuerySet":
         """Return issues readers may see: published, with a publish time passed."""
-        return self.filter(
+        return self.on_site().filter(
             status=Issue.Status.PUBLISHED, published_at__lte=timezone.now()
         )
+
+    def listed(self) -> "IssueQuerySet":
+        """Return the issues the site lists (home, archive, tags, feeds, sitemap,
+        search, neighbours, papers' issues): not the email-only ones, whose page
+        answers only to the email's web-view link."""
+        return self.on_site().exclude(audience=Issue.Audience.EMAIL)
 
     def for_listing(self, *, with_text: bool = False) -> "IssueQuerySet":
         """Return these issues for a list of titles: tags prefetched, bodies left out.

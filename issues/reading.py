@@ -27,8 +27,7 @@ def paid_access(request: HttpRequest) -> bool:
 def issues_for(request: HttpRequest) -> IssueQuerySet:
     """Return the issues this request may open: drafts and scheduled for staff only."""
     if may_read_unpublished(request):
-        # A welcome email stays a draft, and is not on the site even for staff.
-        return Issue.objects.exclude(kind=Issue.Kind.WELCOME)
+        return Issue.objects.on_site()
     return Issue.objects.published()
 
 

@@ -13,7 +13,7 @@ class IssueSitemap(Sitemap):
     priority = 0.8
 
     def items(self):
-        return Issue.objects.published().only("slug", "updated").order_by("pk")
+        return Issue.objects.published().listed().only("slug", "updated").order_by("pk")
 
     def lastmod(self, item: Issue):
         return item.updated
@@ -39,7 +39,7 @@ class TagSitemap(Sitemap):
         return Tag.objects.filter(
             Exists(
                 Issue.tags.through.objects.filter(
-                    tag=OuterRef("pk"), issue__in=Issue.objects.published()
+                    tag=OuterRef("pk"), issue__in=Issue.objects.published().listed()
                 )
             )
             | Exists(Paper.tags.through.objects.filter(tag=OuterRef("pk")))

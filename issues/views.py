@@ -46,7 +46,7 @@ PAPERS_PER_PAGE = 50
 @shared_page()
 def home(request: HttpRequest) -> HttpResponse:
     """Show the front page: the latest issue, recent issues and a subscribe box."""
-    issues = list(Issue.objects.published().for_listing()[:8])
+    issues = list(Issue.objects.published().listed().for_listing()[:8])
     context = {"latest": issues[0] if issues else None, "recent": issues[1:]}
     return render(request, "issues/home.html", context)
 
@@ -55,7 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @shared_page(params=["page"])
 def archive(request: HttpRequest) -> HttpResponse:
     """List every issue, newest first, by year, paginated."""
-    issues = issues_for(request).for_listing()
+    issues = issues_for(request).listed().for_listing()
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "issues/archive.html", {"page": page})
 
@@ -132,7 +132,7 @@ def _neighbours(issue: Issue) -> tuple[Issue | None, Issue | None]:
     """
     if not issue.is_public:
         return None, None
-    visible = Issue.objects.published().only(*NEIGHBOUR_FIELDS)
+    visible = Issue.objects.published().listed().only(*NEIGHBOUR_FIELDS)
     at, pk = issue.published_at, issue.pk
     older = visible.filter(
         Q(published_at__lt=at) | Q(published_at=at, pk__lt=pk)
@@ -273,7 +273,7 @@ def _ranked(request: HttpRequest):
     return Citation.objects.filter(
         citations_q(paid_access=paid_access(request)),
         rank__isnull=False,
-        issue__in=issues_for(request),
+        issue__in=issues_for(request).listed(),
     )
 
 
@@ -298,7 +298,7 @@ def paper_detail(request: HttpRequest, slug: str) -> HttpResponse:
         Citation.objects.filter(
             citations_q(paid_access=paid),
             paper=paper,
-            issue__in=issues_for(request),
+            issue__in=issues_for(request).listed(),
         )
         .select_related("issue")
         .defer("issue__body", "issue__body_html", "issue__free_html",
@@ -354,7 +354,7 @@ def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     Page n holds the n-th page of issues and the n-th page of papers; the tag has
     as many pages as the longer of the two lists needs. A page past the last is 404.
     """
-    visible = issues_for(request)
+    visible = issues_for(request).listed()
     # The annotated counts are read as attributes.
     tag: Any = get_object_or_404(
         Tag.objects.annotate(
@@ -423,7 +423,9 @@ def search(request: HttpRequest) -> HttpResponse:
     issues, papers_found = [], []
     if q:
         issues = list(
-            search_issues(issues_for(request).for_listing(with_text=True), q)[:20]
+            search_issues(issues_for(request).listed().for_listing(with_text=True), q)[
+                :20
+            ]
         )
         for issue in issues:
             # Shown by the template; an attribute the model does not declare.

@@ -17,6 +17,9 @@ from .admin_forms import ImportOptionsForm, SubscriberPlacingForm
 from .exporting import iter_export_lines
 from .importing import ImportFailed, import_subscribers
 from .models import Label, Subscriber, Suppression
+from .segment_admin import LabelAdmin, SegmentAdmin
+
+__all__ = ["LabelAdmin", "SegmentAdmin", "SubscriberAdmin", "SuppressionAdmin"]
 
 
 def _export_response(queryset, filename: str = "subscribers.csv"):

@@ -2,7 +2,7 @@ import hashlib
 import secrets
 
 from django.db import connection, models
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.db.models.functions import Lower
 
 from newsletter.models import Newsletter
@@ -22,9 +22,11 @@ def hash_email(email: str) -> str:
 
 
 class SubscriberQuerySet(models.QuerySet):
-    def receiving(self, newsletter: int | None = None) -> "SubscriberQuerySet":
+    def receiving(
+        self, newsletter: int | Subquery | None = None
+    ) -> "SubscriberQuerySet":
         """Return who gets the next issue: active, not paused and not suppressed,
-        and, given a newsletter (its id), subscribed to it.
+        and, given a newsletter (its id, or a subquery of it), subscribed to it.
 
         A plain set-based filter (no evaluation): an audience is frozen from it
         with one INSERT ... SELECT.
@@ -238,6 +240,8 @@ class Subscription(models.Model):
         """Put the subscribers (a query of their ids) in every newsletter new
         subscribers join, set-based; pairs that exist already are kept. Returns the
         number of rows written."""
+        # There is always a newsletter to join (the default is made when none is).
+        Newsletter.default()
         return cls.join(
             subscribers,
             Newsletter.objects.filter(join_by_default=True).values("pk"),

@@ -70,7 +70,9 @@ class IssueAdmin(sending_admin.IssueAdmin):
 
     def report_view(self, request, pk: int):
         self._check(request)
-        issue = get_object_or_404(Issue, pk=pk)
+        issue = get_object_or_404(
+            Issue.objects.select_related("newsletter", "segment"), pk=pk
+        )
         report = issue_report(issue)
         context = {
             **self.admin_site.each_context(request),

@@ -17,7 +17,7 @@ from issues.access import paid_subscribers_q
 from issues.content_version import content_changed
 from issues.models import Issue, unique_slug, unknown_references_message
 from issues.rendering import ContentTooLarge, check_markdown, find_unknown_references
-from subscribers.models import Subscriber
+from subscribers.models import Segment, Subscriber
 
 from . import delivery, tasks
 from .delivery.audience import audience
@@ -71,17 +71,41 @@ def check_publishable(*, issue: Issue) -> None:
         raise UnknownReferencesError(unknown)
 
 
-def audience_size() -> int:
-    """Return how many subscribers would get an issue published now."""
-    return audience().count()
+def audience_size(*, issue: Issue) -> int:
+    """Return how many subscribers would get the issue if it were published now."""
+    return audience(issue).count()
 
 
-def audience_counts() -> dict[str, int]:
-    """Return how many subscribers would get an issue now: total, free and paid."""
-    receiving = audience()
+def audience_counts(*, issue: Issue) -> dict[str, int]:
+    """Return how many subscribers would get the issue now: total, free and paid
+    (the freeze's own query, counted)."""
+    receiving = audience(issue)
     total = receiving.count()
     paid = receiving.filter(paid_subscribers_q()).count()
     return {"total": total, "paid": paid, "free": total - paid}
+
+
+@transaction.atomic
+def choose_audience(
+    *, issue: Issue, audience: str, segment: Segment | None = None
+) -> Issue:
+    """Set who gets the issue (Issue.Audience, and the segment for "segment").
+
+    Refused once the issue has a Send: its audience is frozen then.
+    """
+    issue = Issue.objects.select_for_update().get(pk=issue.pk)
+    if Send.objects.filter(issue=issue).exists():
+        raise SendingError("This issue was sent; its audience cannot change.")
+    if audience not in Issue.Audience.values:
+        raise SendingError(f"Unknown audience “{audience}”.")
+    if (audience == Issue.Audience.SEGMENT) != (segment is not None):
+        raise SendingError("Choose a segment exactly when the audience is a segment.")
+    Issue.objects.filter(pk=issue.pk).update(
+        audience=audience, segment=segment, updated=timezone.now()
+    )
+    content_changed()
+    issue.audience, issue.segment = audience, segment
+    return issue
 
 
 @transaction.atomic
@@ -90,8 +114,8 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
 
     Refused (UnknownReferencesError) while the body names a paper that is missing.
     An issue that was unpublished goes back on the site only: nobody is emailed a
-    second time. Returns the issue's Send (None for one that was never emailed,
-    such as demo content).
+    second time, and a web-only issue is never emailed (it gets no Send). Returns
+    the issue's Send (None for one that was never emailed, such as demo content).
 
     The issue row is locked first, so two publishers (two tabs, the admin and the
     command line) queue behind each other; the unique Send per issue is the backstop.
@@ -102,7 +126,8 @@ def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
     if send is not None and issue.status == Issue.Status.PUBLISHED:
         return send
     check_publishable(issue=issue)
-    if send is None and issue.status != Issue.Status.UNPUBLISHED:
+    emailed = issue.audience != Issue.Audience.WEB
+    if send is None and issue.status != Issue.Status.UNPUBLISHED and emailed:
         send, created = Send.objects.get_or_create(issue=issue)
         if created:
             tasks.queue_start_send(send.pk)

@@ -10,7 +10,10 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported once the apps are loaded: the receivers use the models.
-        from . import receivers
+        from subscribers.segments import register_condition
+
+        from . import receivers  # (the same reason)
+        from .segments import membership_condition  # (the same reason)
 
         # subscribers sits below billing and cannot call it: it announces an
         # erasure or an export, and billing does its part (subscribers/signals.py).
@@ -22,3 +25,6 @@ class BillingConfig(AppConfig):
             receivers.add_membership_to_export,
             dispatch_uid="billing.add_membership_to_export",
         )
+        # Segments are resolved in subscribers, which cannot read memberships: the
+        # membership condition (free, paid, ...) is billing's to add.
+        register_condition("membership", membership_condition)

@@ -64,7 +64,7 @@ def _populate() -> None:
     from django.utils import timezone
 
     from subscribers.billing.models import Membership
-    from subscribers.models import Subscriber, hash_email, new_token
+    from subscribers.models import Subscriber, Subscription, hash_email, new_token
 
     rows = []
     for n in range(SUBSCRIBERS):
@@ -78,6 +78,8 @@ def _populate() -> None:
             )
         )
     Subscriber.objects.bulk_create(rows, batch_size=5000)
+    # bulk_create skips save(): they join the default newsletters as a signup does.
+    Subscription.join_defaults(Subscriber.objects.values("pk"))
     pks = list(Subscriber.objects.order_by("pk").values_list("pk", flat=True))
     now = timezone.now()
     kinds = [

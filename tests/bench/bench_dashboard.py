@@ -69,6 +69,7 @@ def seed_publication(*, subscribers: int = SUBSCRIBERS, members: int = MEMBERS) 
     from django.db import connection
 
     from issues.sending.models import Delivery
+    from subscribers.models import Subscriber, Subscription
     from tests.factories.issues import IssueFactory
 
     with connection.cursor() as cursor:
@@ -108,6 +109,8 @@ def seed_publication(*, subscribers: int = SUBSCRIBERS, members: int = MEMBERS) 
             """,
             [members],
         )
+    # Inserted in SQL: they join the default newsletters as a signup does.
+    Subscription.join_defaults(Subscriber.objects.values("pk"))
     fields = [f for f in Delivery._meta.concrete_fields if not f.primary_key]
     given = {
         "send_id": "%(send)s",

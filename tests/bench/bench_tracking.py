@@ -237,6 +237,7 @@ def _report_figures() -> None:
     from issues.analytics.reports import issue_report
     from issues.models import Issue
     from issues.sending.models import Send
+    from subscribers.models import Subscriber, Subscription
 
     issue = Issue.objects.create(
         title="Report issue", slug="report-issue", body="x",
@@ -258,6 +259,8 @@ def _report_figures() -> None:
             "FROM generate_series(1, %s) n",
             [SUBSCRIBERS],
         )
+        # Inserted in SQL: they join the default newsletters as a signup does.
+        Subscription.join_defaults(Subscriber.objects.values("pk"))
         cursor.execute(
             "INSERT INTO sending_delivery (send_id, subscriber_id, email, segment, "
             "status, attempts, last_error, message_id, sent_at, claimed_by, "

@@ -3,6 +3,7 @@ from django.utils import timezone
 
 from issues import services
 from issues.models import Citation, Issue, Paper, Tag
+from newsletter.models import Newsletter
 
 
 class TagFactory(factory.django.DjangoModelFactory):
@@ -79,6 +80,9 @@ def issue_admin_form(**overrides) -> dict:
         "body": "Hello",
         "status": "draft",
         "access": "free",
+        "newsletter": str(Newsletter.default().pk),
+        "audience": "all",
+        "segment": "",
         "citations-TOTAL_FORMS": "0",
         "citations-INITIAL_FORMS": "0",
         "citations-MIN_NUM_FORMS": "0",

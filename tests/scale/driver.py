@@ -32,7 +32,7 @@ import django
 def seed(count: int, prefix: str) -> dict:
     # Imported here: main() sets Django up first.
     from issues.models import Issue
-    from subscribers.models import Subscriber, hash_email, new_token
+    from subscribers.models import Subscriber, Subscription, hash_email, new_token
 
     rows = []
     for n in range(count):
@@ -46,6 +46,8 @@ def seed(count: int, prefix: str) -> dict:
             )
         )
     Subscriber.objects.bulk_create(rows, batch_size=5000)
+    # bulk_create skips save(): they join the default newsletters as a signup does.
+    Subscription.join_defaults(Subscriber.objects.values("pk"))
     issue = Issue.objects.create(
         title=f"Scaling out: {prefix}",
         slug=f"scaling-out-{prefix}",

@@ -21,7 +21,7 @@ from issues.models import Issue
 from issues.sending.models import Delivery, EmailEvent, Send
 from newsletter.models import Publication
 from subscribers.billing.models import CheckoutClaim, StripeEvent
-from subscribers.models import Subscriber, Suppression, hash_email
+from subscribers.models import Label, Segment, Subscriber, Suppression, hash_email
 from tests.factories.billing import MembershipFactory, TierFactory
 from tests.factories.issues import IssueFactory, PaperFactory, TagFactory
 from tests.factories.subscribers import PendingSubscriberFactory, SubscriberFactory
@@ -162,6 +162,8 @@ def world(db, superuser, viewer):
         event_id="ev-1", event_type="bounced", email=active.email, timestamp=now
     )
     PaperFactory().tags.add(TagFactory())
+    label = Label.objects.create(name="ml")
+    Segment.objects.create(name="Engaged", engaged_in_last=3).labels.add(label)
     Group.objects.create(name="Editors")
     AccessAttempt.objects.create(
         username="author", ip_address="203.0.113.9", failures_since_start=2

@@ -34,7 +34,16 @@ def make_subscribers(count: int, *, start: int = 0, **fields) -> list[Subscriber
         if hasattr(row, "email_hash"):
             row.email_hash = hash_email(address)
         rows.append(row)
-    return Subscriber.objects.bulk_create(rows, batch_size=2000)
+    made = Subscriber.objects.bulk_create(rows, batch_size=2000)
+    # bulk_create skips save(): they join the default newsletters as a signup does.
+    if made:
+        from subscribers.models import Subscription
+
+        pks = [row.pk for row in made]
+        Subscription.join_defaults(
+            Subscriber.objects.filter(pk__gte=min(pks), pk__lte=max(pks)).values("pk")
+        )
+    return made
 
 
 def parse(raw: bytes) -> email.message.EmailMessage:

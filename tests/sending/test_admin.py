@@ -7,6 +7,7 @@ from django.utils import timezone
 from issues.models import Issue
 from issues.sending import delivery, services
 from issues.sending.models import Delivery, Send
+from newsletter.models import Newsletter
 from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers, parse
 
@@ -183,6 +184,8 @@ def test_setting_status_published_in_the_form_starts_the_send(
         "body": issue.body,
         "status": "published",
         "access": "free",
+        "newsletter": str(Newsletter.default().pk),
+        "audience": "all",
         "citations-TOTAL_FORMS": "0",
         "citations-INITIAL_FORMS": "0",
         "citations-MIN_NUM_FORMS": "0",
@@ -210,6 +213,8 @@ def test_editing_an_issue_already_published_without_a_send_emails_nobody(
         "body": issue.body,
         "status": "published",
         "access": "free",
+        "newsletter": str(Newsletter.default().pk),
+        "audience": "all",
         "citations-TOTAL_FORMS": "0",
         "citations-INITIAL_FORMS": "0",
         "citations-MIN_NUM_FORMS": "0",

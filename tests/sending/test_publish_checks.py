@@ -66,6 +66,7 @@ def issue_form(issue: Issue, **overrides) -> dict:
     data = {
         "title": issue.title, "slug": issue.slug, "subtitle": "", "body": issue.body,
         "status": issue.status, "access": "free",
+        "newsletter": str(issue.newsletter_id), "audience": issue.audience,
         "citations-TOTAL_FORMS": "0", "citations-INITIAL_FORMS": "0",
         "citations-MIN_NUM_FORMS": "0", "citations-MAX_NUM_FORMS": "1000",
     }  # fmt: skip

@@ -80,6 +80,10 @@ else:
     _ModelAdmin = object
 
 
+# Frozen with the send: read-only on an issue's page once it exists.
+AUDIENCE_FIELDS = ["newsletter", "audience", "segment"]
+
+
 class PublishingAdminMixin(_ModelAdmin):
     """Add the publish, schedule, unpublish and cancel-schedule pages to an admin."""
 
@@ -99,6 +103,14 @@ class PublishingAdminMixin(_ModelAdmin):
             view("unschedule", self.unschedule_view),
         ]
         return urls + super().get_urls()
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        # The audience was frozen into deliveries when the send began: shown, and
+        # no longer a choice (a changed field would claim what did not happen).
+        if obj is not None and Send.objects.filter(issue=obj).exists():
+            fields += [f for f in AUDIENCE_FIELDS if f not in fields]
+        return fields
 
     # --- helpers shared with the other sending pages ----------------------------
 
@@ -158,13 +170,14 @@ class PublishingAdminMixin(_ModelAdmin):
             return
         if Send.objects.filter(issue=obj).exists():
             return
-        services.publish_issue(issue=obj)
-        self.message_user(
-            request,
-            f"“{obj}” is published and is being sent to "
-            f"{services.audience_size()} subscribers.",
-            messages.SUCCESS,
+        send = services.publish_issue(issue=obj)
+        note = (
+            f"“{obj}” is published on the site only: web-only issues are not emailed."
+            if send is None
+            else f"“{obj}” is published and is being sent to "
+            f"{services.audience_size(issue=obj)} subscribers."
         )
+        self.message_user(request, note, messages.SUCCESS)
 
     # --- publish, schedule ------------------------------------------------------
 
@@ -186,11 +199,12 @@ class PublishingAdminMixin(_ModelAdmin):
             except services.SendingError as exc:
                 problem = refusal(exc)
             else:
-                note = (
-                    f"“{issue}” is back on the site. Nobody was emailed again."
-                    if again
-                    else f"“{issue}” is published; sending has started."
-                )
+                if again:
+                    note = f"“{issue}” is back on the site. Nobody was emailed again."
+                elif issue.audience == Issue.Audience.WEB:
+                    note = f"“{issue}” is published on the site; nobody is emailed."
+                else:
+                    note = f"“{issue}” is published; sending has started."
                 self.message_user(request, note, messages.SUCCESS)
                 return redirect(self._change_url(issue))
         elif existing is None:
@@ -203,7 +217,7 @@ class PublishingAdminMixin(_ModelAdmin):
                 request,
                 issue,
                 title,
-                counts=None if again else services.audience_counts(),
+                counts=None if again else services.audience_counts(issue=issue),
                 existing=existing,
                 again=again,
                 send=send,
@@ -246,7 +260,7 @@ class PublishingAdminMixin(_ModelAdmin):
                 issue,
                 f"Schedule “{issue}”",
                 form=form,
-                counts=services.audience_counts(),
+                counts=services.audience_counts(issue=issue),
                 existing=published_before,
                 problem=problem,
                 media=self.media + form.media,

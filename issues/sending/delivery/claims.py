@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
+from issues.models import Issue
 from subscribers.models import Subscriber
 
 from ..models import Delivery, Send
@@ -42,7 +43,8 @@ def claim_batch(*, send_id: int, claimant: str, size: int) -> list[Claimed] | No
     batches without waiting, and returns them with their subscribers. SQLite: the
     transaction starts with BEGIN IMMEDIATE (settings), which serialises claims; the
     conditional UPDATE is the guard. Rows whose subscriber stopped receiving since
-    the audience was frozen are skipped here.
+    the audience was frozen (left the list, or only the issue's newsletter) are
+    skipped here.
     """
     if connection.vendor == "postgresql":
         rows = _claim_in_one_statement(send_id=send_id, claimant=claimant, size=size)
@@ -71,6 +73,15 @@ def _is_sending(send_id: int) -> bool:
     return list(status) == [Send.Status.SENDING]
 
 
+def still_receiving(send_id: int):
+    """Return who still receives the send's issue: receiving, and still on the
+    issue's newsletter (its id a subquery, so the claim stays one statement)."""
+    newsletter = Subquery(
+        Issue.objects.filter(send__pk=send_id).values("newsletter_id")[:1]
+    )
+    return Subscriber.objects.receiving(newsletter=newsletter)
+
+
 def _ready() -> Q:
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
 
@@ -93,7 +104,7 @@ def _claim_in_steps(*, send_id: int, claimant: str, size: int) -> list[tuple]:
         Delivery.objects.filter(among(ids), claimed_by=claimant)
         .annotate(
             receiving=Exists(
-                Subscriber.objects.receiving().filter(pk=OuterRef("subscriber_id"))
+                still_receiving(send_id).filter(pk=OuterRef("subscriber_id"))
             )
         )
         .values_list(
@@ -125,7 +136,7 @@ def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, lis
         .values("pk")
     )
     receiving_sql, receiving_params = _compiled(
-        Subscriber.objects.receiving().values("pk", "name", "token", "tracking")
+        still_receiving(send_id).values("pk", "name", "token", "tracking")
     )
     quote = connection.ops.quote_name
     deliveries = quote(Delivery._meta.db_table)
