@@ -18,11 +18,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from newsletter.models import Newsletter
+
 from . import services, tasks
 from .forms import LoginForm, ProfileForm, SubscribeForm
 from .models import Subscriber
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
-from .signals import ErasureRefused, subscriber_left
+from .signals import ErasureRefused, newsletter_of_sent_issue, subscriber_left
 from .throttling import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .tokens import (
     read_confirmation_token,
@@ -154,15 +156,52 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "subscribers/confirmed.html", {"subscriber": subscriber})
 
 
-def _unsubscribe_context(token: str, subscriber: Subscriber | None) -> dict:
-    receiving = subscriber is not None and subscriber.status in (
-        Subscriber.Status.ACTIVE,
-        Subscriber.Status.PENDING,
+_RECEIVING = (Subscriber.Status.ACTIVE, Subscriber.Status.PENDING)
+
+
+def _issue_in(request: HttpRequest) -> int | None:
+    """Return the issue an email's link names (``?issue=``), or None."""
+    issue = request.GET.get("issue", "")
+    return int(issue) if issue.isdigit() and len(issue) < 12 else None
+
+
+def _newsletter_left_from(
+    subscriber: Subscriber | None, issue_id: int | None
+) -> Newsletter | None:
+    """Return the newsletter an email's unsubscribe link leaves, or None for all.
+
+    The token says who; the issue in the address (not signed) only says which
+    newsletter, and counts only if that subscriber was sent that issue (sending
+    answers, see signals.newsletter_of_sent_issue). Anything else, a link from
+    before newsletters or an issue they never got, leaves every newsletter: an
+    unsubscribe is never refused for a doubtful parameter.
+    """
+    if subscriber is None or issue_id is None:
+        return None
+    for _receiver, newsletter_id in newsletter_of_sent_issue.send(
+        sender=Subscriber, subscriber_id=subscriber.pk, issue_id=issue_id
+    ):
+        if newsletter_id is not None:
+            return Newsletter.objects.filter(pk=newsletter_id).first()
+    return None
+
+
+def _unsubscribe_context(
+    token: str, subscriber: Subscriber | None, newsletter: Newsletter | None = None
+) -> dict:
+    receiving = subscriber is not None and subscriber.status in _RECEIVING
+    kept = (
+        list(subscriber.newsletters.order_by("position", "pk"))
+        if receiving and subscriber is not None
+        else []
     )
     return {
         "token": token,
         "subscriber": subscriber,
         "receiving": receiving,
+        "newsletter": newsletter,
+        "in_newsletter": newsletter is not None and newsletter in kept,
+        "kept_newsletters": [n for n in kept if n != newsletter],
         # Only someone who left by choice is offered the way back; a bounced or
         # suppressed address could not subscribe again anyway.
         "can_resubscribe": subscriber is not None
@@ -174,34 +213,49 @@ def _unsubscribe_context(token: str, subscriber: Subscriber | None) -> dict:
 @csrf_exempt  # RFC 8058 one-click: mail providers POST with no cookie, no token
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """GET names the address and shows an Unsubscribe button; POST unsubscribes.
+    """GET shows what the link leaves and its buttons; POST leaves.
 
-    The one-click POST (body ``List-Unsubscribe=One-Click``) lands here too. An
+    A link from an issue's email (``?issue=``) leaves that issue's newsletter, and
+    the page offers to leave all; a POST with ``scope=all``, or a link without the
+    issue, leaves every newsletter (unsubscribes). The one-click POST (body
+    ``List-Unsubscribe=One-Click``) lands here too and leaves the newsletter. An
     unknown token gets the neutral page that names nobody, and changes nothing.
     """
     subscriber = Subscriber.objects.filter(token=token).first()
+    issue_id = _issue_in(request)
+    newsletter = _newsletter_left_from(subscriber, issue_id)
     if request.method == "GET":
-        context = _unsubscribe_context(token, subscriber)
-        # The form posts back to this address, with the issue it came from.
-        issue = request.GET.get("issue", "")
-        context["issue"] = issue if issue.isdigit() and len(issue) < 12 else ""
+        context = _unsubscribe_context(token, subscriber, newsletter)
+        # The forms post back to this address, with the issue it came from.
+        context["issue"] = issue_id or ""
         return render(request, "subscribers/unsubscribe.html", context)
-    if subscriber is not None:
-        was_receiving = subscriber.status in (
-            Subscriber.Status.ACTIVE,
-            Subscriber.Status.PENDING,
+    if subscriber is None:
+        return render(
+            request, "subscribers/unsubscribed.html", _unsubscribe_context(token, None)
         )
+    was_receiving = subscriber.status in _RECEIVING
+    whole = newsletter is None or request.POST.get("scope") == "all"
+    if whole:
         subscriber = services.unsubscribe_subscriber(subscriber=subscriber)
-        issue = request.GET.get("issue", "")
-        if was_receiving and issue.isdigit() and len(issue) < 12:
-            subscriber_left.send(
-                sender=Subscriber, subscriber_id=subscriber.pk, issue_id=int(issue)
-            )
-    return render(
-        request,
-        "subscribers/unsubscribed.html",
-        _unsubscribe_context(token, subscriber),
-    )
+        left = was_receiving
+        left_all = True
+    else:
+        was_in = subscriber.newsletters.filter(pk=newsletter.pk).exists()
+        left_all = services.leave_newsletter(
+            subscriber=subscriber, newsletter_id=newsletter.pk
+        )
+        subscriber.refresh_from_db()
+        left = was_receiving and (was_in or left_all)
+    if left and newsletter is not None:
+        # Counted against the issue whose email it came from, whichever way.
+        subscriber_left.send(
+            sender=Subscriber, subscriber_id=subscriber.pk, issue_id=issue_id
+        )
+    context = _unsubscribe_context(token, subscriber, newsletter)
+    context["last_newsletter"] = left_all and not whole
+    if left_all or not context["receiving"]:
+        return render(request, "subscribers/unsubscribed.html", context)
+    return render(request, "subscribers/left_newsletter.html", context)
 
 
 # The secret token in the address is the only authority here (no session or cookie
