@@ -15,9 +15,11 @@ class SendingConfig(AppConfig):
 
         # Beat's entry points that call services (jobs.py) are Celery tasks too;
         # autodiscovery only imports tasks.py, so they are registered here.
-        from . import jobs  # noqa: F401
+        from . import (
+            jobs,  # noqa: F401
+            receivers,
+        )
         from .health import check_sending
-        from . import receivers
 
         # /healthz lives in newsletter, the lowest layer, which may not import
         # sending: it runs the checks apps register here (see newsletter.health).
