@@ -235,7 +235,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         )
     was_receiving = subscriber.status in _RECEIVING
     whole = newsletter is None or request.POST.get("scope") == "all"
-    if whole:
+    if newsletter is None or whole:
         subscriber = services.unsubscribe_subscriber(subscriber=subscriber)
         left = was_receiving
         left_all = True

@@ -15,11 +15,13 @@ class SendingConfig(AppConfig):
 
         # Beat's entry points that call services (jobs.py) are Celery tasks too;
         # autodiscovery only imports tasks.py, so they are registered here.
-        from . import (
-            jobs,  # noqa: F401
-            receivers,
-        )
+        from . import jobs  # noqa: F401
         from .health import check_sending
+        from .receivers import (
+            forget_erased_recipients,
+            handle_tracking_event,
+            sent_issue_newsletter,
+        )
 
         # /healthz lives in newsletter, the lowest layer, which may not import
         # sending: it runs the checks apps register here (see newsletter.health).
@@ -27,16 +29,14 @@ class SendingConfig(AppConfig):
 
         # Erasing a subscriber scrubs the send history (subscribers/signals.py).
         subscriber_erasing.connect(
-            receivers.forget_erased_recipients,
+            forget_erased_recipients,
             dispatch_uid="sending.forget_erased_recipients",
         )
         # Which newsletter an unsubscribe link leaves: the issue's, if the
         # subscriber was sent it (subscribers/signals.py).
         newsletter_of_sent_issue.connect(
-            receivers.newsletter_of_sent_issue,
+            sent_issue_newsletter,
             dispatch_uid="sending.newsletter_of_sent_issue",
         )
         # Bounces and complaints from the provider's webhook (webhooks.py).
-        tracking.connect(
-            receivers.handle_tracking_event, dispatch_uid="quire-sending-tracking"
-        )
+        tracking.connect(handle_tracking_event, dispatch_uid="quire-sending-tracking")

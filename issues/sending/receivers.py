@@ -21,7 +21,7 @@ def forget_erased_recipients(sender, *, subscribers, email: str, **kwargs) -> No
     forget_recipients(subscribers=subscribers, email=email)
 
 
-def newsletter_of_sent_issue(
+def sent_issue_newsletter(
     sender, *, subscriber_id: int, issue_id: int, **kwargs
 ) -> int | None:
     """Return the newsletter of the issue if the subscriber was sent it, else None."""
