@@ -124,7 +124,8 @@ class NewsletterAdmin(admin.ModelAdmin):
 
     def delete_view(self, request, object_id, extra_context=None):
         newsletter = self.get_object(request, object_id)
-        if newsletter is not None:
+        # Someone who may not delete gets Django's refusal, not the reason.
+        if newsletter is not None and self.has_delete_permission(request, newsletter):
             refusal = deletion_refusal(newsletter)
             if refusal:
                 messages.error(request, refusal)

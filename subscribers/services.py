@@ -85,13 +85,19 @@ def subscribe(
     ip: str | None = None,
     user_agent: str = "",
     form: str = "form:/subscribe/",
+    newsletters: Iterable[int] | None = None,
     now: datetime | None = None,
 ) -> Subscriber | None:
     """Ask an address to confirm its subscription (double opt-in).
 
     Raises InvalidAddress for a malformed address. Returns None for a suppressed
     one. New, pending and unsubscribed addresses become pending and get a
-    confirmation email, at most one per 24 hours; active ones are left as they are.
+    confirmation email, at most one per 24 hours; active ones are left as they are
+    (a form anyone can send changes nobody's newsletters).
+
+    newsletters: the ones chosen on the form, kept while the address is pending
+    (nothing is sent before it confirms); None, the ones they had, or else the
+    default ones.
     """
     now = now or timezone.now()
     email = normalise_email(email)
@@ -114,6 +120,14 @@ def subscribe(
     _record_consent(
         subscriber=subscriber, ip=ip, user_agent=user_agent, source=form, now=now
     )
+    if newsletters is not None:
+        set_newsletters(subscriber=subscriber, newsletter_ids=newsletters)
+    if not Subscription.objects.filter(subscriber_id=subscriber.pk).exists():
+        # Back after leaving the last one (or a choice of newsletters since
+        # deleted): the newsletters new subscribers get.
+        Subscription.join_defaults(
+            Subscriber.objects.filter(pk=subscriber.pk).values("pk")
+        )
     send = (
         subscriber.confirmation_sent_at is None
         or now - subscriber.confirmation_sent_at >= CONFIRMATION_RESEND_AFTER
@@ -289,10 +303,11 @@ def set_newsletters(
     Subscription.objects.filter(subscriber_id=subscriber.pk).exclude(
         newsletter_id__in=wanted
     ).delete()
-    Subscription.join(
-        Subscriber.objects.filter(pk=subscriber.pk).values("pk"),
-        Newsletter.objects.filter(pk__in=wanted).values("pk"),
-    )
+    if wanted:  # (an empty IN () cannot be compiled into join()'s SQL)
+        Subscription.join(
+            Subscriber.objects.filter(pk=subscriber.pk).values("pk"),
+            Newsletter.objects.filter(pk__in=wanted).values("pk"),
+        )
     return sorted(wanted)
 
 

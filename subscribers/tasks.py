@@ -21,10 +21,23 @@ _RETRY: dict[str, Any] = {
 # address's state. A malformed address (never from the form) is not retried.
 @shared_task(ignore_result=True, dont_autoretry_for=(InvalidAddress,), **_RETRY)
 def subscribe(
-    *, email: str, name: str, ip: str | None, user_agent: str, form: str
+    *,
+    email: str,
+    name: str,
+    ip: str | None,
+    user_agent: str,
+    form: str,
+    newsletters: list[int] | None = None,
 ) -> None:
     """Ask the address to confirm its subscription (see services.subscribe)."""
-    services.subscribe(email=email, name=name, ip=ip, user_agent=user_agent, form=form)
+    services.subscribe(
+        email=email,
+        name=name,
+        ip=ip,
+        user_agent=user_agent,
+        form=form,
+        newsletters=newsletters,
+    )
 
 
 @shared_task(ignore_result=True, **_RETRY)

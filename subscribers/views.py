@@ -9,7 +9,7 @@ import logging
 from functools import wraps
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -125,6 +125,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             ip=ip or None,
             user_agent=request.headers.get("user-agent", ""),
             form=f"form:{page}",
+            newsletters=form.chosen_newsletters(),
         )
     return render(request, "subscribers/check_inbox.html", {"email": email})
 
@@ -456,8 +457,11 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     get_token(request)
     form = None
     if request.path == reverse("subscribers:subscribe"):
-        form = SubscribeForm(
-            {"email": request.POST.get("email", "")[:320],
-             "name": request.POST.get("name", "")[:200]}
-        )  # fmt: skip
+        again = QueryDict(mutable=True)
+        again["email"] = request.POST.get("email", "")[:320]
+        again["name"] = request.POST.get("name", "")[:200]
+        again.setlist("newsletters", request.POST.getlist("newsletters")[:50])
+        if request.POST.get("newsletters_offered"):
+            again["newsletters_offered"] = "1"
+        form = SubscribeForm(again)
     return render(request, "403_csrf.html", {"subscribe_form": form}, status=403)
