@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from newsletter.models import Newsletter
@@ -40,12 +42,13 @@ class SubscribeForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["newsletters"].choices = [
+        field = cast(forms.TypedMultipleChoiceField, self.fields["newsletters"])
+        field.choices = [
             (pk, name) for pk, name in Newsletter.objects.values_list("pk", "name")
         ]
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if cleaned.get("newsletters_offered") and not cleaned.get("newsletters"):
             self.add_error("newsletters", "Choose at least one newsletter to receive.")
         return cleaned
