@@ -89,6 +89,33 @@ class ProfileForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
 
 
+class NewslettersForm(forms.Form):
+    """Which newsletters a signed-in subscriber receives."""
+
+    newsletters = forms.TypedMultipleChoiceField(
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Tick at least one newsletter, or leave them all below."
+        },
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.TypedMultipleChoiceField, self.fields["newsletters"])
+        field.choices = [
+            (pk, name) for pk, name in Newsletter.objects.values_list("pk", "name")
+        ]
+
+
+class EmailChangeForm(forms.Form):
+    email = AddressField(
+        label="New email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(
         help_text="A CSV file exported from Substack, Ghost, "

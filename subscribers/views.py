@@ -1,4 +1,5 @@
-"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page.
+"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page (the
+preference center: newsletters, pause, tracking, the address, leaving).
 
 Templates get the publication from the issues.context_processors.publication
 context processor.
@@ -20,14 +21,22 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from newsletter.models import Newsletter
 
+from . import email_change as email_change_service
 from . import services, tasks
-from .forms import LoginForm, ProfileForm, SubscribeForm
+from .forms import (
+    EmailChangeForm,
+    LoginForm,
+    NewslettersForm,
+    ProfileForm,
+    SubscribeForm,
+)
 from .models import Subscriber
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
 from .signals import ErasureRefused, newsletter_of_sent_issue, subscriber_left
 from .throttling import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .tokens import (
     read_confirmation_token,
+    read_email_change_token,
     read_login_token,
     read_used_confirmation_token,
 )
@@ -37,6 +46,9 @@ SUBSCRIBE_LIMIT_PER_IP = 20
 SUBSCRIBE_LIMIT_PER_ADDRESS = 5
 LOGIN_LIMIT_PER_IP = 20
 LOGIN_LIMIT_PER_ADDRESS = 3
+EMAIL_CHANGE_LIMIT_PER_IP = 20
+EMAIL_CHANGE_LIMIT_PER_SUBSCRIBER = 5
+EMAIL_CHANGE_LIMIT_PER_ADDRESS = 3
 HOUR = 60 * 60
 TRY_AGAIN_AFTER = 60
 
@@ -341,11 +353,36 @@ def _signed_in(view):
     return wrapper
 
 
+def _account_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    *,
+    form: ProfileForm | None = None,
+    email_form: EmailChangeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """Render the preference center: what the subscriber gets and every setting."""
+    offered = list(Newsletter.objects.order_by("position", "pk"))
+    chosen = set(subscriber.newsletters.values_list("pk", flat=True))
+    return render(
+        request,
+        "subscribers/account.html",
+        {
+            "subscriber": subscriber,
+            "form": form or ProfileForm(initial={"name": subscriber.name}),
+            "email_form": email_form or EmailChangeForm(),
+            "newsletter_choices": [
+                (newsletter, newsletter.pk in chosen) for newsletter in offered
+            ],
+        },
+        status=status,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @_signed_in
 def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
-    """Show the subscriber's status and settings; POST changes their name."""
-    form = ProfileForm(initial={"name": subscriber.name})
+    """Show the preference center; POST changes the subscriber's name."""
     if request.method == "POST":
         form = ProfileForm(request.POST)
         if form.is_valid():
@@ -354,11 +391,98 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             )
             messages.success(request, "Your name is saved.")
             return redirect("subscribers:account")
-    return render(
-        request,
-        "subscribers/account.html",
-        {"subscriber": subscriber, "form": form},
+        return _account_page(request, subscriber, form=form, status=400)
+    return _account_page(request, subscriber)
+
+
+@require_POST
+@_signed_in
+def newsletters(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Receive exactly the newsletters ticked."""
+    form = NewslettersForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("newsletters", []):
+            messages.error(request, str(error))
+        return redirect("subscribers:account")
+    services.set_newsletters(
+        subscriber=subscriber, newsletter_ids=form.cleaned_data["newsletters"]
     )
+    messages.success(request, "Your newsletters are saved.")
+    return redirect("subscribers:account")
+
+
+@require_POST
+@_try_again_when_unavailable
+@_signed_in
+def email_change(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Email a link to the new address; the address changes once it is followed.
+
+    The answer is the same whether or not the address belongs to someone else or
+    is suppressed (no link goes out then), so the form tells nobody whose
+    address it is.
+    """
+    ip = client_ip(request)
+    if over_limit(
+        f"email-change:ip:{ip}", limit=EMAIL_CHANGE_LIMIT_PER_IP, window=HOUR
+    ) or over_limit(
+        f"email-change:subscriber:{subscriber.pk}",
+        limit=EMAIL_CHANGE_LIMIT_PER_SUBSCRIBER,
+        window=HOUR,
+    ):
+        return _too_many(request)
+    form = EmailChangeForm(request.POST)
+    if form.is_valid():
+        new_email = form.cleaned_data["email"]
+        try:
+            if not over_limit(
+                f"email-change:mailbox:{mailbox_key(new_email)}",
+                limit=EMAIL_CHANGE_LIMIT_PER_ADDRESS,
+                window=HOUR,
+            ):
+                email_change_service.request_email_change(
+                    subscriber=subscriber, new_email=new_email
+                )
+        except email_change_service.EmailChangeRefused as exc:
+            form.add_error("email", str(exc))
+        else:
+            messages.success(
+                request,
+                f"We sent a link to {new_email}. Your address changes once you "
+                "follow it (within 24 hours).",
+            )
+            return redirect("subscribers:account")
+    return _account_page(request, subscriber, email_form=form, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button (link scanners change nothing); POST changes the address.
+
+    The link alone is the authority: it reached the new mailbox. It works once
+    and for 24 hours.
+    """
+    found = read_email_change_token(token)
+    if found is None:
+        return render(request, "subscribers/email_change_invalid.html", status=404)
+    subscriber, new_email = found
+    if request.method == "GET":
+        return render(
+            request,
+            "subscribers/email_change_confirm.html",
+            {"token": token, "new_email": new_email},
+        )
+    try:
+        subscriber = email_change_service.change_email(
+            subscriber=subscriber, new_email=new_email
+        )
+    except email_change_service.EmailChangeRefused as exc:
+        return render(
+            request,
+            "subscribers/email_change_invalid.html",
+            {"reason": str(exc)},
+            status=409,
+        )
+    return render(request, "subscribers/email_changed.html", {"subscriber": subscriber})
 
 
 @require_POST
