@@ -247,8 +247,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             request, "subscribers/unsubscribed.html", _unsubscribe_context(token, None)
         )
     was_receiving = subscriber.status in _RECEIVING
-    whole = newsletter is None or request.POST.get("scope") == "all"
-    if newsletter is None or whole:
+    if newsletter is None or request.POST.get("scope") == "all":
         subscriber = services.unsubscribe_subscriber(subscriber=subscriber)
         left = was_receiving
         left_all = True
@@ -265,7 +264,6 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             sender=Subscriber, subscriber_id=subscriber.pk, issue_id=issue_id
         )
     context = _unsubscribe_context(token, subscriber, newsletter)
-    context["last_newsletter"] = left_all and not whole
     if left_all or not context["receiving"]:
         return render(request, "subscribers/unsubscribed.html", context)
     return render(request, "subscribers/left_newsletter.html", context)

@@ -176,3 +176,50 @@ def test_coming_back_after_leaving_the_last_one_joins_the_defaults(lists):
     services.subscribe(email=reader.email)
 
     assert slugs(reader) == {"newsletter", "news"}
+
+
+def test_a_form_refused_for_its_missing_csrf_token_comes_back_with_the_choice(lists):
+    _, news, rare = lists
+    reader = Client(enforce_csrf_checks=True)
+
+    response = reader.post(
+        "/subscribe/",
+        {
+            "email": "ada@example.org",
+            "newsletters_offered": "1",
+            "newsletters": [str(rare.pk)],
+        },
+    )
+
+    assert response.status_code == 403
+    assert checkboxes(response.content.decode()) == {
+        str(Newsletter.default().pk): False,
+        str(news.pk): False,
+        str(rare.pk): True,
+    }
+    assert not Subscriber.objects.exists()
+
+
+def test_the_choice_on_a_cached_page_goes_through_with_the_reader_s_token(
+    commit, lists
+):
+    _, _, rare = lists
+    Client().get("/")  # cached for everyone
+    reader = Client(enforce_csrf_checks=True)
+    reader.get("/csrf/")
+    page = reader.get("/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+    with commit():
+        response = reader.post(
+            "/subscribe/",
+            {
+                "email": "ada@example.org",
+                "csrfmiddlewaretoken": token,
+                "newsletters_offered": "1",
+                "newsletters": [str(rare.pk)],
+            },
+        )
+
+    assert response.status_code == 200
+    assert slugs(Subscriber.objects.get(email="ada@example.org")) == {"rare"}
