@@ -29,8 +29,9 @@ class ErasureRefused(Exception):
 
 
 # Sent by the unsubscribe page when a subscriber left through an issue email's link
-# (or its one-click POST), with subscriber_id and issue_id (the issue the link named,
-# not checked here). The analytics app counts the unsubscribe against that issue.
+# (or its one-click POST), whether they left that issue's newsletter or all of
+# them, with subscriber_id and issue_id (an issue they were sent, see
+# newsletter_of_sent_issue). The analytics app counts the unsubscribe against it.
 subscriber_left = Signal()
 
 # Sent by the unsubscribe page to learn which newsletter an email's link leaves,
