@@ -2,16 +2,16 @@
 IssuesConfig.ready().
 
 Not business logic: every save or deletion of what reader pages show (issues,
-papers, tags, citations, the publication), from the admin, a command or the
-shell, raises the content version in its own transaction, so that no server
-process serves a page from before it (issues/content_version.py). Writes that
-skip signals (update(), bulk_create(), bulk_update()) call content_changed()
-in their services.
+papers, tags, citations, the publication, its newsletters on the subscribe form),
+from the admin, a command or the shell, raises the content version in its own
+transaction, so that no server process serves a page from before it
+(issues/content_version.py). Writes that skip signals (update(), bulk_create(),
+bulk_update()) call content_changed() in their services.
 """
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from newsletter.models import Publication
+from newsletter.models import Newsletter, Publication
 
 from .content_version import content_changed
 from .models import Citation, Issue, Paper, Tag
@@ -34,7 +34,7 @@ def _m2m_changed(sender, action: str, **kwargs) -> None:
 
 def connect() -> None:
     """Connect the receivers (once: dispatch_uid)."""
-    for model in (Issue, Paper, Tag, Citation, Publication):
+    for model in (Issue, Paper, Tag, Citation, Publication, Newsletter):
         for signal in (post_save, post_delete):
             signal.connect(
                 _changed, sender=model,

@@ -129,6 +129,11 @@ class Publication(models.Model):
         return self._sender()[1]
 
     @property
+    def sender_display_name(self) -> str:
+        """Return the name every email is sent by (a newsletter may have its own)."""
+        return self._sender()[0]
+
+    @property
     def from_header(self) -> str:
         """Return the From of every email Quire sends: ``Sender Name <address>``."""
         return email.utils.formataddr(self._sender(), "utf-8")

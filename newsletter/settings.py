@@ -160,6 +160,7 @@ TEMPLATES = [
                 # cached for every anonymous reader.
                 "issues.context_processors.shared_csrf",
                 "subscribers.context_processors.reader",
+                "subscribers.context_processors.newsletters",
                 "subscribers.billing.context_processors.billing",
             ],
         },

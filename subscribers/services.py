@@ -1,6 +1,7 @@
 """Every write on the audience side: subscribe, confirm, leave, suppress, erase."""
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -12,11 +13,11 @@ from django.utils import timezone
 
 from newsletter.links import absolute_url
 from newsletter.mail import send_templated_email
-from newsletter.models import Publication
+from newsletter.models import Newsletter, Publication
 
 from . import signals, tasks
 from .addresses import InvalidAddress, normalise_email
-from .models import Subscriber, Suppression, hash_email
+from .models import Subscriber, Subscription, Suppression, hash_email
 from .tokens import make_confirmation_token, make_login_token
 
 # At most one confirmation email per address in this window.
@@ -84,13 +85,19 @@ def subscribe(
     ip: str | None = None,
     user_agent: str = "",
     form: str = "form:/subscribe/",
+    newsletters: Iterable[int] | None = None,
     now: datetime | None = None,
 ) -> Subscriber | None:
     """Ask an address to confirm its subscription (double opt-in).
 
     Raises InvalidAddress for a malformed address. Returns None for a suppressed
     one. New, pending and unsubscribed addresses become pending and get a
-    confirmation email, at most one per 24 hours; active ones are left as they are.
+    confirmation email, at most one per 24 hours; active ones are left as they are
+    (a form anyone can send changes nobody's newsletters).
+
+    newsletters: the ones chosen on the form, kept while the address is pending
+    (nothing is sent before it confirms); None, the ones they had, or else the
+    default ones.
     """
     now = now or timezone.now()
     email = normalise_email(email)
@@ -113,6 +120,14 @@ def subscribe(
     _record_consent(
         subscriber=subscriber, ip=ip, user_agent=user_agent, source=form, now=now
     )
+    if newsletters is not None:
+        set_newsletters(subscriber=subscriber, newsletter_ids=newsletters)
+    if not Subscription.objects.filter(subscriber_id=subscriber.pk).exists():
+        # Back after leaving the last one (or a choice of newsletters since
+        # deleted): the newsletters new subscribers get.
+        Subscription.join_defaults(
+            Subscriber.objects.filter(pk=subscriber.pk).values("pk")
+        )
     send = (
         subscriber.confirmation_sent_at is None
         or now - subscriber.confirmation_sent_at >= CONFIRMATION_RESEND_AFTER
@@ -250,6 +265,50 @@ def unsubscribe_subscribers(*, queryset, now: datetime | None = None) -> int:
         unsubscribed_at=now or timezone.now(),
         confirmation_nonce="",
     )
+
+
+@transaction.atomic
+def leave_newsletter(
+    *, subscriber: Subscriber, newsletter_id: int, now: datetime | None = None
+) -> bool:
+    """Take the subscriber off one newsletter; return whether that left them none.
+
+    Leaving the last newsletter they receive is leaving all (unsubscribe_subscriber):
+    someone who wants no newsletter has unsubscribed, and is counted so. Harmless
+    when repeated.
+    """
+    Subscription.objects.filter(
+        subscriber_id=subscriber.pk, newsletter_id=newsletter_id
+    ).delete()
+    if Subscription.objects.filter(subscriber_id=subscriber.pk).exists():
+        return False
+    unsubscribe_subscriber(subscriber=subscriber, now=now)
+    return True
+
+
+@transaction.atomic
+def set_newsletters(
+    *, subscriber: Subscriber, newsletter_ids: Iterable[int]
+) -> list[int]:
+    """Make the subscriber receive exactly these newsletters; return their ids.
+
+    Unknown ids are ignored. An empty choice is refused by the forms (leaving all
+    is its own button); here it would leave the subscriber in none.
+    """
+    wanted = set(
+        Newsletter.objects.filter(pk__in=set(newsletter_ids)).values_list(
+            "pk", flat=True
+        )
+    )
+    Subscription.objects.filter(subscriber_id=subscriber.pk).exclude(
+        newsletter_id__in=wanted
+    ).delete()
+    if wanted:  # (an empty IN () cannot be compiled into join()'s SQL)
+        Subscription.join(
+            Subscriber.objects.filter(pk=subscriber.pk).values("pk"),
+            Newsletter.objects.filter(pk__in=wanted).values("pk"),
+        )
+    return sorted(wanted)
 
 
 @transaction.atomic

@@ -29,6 +29,14 @@ class ErasureRefused(Exception):
 
 
 # Sent by the unsubscribe page when a subscriber left through an issue email's link
-# (or its one-click POST), with subscriber_id and issue_id (the issue the link named,
-# not checked here). The analytics app counts the unsubscribe against that issue.
+# (or its one-click POST), whether they left that issue's newsletter or all of
+# them, with subscriber_id and issue_id (an issue they were sent, see
+# newsletter_of_sent_issue). The analytics app counts the unsubscribe against it.
 subscriber_left = Signal()
+
+# Sent by the unsubscribe page to learn which newsletter an email's link leaves,
+# with subscriber_id and issue_id (the issue the link names, from the address: not
+# signed). The sending app answers with the id of that issue's newsletter if the
+# subscriber was sent the issue, else None; with no answer the link leaves every
+# newsletter, as a link from before newsletters did.
+newsletter_of_sent_issue = Signal()

@@ -1,4 +1,5 @@
-"""Signed link tokens: confirmation (7 days, single use) and sign-in (1 hour)."""
+"""Signed link tokens: confirmation (7 days, single use), sign-in (1 hour) and an
+email address change (24 hours, single use)."""
 
 from datetime import timedelta
 
@@ -8,8 +9,10 @@ from .models import Subscriber
 
 CONFIRMATION_MAX_AGE = timedelta(days=7)
 LOGIN_MAX_AGE = timedelta(hours=1)
+EMAIL_CHANGE_MAX_AGE = timedelta(hours=24)
 _CONFIRM_SALT = "subscribers.confirm"
 _LOGIN_SALT = "subscribers.login"
+_EMAIL_CHANGE_SALT = "subscribers.email_change"
 
 
 def make_confirmation_token(subscriber: Subscriber) -> str:
@@ -80,3 +83,34 @@ def read_login_token(token: str) -> Subscriber | None:
     if subscriber is None or _login_marker(subscriber) != marker:
         return None
     return subscriber
+
+
+def make_email_change_token(subscriber: Subscriber, new_email: str) -> str:
+    """Return the signed token of a link that moves the subscriber to new_email.
+
+    It carries a mark of the address they have now (part of its hash, not the
+    address: the link goes to the new mailbox), so it works once: after the
+    change, or any other, the mark no longer matches.
+    """
+    return signing.dumps(
+        [subscriber.pk, new_email, subscriber.email_hash[:16]],
+        salt=_EMAIL_CHANGE_SALT,
+        compress=True,
+    )
+
+
+def read_email_change_token(token: str) -> tuple[Subscriber, str] | None:
+    """Return the subscriber and the new address a change link names, or None for
+    a forged, expired (24 hours) or used one."""
+    try:
+        pk, new_email, mark = signing.loads(
+            token, salt=_EMAIL_CHANGE_SALT, max_age=EMAIL_CHANGE_MAX_AGE
+        )
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if not isinstance(new_email, str) or not isinstance(mark, str) or len(mark) != 16:
+        return None
+    subscriber = Subscriber.objects.filter(pk=pk).first()
+    if subscriber is None or subscriber.email_hash[:16] != mark:
+        return None
+    return subscriber, new_email

@@ -19,6 +19,13 @@ urlpatterns = [
     path("account/logout/", views.logout, name="logout"),
     path("account/pause/", views.pause, name="pause"),
     path("account/tracking/", views.tracking, name="tracking"),
+    path("account/newsletters/", views.newsletters, name="newsletters"),
+    path("account/email/", views.email_change, name="email_change"),
+    path(
+        "account/email/<str:token>/",
+        views.email_change_confirm,
+        name="email_change_confirm",
+    ),
     path("account/unsubscribe/", views.account_unsubscribe, name="account_unsubscribe"),
     path("account/resubscribe/", views.resubscribe, name="resubscribe"),
     path("account/export/", views.export_data, name="export"),

@@ -1,4 +1,5 @@
-"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page.
+"""Signup, confirmation, unsubscribe, magic-link sign-in and the account page (the
+preference center: newsletters, pause, tracking, the address, leaving).
 
 Templates get the publication from the issues.context_processors.publication
 context processor.
@@ -9,7 +10,7 @@ import logging
 from functools import wraps
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,14 +19,24 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from newsletter.models import Newsletter
+
+from . import email_change as email_change_service
 from . import services, tasks
-from .forms import LoginForm, ProfileForm, SubscribeForm
+from .forms import (
+    EmailChangeForm,
+    LoginForm,
+    NewslettersForm,
+    ProfileForm,
+    SubscribeForm,
+)
 from .models import Subscriber
 from .sessions import current_subscriber, sign_in_subscriber, sign_out_subscriber
-from .signals import ErasureRefused, subscriber_left
+from .signals import ErasureRefused, newsletter_of_sent_issue, subscriber_left
 from .throttling import LimiterUnavailable, client_ip, mailbox_key, over_limit
 from .tokens import (
     read_confirmation_token,
+    read_email_change_token,
     read_login_token,
     read_used_confirmation_token,
 )
@@ -35,6 +46,9 @@ SUBSCRIBE_LIMIT_PER_IP = 20
 SUBSCRIBE_LIMIT_PER_ADDRESS = 5
 LOGIN_LIMIT_PER_IP = 20
 LOGIN_LIMIT_PER_ADDRESS = 3
+EMAIL_CHANGE_LIMIT_PER_IP = 20
+EMAIL_CHANGE_LIMIT_PER_SUBSCRIBER = 5
+EMAIL_CHANGE_LIMIT_PER_ADDRESS = 3
 HOUR = 60 * 60
 TRY_AGAIN_AFTER = 60
 
@@ -123,6 +137,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             ip=ip or None,
             user_agent=request.headers.get("user-agent", ""),
             form=f"form:{page}",
+            newsletters=form.chosen_newsletters(),
         )
     return render(request, "subscribers/check_inbox.html", {"email": email})
 
@@ -154,15 +169,52 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "subscribers/confirmed.html", {"subscriber": subscriber})
 
 
-def _unsubscribe_context(token: str, subscriber: Subscriber | None) -> dict:
-    receiving = subscriber is not None and subscriber.status in (
-        Subscriber.Status.ACTIVE,
-        Subscriber.Status.PENDING,
+_RECEIVING = (Subscriber.Status.ACTIVE, Subscriber.Status.PENDING)
+
+
+def _issue_in(request: HttpRequest) -> int | None:
+    """Return the issue an email's link names (``?issue=``), or None."""
+    issue = request.GET.get("issue", "")
+    return int(issue) if issue.isdigit() and len(issue) < 12 else None
+
+
+def _newsletter_left_from(
+    subscriber: Subscriber | None, issue_id: int | None
+) -> Newsletter | None:
+    """Return the newsletter an email's unsubscribe link leaves, or None for all.
+
+    The token says who; the issue in the address (not signed) only says which
+    newsletter, and counts only if that subscriber was sent that issue (sending
+    answers, see signals.newsletter_of_sent_issue). Anything else, a link from
+    before newsletters or an issue they never got, leaves every newsletter: an
+    unsubscribe is never refused for a doubtful parameter.
+    """
+    if subscriber is None or issue_id is None:
+        return None
+    for _receiver, newsletter_id in newsletter_of_sent_issue.send(
+        sender=Subscriber, subscriber_id=subscriber.pk, issue_id=issue_id
+    ):
+        if newsletter_id is not None:
+            return Newsletter.objects.filter(pk=newsletter_id).first()
+    return None
+
+
+def _unsubscribe_context(
+    token: str, subscriber: Subscriber | None, newsletter: Newsletter | None = None
+) -> dict:
+    receiving = subscriber is not None and subscriber.status in _RECEIVING
+    kept = (
+        list(subscriber.newsletters.order_by("position", "pk"))
+        if receiving and subscriber is not None
+        else []
     )
     return {
         "token": token,
         "subscriber": subscriber,
         "receiving": receiving,
+        "newsletter": newsletter,
+        "in_newsletter": newsletter is not None and newsletter in kept,
+        "kept_newsletters": [n for n in kept if n != newsletter],
         # Only someone who left by choice is offered the way back; a bounced or
         # suppressed address could not subscribe again anyway.
         "can_resubscribe": subscriber is not None
@@ -174,34 +226,47 @@ def _unsubscribe_context(token: str, subscriber: Subscriber | None) -> dict:
 @csrf_exempt  # RFC 8058 one-click: mail providers POST with no cookie, no token
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """GET names the address and shows an Unsubscribe button; POST unsubscribes.
+    """GET shows what the link leaves and its buttons; POST leaves.
 
-    The one-click POST (body ``List-Unsubscribe=One-Click``) lands here too. An
+    A link from an issue's email (``?issue=``) leaves that issue's newsletter, and
+    the page offers to leave all; a POST with ``scope=all``, or a link without the
+    issue, leaves every newsletter (unsubscribes). The one-click POST (body
+    ``List-Unsubscribe=One-Click``) lands here too and leaves the newsletter. An
     unknown token gets the neutral page that names nobody, and changes nothing.
     """
     subscriber = Subscriber.objects.filter(token=token).first()
+    issue_id = _issue_in(request)
+    newsletter = _newsletter_left_from(subscriber, issue_id)
     if request.method == "GET":
-        context = _unsubscribe_context(token, subscriber)
-        # The form posts back to this address, with the issue it came from.
-        issue = request.GET.get("issue", "")
-        context["issue"] = issue if issue.isdigit() and len(issue) < 12 else ""
+        context = _unsubscribe_context(token, subscriber, newsletter)
+        # The forms post back to this address, with the issue it came from.
+        context["issue"] = issue_id or ""
         return render(request, "subscribers/unsubscribe.html", context)
-    if subscriber is not None:
-        was_receiving = subscriber.status in (
-            Subscriber.Status.ACTIVE,
-            Subscriber.Status.PENDING,
+    if subscriber is None:
+        return render(
+            request, "subscribers/unsubscribed.html", _unsubscribe_context(token, None)
         )
+    was_receiving = subscriber.status in _RECEIVING
+    if newsletter is None or request.POST.get("scope") == "all":
         subscriber = services.unsubscribe_subscriber(subscriber=subscriber)
-        issue = request.GET.get("issue", "")
-        if was_receiving and issue.isdigit() and len(issue) < 12:
-            subscriber_left.send(
-                sender=Subscriber, subscriber_id=subscriber.pk, issue_id=int(issue)
-            )
-    return render(
-        request,
-        "subscribers/unsubscribed.html",
-        _unsubscribe_context(token, subscriber),
-    )
+        left = was_receiving
+        left_all = True
+    else:
+        was_in = subscriber.newsletters.filter(pk=newsletter.pk).exists()
+        left_all = services.leave_newsletter(
+            subscriber=subscriber, newsletter_id=newsletter.pk
+        )
+        subscriber.refresh_from_db()
+        left = was_receiving and (was_in or left_all)
+    if left and newsletter is not None:
+        # Counted against the issue whose email it came from, whichever way.
+        subscriber_left.send(
+            sender=Subscriber, subscriber_id=subscriber.pk, issue_id=issue_id
+        )
+    context = _unsubscribe_context(token, subscriber, newsletter)
+    if left_all or not context["receiving"]:
+        return render(request, "subscribers/unsubscribed.html", context)
+    return render(request, "subscribers/left_newsletter.html", context)
 
 
 # The secret token in the address is the only authority here (no session or cookie
@@ -286,11 +351,36 @@ def _signed_in(view):
     return wrapper
 
 
+def _account_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    *,
+    form: ProfileForm | None = None,
+    email_form: EmailChangeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """Render the preference center: what the subscriber gets and every setting."""
+    offered = list(Newsletter.objects.order_by("position", "pk"))
+    chosen = set(subscriber.newsletters.values_list("pk", flat=True))
+    return render(
+        request,
+        "subscribers/account.html",
+        {
+            "subscriber": subscriber,
+            "form": form or ProfileForm(initial={"name": subscriber.name}),
+            "email_form": email_form or EmailChangeForm(),
+            "newsletter_choices": [
+                (newsletter, newsletter.pk in chosen) for newsletter in offered
+            ],
+        },
+        status=status,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @_signed_in
 def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
-    """Show the subscriber's status and settings; POST changes their name."""
-    form = ProfileForm(initial={"name": subscriber.name})
+    """Show the preference center; POST changes the subscriber's name."""
     if request.method == "POST":
         form = ProfileForm(request.POST)
         if form.is_valid():
@@ -299,11 +389,98 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             )
             messages.success(request, "Your name is saved.")
             return redirect("subscribers:account")
-    return render(
-        request,
-        "subscribers/account.html",
-        {"subscriber": subscriber, "form": form},
+        return _account_page(request, subscriber, form=form, status=400)
+    return _account_page(request, subscriber)
+
+
+@require_POST
+@_signed_in
+def newsletters(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Receive exactly the newsletters ticked."""
+    form = NewslettersForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("newsletters", []):
+            messages.error(request, str(error))
+        return redirect("subscribers:account")
+    services.set_newsletters(
+        subscriber=subscriber, newsletter_ids=form.cleaned_data["newsletters"]
     )
+    messages.success(request, "Your newsletters are saved.")
+    return redirect("subscribers:account")
+
+
+@require_POST
+@_try_again_when_unavailable
+@_signed_in
+def email_change(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Email a link to the new address; the address changes once it is followed.
+
+    The answer is the same whether or not the address belongs to someone else or
+    is suppressed (no link goes out then), so the form tells nobody whose
+    address it is.
+    """
+    ip = client_ip(request)
+    if over_limit(
+        f"email-change:ip:{ip}", limit=EMAIL_CHANGE_LIMIT_PER_IP, window=HOUR
+    ) or over_limit(
+        f"email-change:subscriber:{subscriber.pk}",
+        limit=EMAIL_CHANGE_LIMIT_PER_SUBSCRIBER,
+        window=HOUR,
+    ):
+        return _too_many(request)
+    form = EmailChangeForm(request.POST)
+    if form.is_valid():
+        new_email = form.cleaned_data["email"]
+        try:
+            if not over_limit(
+                f"email-change:mailbox:{mailbox_key(new_email)}",
+                limit=EMAIL_CHANGE_LIMIT_PER_ADDRESS,
+                window=HOUR,
+            ):
+                email_change_service.request_email_change(
+                    subscriber=subscriber, new_email=new_email
+                )
+        except email_change_service.EmailChangeRefused as exc:
+            form.add_error("email", str(exc))
+        else:
+            messages.success(
+                request,
+                f"We sent a link to {new_email}. Your address changes once you "
+                "follow it (within 24 hours).",
+            )
+            return redirect("subscribers:account")
+    return _account_page(request, subscriber, email_form=form, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button (link scanners change nothing); POST changes the address.
+
+    The link alone is the authority: it reached the new mailbox. It works once
+    and for 24 hours.
+    """
+    found = read_email_change_token(token)
+    if found is None:
+        return render(request, "subscribers/email_change_invalid.html", status=404)
+    subscriber, new_email = found
+    if request.method == "GET":
+        return render(
+            request,
+            "subscribers/email_change_confirm.html",
+            {"token": token, "new_email": new_email},
+        )
+    try:
+        subscriber = email_change_service.change_email(
+            subscriber=subscriber, new_email=new_email
+        )
+    except email_change_service.EmailChangeRefused as exc:
+        return render(
+            request,
+            "subscribers/email_change_invalid.html",
+            {"reason": str(exc)},
+            status=409,
+        )
+    return render(request, "subscribers/email_changed.html", {"subscriber": subscriber})
 
 
 @require_POST
@@ -402,8 +579,11 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     get_token(request)
     form = None
     if request.path == reverse("subscribers:subscribe"):
-        form = SubscribeForm(
-            {"email": request.POST.get("email", "")[:320],
-             "name": request.POST.get("name", "")[:200]}
-        )  # fmt: skip
+        again = QueryDict(mutable=True)
+        again["email"] = request.POST.get("email", "")[:320]
+        again["name"] = request.POST.get("name", "")[:200]
+        again.setlist("newsletters", request.POST.getlist("newsletters")[:50])
+        if request.POST.get("newsletters_offered"):
+            again["newsletters_offered"] = "1"
+        form = SubscribeForm(again)
     return render(request, "403_csrf.html", {"subscribe_form": form}, status=403)

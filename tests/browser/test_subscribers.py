@@ -46,7 +46,7 @@ def test_subscribe_on_home_confirm_from_the_email_then_unsubscribe_from_account(
 
     page.get_by_role("link", name="Your account").click()
     expect(page.get_by_test_id("status")).to_have_text("Active")
-    page.get_by_role("button", name="Unsubscribe").click()
+    page.get_by_role("button", name="Leave all newsletters").click()
 
     expect(page.get_by_test_id("status")).to_have_text("Unsubscribed")
     expect(page.get_by_role("button", name="Subscribe again")).to_be_visible()

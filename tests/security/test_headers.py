@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from issues.demo import load_demo
 from issues.models import Issue, Paper, Tag
-from newsletter.models import Publication
+from newsletter.models import Newsletter, Publication
 from subscribers.billing.emails import send_billing_email
 from subscribers.billing.models import Tier
 from subscribers.models import Subscriber
@@ -190,6 +190,10 @@ def test_mail_still_goes_out_with_hostile_sender_values_stored_in_the_database(
 ):
     settings.DEFAULT_FROM_EMAIL = "Research Notes <news@example.org>"
     Publication.objects.update_or_create(pk=1, defaults=HOSTILE)
+    # The newsletter's own name is the List-Id's; stored as typed into the database.
+    Newsletter.objects.filter(pk=Newsletter.default().pk).update(
+        name=HOSTILE["name"], list_id="x>\r\nBcc: everyone@example.org"
+    )
     SubscriberFactory(email="reader@example.org")
 
     _publish(author_client, django_capture_on_commit_callbacks, title="First")
@@ -201,8 +205,10 @@ def test_mail_still_goes_out_with_hostile_sender_values_stored_in_the_database(
     assert sender.addr_spec == "news@example.org"
     assert sender.display_name == "Ünï Nämé Bcc: everyone@example.org"
     assert received.message["Bcc"] is None
-    assert received.message["List-Id"] == "Papers Bcc: everyone@example.org" + (
-        " <newsletter.example.org>"
+    # Quoted: the name holds a colon and an @; the identifier keeps only what an
+    # identifier may hold.
+    assert received.message["List-Id"] == (
+        '"Papers Bcc: everyone@example.org" <x-bcc-everyone-example.org>'
     )
 
 

@@ -180,6 +180,8 @@ def test_email_carries_the_list_headers_and_personal_links(issue, outbox, settin
     publication.sender_email = "news@papers.example"
     publication.postal_address = "1 Research Way\nCambridge"
     publication.save()
+    issue.newsletter.name = "The monthly issue"
+    issue.newsletter.save()
     subscribers = make_subscribers(2)
     run_send(services.publish_issue(issue=issue))
 
@@ -190,7 +192,7 @@ def test_email_carries_the_list_headers_and_personal_links(issue, outbox, settin
         message = messages[subscriber.email]
         assert message["From"] == "Papers Weekly <news@papers.example>"
         assert message["Subject"] == "Top 10 papers of the year"
-        assert message["List-Id"] == "Papers Weekly <newsletter.papers.example>"
+        assert message["List-Id"] == "The monthly issue <newsletter.papers.example>"
         # The link names the issue, so that leaving counts against it.
         url = f"{settings.SITE_URL}/unsubscribe/{subscriber.token}/?issue={issue.pk}"
         assert message["List-Unsubscribe"].startswith(f"<{url}>, <mailto:")

@@ -29,7 +29,11 @@ from ..models import Delivery
 from .headers import (
     CRLF,
     clean_header_text,
+    display_name,
     encode_header,
+    format_sender,
+    list_id_header,
+    list_identifier,
     message_domain,
     message_id_for,
 )
@@ -105,17 +109,28 @@ def render_segment(
     context["body_text"] = email_plain_text(context["body_html"])
     text_out = render_to_string("email/issue.txt", context)
 
+    # Each newsletter sends under its own name and list; issue.newsletter is
+    # fetched once and kept on the issue for the other segment.
+    newsletter = issue.newsletter
     from_email = publication.sender_address
-    from_header = publication.from_header
+    from_header = format_sender(
+        display_name(newsletter.sender_name) or publication.sender_display_name,
+        from_email,
+    )
     subject = clean_header_text(issue.title)
     if test:
         subject = f"[Test] {subject}"
     domain = message_domain(from_email)
-    list_id = f"{clean_header_text(publication.name)} <newsletter.{domain}>"
+    list_id, list_id_line = list_id_header(
+        name=display_name(newsletter.name) or publication.sender_display_name,
+        identifier=list_identifier(
+            list_id=newsletter.list_id, slug=newsletter.slug, domain=domain
+        ),
+    )
     static = [
         b"From: " + from_header.encode("ascii") + CRLF,
         encode_header("Subject", subject),
-        encode_header("List-Id", list_id),
+        list_id_line,
         b"MIME-Version: 1.0\r\n",
     ]
     if test:
