@@ -1,7 +1,9 @@
 """A worker killed mid-send: nothing is missed, and the few possible duplicates show.
 
 Each of the worker's processes has 20 SMTP sessions open when it is killed: at most
-one message per session is ambiguous.
+one message per session may arrive twice (a session lets the server accept its next
+message only once the previous outcome is written), and at most two per session are
+shown as possibly duplicated.
 
 PostgreSQL + Redis only (CI's services leg); on SQLite this module is deselected by
 tests/sending/conftest.py, never skipped.
@@ -22,7 +24,8 @@ from tests.sending.test_worker import worker_env
 
 pytestmark = pytest.mark.services
 
-LEASE = 3
+# Long enough that a loaded machine's pauses don't look like a dead worker.
+LEASE = 5
 CONCURRENCY = 2
 SESSIONS = 20
 
@@ -54,8 +57,15 @@ def test_killed_worker_mid_send_misses_no_one_and_shows_duplicates(
 
     wait_for(halfway, timeout=120, interval=0.05, message="1500 sent")
     first.kill()
-    in_flight = Delivery.objects.filter(send=send, status="sending").count()
-    assert in_flight <= CONCURRENCY * SESSIONS
+    at_kill = set(
+        Delivery.objects.filter(send=send, status="sending").values_list(
+            "email", flat=True
+        )
+    )
+    in_flight = len(at_kill)
+    # Per session: at most one message the server may have accepted (its outcome
+    # not yet written), and the next one marked whose content has not left.
+    assert in_flight <= 2 * CONCURRENCY * SESSIONS
     assert Delivery.objects.filter(send=send, status="queued").exists()
 
     celery_worker_factory(concurrency=CONCURRENCY, extra_env=env)
@@ -74,6 +84,13 @@ def test_killed_worker_mid_send_misses_no_one_and_shows_duplicates(
     print(f"in flight at the kill: {in_flight}; received twice: {len(duplicated)}")
     assert max(received.values()) <= 2
     assert len(duplicated) <= CONCURRENCY * SESSIONS
+    # Only what was in flight at the kill may arrive twice. Anything else means a
+    # live worker's lease ran out (a stall longer than LEASE) or a real defect:
+    # the message names those rows.
+    later = Delivery.objects.filter(send=send, email__in=duplicated - at_kill)
+    assert duplicated <= at_kill, list(
+        later.values("email", "attempts", "crashes", "claimed_by", "last_error")
+    )
     flagged = set(
         Delivery.objects.filter(send=send, possibly_duplicate=True).values_list(
             "email", flat=True

@@ -90,6 +90,11 @@ class Done:
     # False when the server refused the envelope before the row was marked sending
     # (a pipelined MAIL or RCPT): the attempt is counted here.
     started: bool = True
+    # Resolved once the outcome is written. The session waits for it before the
+    # server may accept its next message: were the writes to fall behind, rows
+    # accepted but still "sending" would pile up beyond one per session, and a
+    # crash would send all of them again.
+    recorded: Future = field(default_factory=Future)
 
 
 class Recorder:
@@ -112,11 +117,19 @@ class Recorder:
         dones = [op for op in ops if isinstance(op, Done)]
         sent = [op for op in dones if op.outcome.kind == SENT]
         counts = {"sent": len(sent), "failed": 0, "retried": 0}
-        self._advance_and_resolve(starts, sent)
+        try:
+            self._advance_and_resolve(starts, sent)
+            for op in dones:
+                if op.outcome.kind != SENT:
+                    kind = self._unsent(op.row, op.outcome, counted=op.started)
+                    counts["retried" if kind == TRANSIENT else "failed"] += 1
+        except BaseException as exc:
+            for op in dones:
+                if not op.recorded.done():
+                    op.recorded.set_exception(exc)
+            raise
         for op in dones:
-            if op.outcome.kind != SENT:
-                kind = self._unsent(op.row, op.outcome, counted=op.started)
-                counts["retried" if kind == TRANSIENT else "failed"] += 1
+            op.recorded.set_result(None)
         return counts
 
     def mark(self, starts: list[Start]) -> None:

@@ -13,8 +13,9 @@ marks and outcomes in groups (recording.py). On PostgreSQL the marks have a thre
 and connection of their own, so a session's mark never waits behind a claim or an
 outcome being written. A session asks for its row's "sending"
 mark before MAIL and waits for the commit only before the final dot, so the mark's
-round trip overlaps the SMTP ones; a crash leaves at most one ambiguous row per open
-session.
+round trip overlaps the SMTP ones. Before that dot it also waits until its previous
+message's outcome is written, so a crash leaves at most one ambiguous row per open
+session however far the writes fall behind (a slow claim, a loaded database).
 
 Back-pressure: a 421, a 4.7.x reply or a refused connection halves the sessions
 allowed against the server; every ``GROW_AFTER`` messages sent without complaint
@@ -235,6 +236,8 @@ class SessionPool:
                     break
                 if isinstance(op, Start) and not op.done.done():
                     op.done.set_exception(exc)
+                elif isinstance(op, Done) and not op.recorded.done():
+                    op.recorded.set_exception(exc)
 
     # --- the marks' thread (PostgreSQL) -------------------------------------------
 
@@ -277,6 +280,9 @@ class SessionPool:
 
     def _session(self, index: int) -> None:
         transport = self.transport_factory()
+        # This session's last outcome, which must be written before the server may
+        # accept the session's next message.
+        last: Done | None = None
         try:
             while not self.stopping.is_set():
                 if self._drained():
@@ -292,9 +298,9 @@ class SessionPool:
                 if row is None:
                     continue
                 if isinstance(transport, SMTPTransport) and transport.pipelining:
-                    self._pipeline(index, transport, row)
+                    last = self._pipeline(index, transport, row, last)
                 else:
-                    self._send(transport, row)
+                    last = self._send(transport, row, last)
                 if self._spent(index, transport):
                     self._disconnect(index, transport)
         except BaseException as exc:  # noqa: BLE001 - handed to the recording thread
@@ -310,7 +316,9 @@ class SessionPool:
             out = self._out
         return not self.feeding and self.rows.empty() and out == 0
 
-    def _pipeline(self, index: int, transport: SMTPTransport, row: Claimed) -> None:
+    def _pipeline(
+        self, index: int, transport: SMTPTransport, row: Claimed, last: Done | None
+    ) -> Done | None:
         """Send rows over a pipelining connection, one round trip a message: each
         flight carries one message's content and the next one's envelope.
 
@@ -330,6 +338,8 @@ class SessionPool:
                     self._recipient(upcoming, message_id),
                 )
                 starting = _Pending(upcoming, message_id, envelope, Start(upcoming))
+            if pending is not None:
+                _await_recorded(last)
             if pending is not None and not pending.start.done.result():
                 # (result() raises if the mark failed: the content never leaves.)
                 # The row's lease ran out and another worker has it: drop the
@@ -338,13 +348,13 @@ class SessionPool:
                 self._forget(pending.row)
                 if starting is not None:
                     self._give_back(starting.row)
-                return
+                return last
             finished, started = transport.exchange(
                 pending.envelope if pending else None,
                 starting.envelope if starting else None,
             )
             if pending is not None and finished is not None:
-                self._record(pending.row, finished, pending.message_id)
+                last = self._record(pending.row, finished, pending.message_id)
             pending = None
             if starting is not None:
                 if started is None:
@@ -355,6 +365,7 @@ class SessionPool:
                         starting.row, started, starting.message_id, started=False
                     )
             upcoming = self._another(index, transport, pending is not None)
+        return last
 
     def _another(
         self, index: int, transport: SMTPTransport, busy: bool
@@ -410,16 +421,20 @@ class SessionPool:
 
     def _record(
         self, row: Claimed, outcome: Outcome, message_id: str, *, started: bool = True
-    ) -> None:
-        self.ops.put(Done(row, outcome, message_id, started=started))
+    ) -> Done:
+        done = Done(row, outcome, message_id, started=started)
+        self.ops.put(done)
         with self._lock:
             self._out -= 1
         if outcome.slow_down:
             self.budget.slow_down()
         elif outcome.kind == SENT:
             self.budget.sent()
+        return done
 
-    def _send(self, transport: Transport, row: Claimed) -> None:
+    def _send(
+        self, transport: Transport, row: Claimed, last: Done | None
+    ) -> Done | None:
         self.limiter.acquire()
         message_id = self._message_id(row)
         start = Start(row)
@@ -429,6 +444,7 @@ class SessionPool:
             # Raises if the mark failed, or the row is another worker's now: the
             # transport then drops the connection before the server could accept
             # the message.
+            _await_recorded(last)
             if not start.done.result():
                 raise LeaseLost(row.id)
 
@@ -440,8 +456,8 @@ class SessionPool:
             )
         except LeaseLost:
             self._forget(row)
-            return
-        self._record(row, outcome, message_id)
+            return last
+        return self._record(row, outcome, message_id)
 
     def _spent(self, index: int, transport: Transport) -> bool:
         """Whether the connection dropped, carried its share of messages, or is
@@ -499,6 +515,16 @@ class SessionPool:
             transport.close()
         with self._lock:
             self._connected.discard(index)
+
+
+def _await_recorded(last: Done | None) -> None:
+    """Wait until a session's previous outcome is written (raises if that failed).
+
+    Called before the server may accept the session's next message, so at any
+    moment a session has at most one accepted message not yet recorded "sent".
+    """
+    if last is not None:
+        last.recorded.result()
 
 
 def smtp_sessions() -> int:
