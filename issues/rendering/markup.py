@@ -13,6 +13,7 @@ from mdit_py_plugins.anchors.index import slugify as anchor_slugify
 from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import highlight_code
+from .math import math_plugin
 from .limits import ContentTooLarge, check_html, check_markdown
 from .rawtext import escape_unclosed_raw_text, html_block_unless_unclosed
 from .references import (
@@ -48,6 +49,7 @@ def _build(max_nesting: int) -> MarkdownIt:
         )
         .enable(["table", "strikethrough"])
         .use(footnote_plugin)
+        .use(math_plugin)
         .use(anchors_plugin, min_level=HEADING_LEVELS.start,
              max_level=HEADING_LEVELS.stop - 1, permalink=True, permalinkSymbol="#")
     )  # fmt: skip
