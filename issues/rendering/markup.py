@@ -13,8 +13,8 @@ from mdit_py_plugins.anchors.index import slugify as anchor_slugify
 from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import highlight_code
-from .math import math_plugin
 from .limits import ContentTooLarge, check_html, check_markdown
+from .math import math_plugin
 from .rawtext import escape_unclosed_raw_text, html_block_unless_unclosed
 from .references import (
     Reference,

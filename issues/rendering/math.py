@@ -277,9 +277,7 @@ def _formula_fallback(latex: str, reason: str, *, display: bool, env: dict) -> s
     marks = "$$" if display else "$"
     source = f"<code>{html.escape(marks + latex.strip() + marks)}</code>"
     if env.get("preview"):
-        return (
-            f'<span class="math-error">{html.escape(reason)} {source}</span>'
-        )
+        return f'<span class="math-error">{html.escape(reason)} {source}</span>'
     # Readers see what the author wrote, not a broken page.
     tag = "div" if display else "span"
     return f'<{tag} class="math-source">{source}</{tag}>'

@@ -38,7 +38,9 @@ def test_inline_math_is_mathml_with_its_latex_kept():
 
 
 def test_display_math_is_a_block():
-    html = render_markdown("Before.\n\n$$\n\\sum_{i=1}^{n} \\frac{1}{i^2}\n$$\n\nAfter.")
+    html = render_markdown(
+        "Before.\n\n$$\n\\sum_{i=1}^{n} \\frac{1}{i^2}\n$$\n\nAfter."
+    )
     [math] = _math(html)
     assert math.startswith('<math display="block">')
     assert "<munderover><mo>∑</mo>" in math
@@ -58,7 +60,10 @@ def test_a_math_fence_is_display_math():
     [
         (r"\frac{a}{b}", ["<mfrac>"]),
         (r"\sum_{k=0}^{\infty} x^k", ["<munderover>", "∞"]),
-        (r"\begin{pmatrix} 1 & 0 \\ 0 & 1 \end{pmatrix}", ["<mtable>", "<mtr>", "<mtd>"]),
+        (
+            r"\begin{pmatrix} 1 & 0 \\ 0 & 1 \end{pmatrix}",
+            ["<mtable>", "<mtr>", "<mtd>"],
+        ),
         (r"\begin{bmatrix} a & b \end{bmatrix}", ["<mtable>", "[", "]"]),
         (r"\alpha + \beta = \Gamma", ["α", "β", "Γ"]),
         (r"\hat{x} + \vec{v} + \bar{y} + \tilde{z}", ["<mover", "^", "→"]),
@@ -97,7 +102,7 @@ def test_math_is_not_read_inside_code():
     assert "<math" not in html
 
 
-def test_a_formula_that_does_not_parse_is_an_error_in_the_preview_and_code_for_readers():
+def test_a_formula_that_does_not_parse_is_an_error_in_preview_and_code_for_readers():
     preview = markdownify("Broken: $x^$ here.")
     assert 'class="math-error"' in preview
     assert "does not parse" in preview and "<code>$x^$</code>" in preview

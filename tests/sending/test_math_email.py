@@ -47,8 +47,7 @@ def test_the_issue_email_carries_each_formula_as_a_served_png_with_latex_alt(
         images = re.findall(r'<img class="math[^"]*"[^>]*>', html)
         assert len(images) == len(FORMULAS)
         alts = [
-            re.search(r'alt="([^"]*)"', tag)[1].replace("&amp;", "&")
-            for tag in images
+            re.search(r'alt="([^"]*)"', tag)[1].replace("&amp;", "&") for tag in images
         ]
         assert alts == FORMULAS
         for tag in images:
