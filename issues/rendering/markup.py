@@ -223,7 +223,8 @@ def without_heading_anchors(html_text: str) -> str:
 # Elements whose text is not part of what a reader reads: the heading permalinks
 # ("#") and footnote back-links ("↩︎") that the Markdown plugins add.
 _SKIPPED_CLASSES = {"header-anchor", "footnote-backref"}
-_SKIPPED_TAGS = {"script", "style", "template"}
+# A formula's LaTeX annotation repeats what its MathML already says.
+_SKIPPED_TAGS = {"script", "style", "template", "annotation"}
 # Parts of a paper card that follow its title: set off so that title, authors and
 # links do not run together ("A ConvNet for the 2020s — Zhuang Liu, … — arXiv:…").
 _CARD_PARTS = {"paper-card-meta", "paper-card-links"}

@@ -152,8 +152,9 @@ def test_an_issue_body_stores_mathml_on_both_sides_of_the_paywall():
     rendered = render_issue_body("Free $a^2$.\n\n<!-- paywall -->\n\nPaid $b^2$.")
     assert "<msup><mi>a</mi>" in rendered.free_html
     assert "<msup><mi>b</mi>" in rendered.paid_html
-    # The readable text is the formula as it reads, not its LaTeX twice.
-    assert rendered.free_text.startswith("Free a")
+    # The readable text (search, word count) is the formula as it reads, without
+    # its LaTeX source a second time.
+    assert rendered.free_text == "Free a 2 ."
 
 
 # --- Email images ------------------------------------------------------------------
@@ -253,3 +254,34 @@ def test_the_plain_text_part_carries_the_latex():
     text = email_plain_text(email)
     assert "Inline $\\alpha^2$ here." in text
     assert "\n$$\\frac{a}{b}$$\n" in text
+
+
+# --- The sanitizer's MathML ---------------------------------------------------------
+def test_the_sanitizer_keeps_mathml_but_not_its_links_styles_or_html_annotations():
+    from issues.rendering import sanitize
+
+    html = sanitize(
+        '<math display="block" onclick="alert(1)"><mrow>'
+        '<mi href="javascript:alert(1)" xlink:href="javascript:alert(1)" '
+        'mathcolor="url(javascript:alert(1))" style="color:red" class="x" '
+        'mathvariant="bold">x</mi><mspace width="99999em"></mspace>'
+        '<mspace width="2em"></mspace>'
+        '<maction actiontype="toggle"><mi>y</mi></maction></mrow>'
+        '<annotation-xml encoding="text/html"><img src=x onerror=alert(1)>'
+        "</annotation-xml>"
+        '<annotation encoding="text/html">z</annotation></math>'
+    )
+    assert html.startswith('<math display="block"><mrow><mi mathvariant="bold">x</mi>')
+    for gone in ("href", "onclick", "onerror", "style", "class", "url(", "99999em",
+                 "annotation-xml", "maction", "text/html"):  # fmt: skip
+        assert gone not in html, gone
+    assert '<mspace width="2em">' in html
+    assert "<mi>y</mi>" in html  # the content of what is dropped stays
+
+
+def test_raw_mathml_cannot_smuggle_html_through_mtext():
+    html = render_markdown(
+        "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>"
+        "</style></mglyph></table></mtext></math>"
+    )
+    assert "onerror" not in html and "<style" not in html and "<mglyph" not in html
