@@ -47,6 +47,18 @@ def test_a_reader_sees_each_formula_laid_out_with_no_script(page, live_server):
     assert fraction["height"] > euler["height"]
     assert series["height"] > fraction["height"]
     assert aligned["height"] > 1.5 * euler["height"]
+    # Aligned rows line up at their "=" (columnalign, which MathML Core leaves to
+    # the stylesheet), drawn with the vendored math font.
+    equals = page.evaluate(
+        """[...document.querySelectorAll(".prose mtable mo")]
+             .filter((m) => m.textContent === "=")
+             .map((m) => m.getBoundingClientRect().left)"""
+    )
+    assert len(equals) == 2 and abs(equals[0] - equals[1]) < 1, equals
+    assert page.evaluate(
+        """async () => { await document.fonts.ready;
+             return document.fonts.check('16px "STIX Two Math"'); }"""
+    )
     # The LaTeX annotation is kept, and not shown.
     annotation = page.locator("annotation").first
     assert annotation.get_attribute("encoding") == "application/x-tex"
