@@ -576,6 +576,13 @@ QUIRE_BODY_MAX_DEPTH = env.int("QUIRE_BODY_MAX_DEPTH", default=40)
 # Rows (header included) and cells of one table, Markdown or HTML.
 QUIRE_TABLE_MAX_ROWS = env.int("QUIRE_TABLE_MAX_ROWS", default=1_000)
 QUIRE_TABLE_MAX_CELLS = env.int("QUIRE_TABLE_MAX_CELLS", default=10_000)
+# Math ($…$, $$…$$): characters in one formula, levels of braces inside each
+# other, and formulas in one body (or each side of its paywall break). A formula
+# over one shows as its source, so hostile input never reaches the MathML
+# converter or the email's image renderer whole.
+QUIRE_MATH_MAX_CHARS = env.int("QUIRE_MATH_MAX_CHARS", default=2_000)
+QUIRE_MATH_MAX_DEPTH = env.int("QUIRE_MATH_MAX_DEPTH", default=20)
+QUIRE_MATH_MAX_FORMULAS = env.int("QUIRE_MATH_MAX_FORMULAS", default=1_000)
 # Form data in one request: room for the longest body with most characters
 # escaped in the POST (Django's default, 2.5 MB, would refuse it first, unexplained).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * QUIRE_BODY_MAX_CHARS + 1024 * 1024

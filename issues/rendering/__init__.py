@@ -49,8 +49,10 @@ The parts: ``sanitizer`` (the allowlist), ``references`` (paper references and
 cards), ``highlighting`` (Pygments), ``markup`` (the Markdown parser and
 ``render_markdown``), ``bodies`` (the paywall split and the admin preview),
 ``limits`` and ``htmltree`` (the limits, measured on the Markdown and on the HTML
-before the sanitizer) and ``rawtext`` (an unclosed <script> or <style> shown as
-text, not hiding the rest).
+before the sanitizer), ``rawtext`` (an unclosed <script> or <style> shown as
+text, not hiding the rest), ``math`` (``$…$`` and ``$$…$$`` as MathML, and the
+MathML the sanitizer admits) and ``mathimages`` (each formula as a stored PNG, for
+email: ``math_as_images(html)``).
 """
 
 from .bodies import (

@@ -14,6 +14,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from .highlighting import highlight_code
 from .limits import ContentTooLarge, check_html, check_markdown
+from .math import math_plugin
 from .rawtext import escape_unclosed_raw_text, html_block_unless_unclosed
 from .references import (
     Reference,
@@ -48,6 +49,7 @@ def _build(max_nesting: int) -> MarkdownIt:
         )
         .enable(["table", "strikethrough"])
         .use(footnote_plugin)
+        .use(math_plugin)
         .use(anchors_plugin, min_level=HEADING_LEVELS.start,
              max_level=HEADING_LEVELS.stop - 1, permalink=True, permalinkSymbol="#")
     )  # fmt: skip
@@ -221,7 +223,8 @@ def without_heading_anchors(html_text: str) -> str:
 # Elements whose text is not part of what a reader reads: the heading permalinks
 # ("#") and footnote back-links ("↩︎") that the Markdown plugins add.
 _SKIPPED_CLASSES = {"header-anchor", "footnote-backref"}
-_SKIPPED_TAGS = {"script", "style", "template"}
+# A formula's LaTeX annotation repeats what its MathML already says.
+_SKIPPED_TAGS = {"script", "style", "template", "annotation"}
 # Parts of a paper card that follow its title: set off so that title, authors and
 # links do not run together ("A ConvNet for the 2020s — Zhuang Liu, … — arXiv:…").
 _CARD_PARTS = {"paper-card-meta", "paper-card-links"}

@@ -7,6 +7,8 @@ from functools import cache
 
 import nh3
 
+from .math import MATHML_ATTRIBUTES, MATHML_TAGS, filter_mathml_attribute
+
 # --- The sanitizer's allowlist -------------------------------------------------------
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl",
@@ -28,6 +30,10 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 }
 for _tag in _CLASSED:
     ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("class")
+# Math: the MathML that issues.rendering.math writes, with its own attribute filter.
+ALLOWED_TAGS |= MATHML_TAGS
+for _tag, _names in MATHML_ATTRIBUTES.items():
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).update(_names)
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
 # The ids rendered HTML may carry: headings' (prefixed "h-" by the renderer) and the
@@ -39,6 +45,8 @@ _ID_PREFIX = "h-"
 
 
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:
+    if tag in MATHML_TAGS:
+        return filter_mathml_attribute(tag, name, value)
     if name != "id":
         return value
     value = "-".join(value.split())

@@ -17,7 +17,10 @@ port, then a load generator in separate processes measures:
   the minimal view's rate, every page at least 0.75 of the issue page's, search 0.5;
 - the same pages as first visits (no cookie at all): the copy a CDN may keep;
 - the issue page with the page cache turned off, and answered from the reader's
-  cache (If-None-Match -> 304): a cache must never make it slower.
+  cache (If-None-Match -> 304): a cache must never make it slower;
+- an issue with MATH_FORMULAS formulas: how long saving it (rendering its MathML)
+  takes, target under 2 s; drawing its email images once, and again once they are
+  stored; and its page's rate next to the issue page's (stored HTML: the same).
 
 Other work on the machine shows up in the figures: ratios are taken per round
 (pages measured one after another within it), then the median.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -61,6 +65,9 @@ TAGS = 12
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 ISSUE_PATH = "/issues/bench-issue/"
+MATH_PATH = "/issues/bench-math/"
+MATH_FORMULAS = 100
+MATH_SAVE_TARGET = 2.0  # seconds
 # What every browser sends along; a browser's user agent, so that each view of an
 # issue or a paper is counted (issues/analytics), as a reader's is.
 BROWSER = (
@@ -87,6 +94,7 @@ PAGES = {
     "sitemap": "/sitemap.xml",
     "paper BibTeX": "/papers/bench-paper-0/bibtex",
     "issue BibTeX": ISSUE_PATH + "bibtex",
+    "math issue": MATH_PATH,
 }
 TARGETS = {"search": 0.5}
 TARGET = 0.75
@@ -157,7 +165,53 @@ def _issue_body(arxiv_ids: list[str]) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _load_content() -> None:
+def _math_body() -> str:
+    """Return Markdown with MATH_FORMULAS distinct formulas, inline and display."""
+    kinds = [
+        r"\frac{{a_{n}}}{{b_{n} + {n}}}",
+        r"\sum_{{i=1}}^{{{n}}} \alpha_i x_i^2",
+        r"\begin{{pmatrix}} {n} & 0 \\ 0 & \lambda_{n} \end{{pmatrix}}",
+        r"\int_0^{{{n}}} e^{{-\beta t}} \, dt",
+        r"\hat{{\theta}}_{n} = \arg\min_\theta \mathcal{{L}}(\theta)",
+    ]
+    parts = []
+    for n in range(MATH_FORMULAS):
+        latex = kinds[n % len(kinds)].format(n=n)
+        if n % 4 == 3:
+            parts.append(f"$$\n{latex}\n$$")
+        else:
+            parts.append(f"Formula {n} reads ${latex}$ in a sentence.")
+    return "\n\n".join(parts)
+
+
+def _time_math_issue() -> dict[str, float]:
+    """Save the issue with formulas; return how long rendering and drawing took."""
+    from django.utils import timezone
+
+    from issues.models import Issue
+    from issues.rendering.mathimages import math_as_images
+
+    start = time.perf_counter()
+    issue = Issue.objects.create(
+        title="The benchmark issue with formulas",
+        slug="bench-math",
+        body=_math_body(),
+        status=Issue.Status.PUBLISHED,
+        published_at=timezone.now(),
+    )
+    saved = time.perf_counter() - start
+    assert issue.body_html.count("<math ") == MATH_FORMULAS, "formulas missing"
+    start = time.perf_counter()
+    email = math_as_images(issue.body_html)
+    drawn = time.perf_counter() - start
+    assert email.count('<img class="math') == MATH_FORMULAS, "images missing"
+    start = time.perf_counter()
+    math_as_images(issue.body_html)
+    stored = time.perf_counter() - start
+    return {"save": saved, "draw": drawn, "stored": stored}
+
+
+def _load_content() -> dict[str, float]:
     from django.utils import timezone
 
     from issues.models import Citation, Issue, Paper, Tag
@@ -214,6 +268,7 @@ def _load_content() -> None:
           f"{Tag.objects.count()} tags, {Citation.objects.count()} citations; "
           f"the issue: {issue.word_count} words, {issue.citations.count()} "
           f"citations, {len(issue.body_html) // 1024} KiB of HTML")  # fmt: skip
+    return _time_math_issue()
 
 
 def _start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
@@ -269,6 +324,8 @@ def _latency(port: int, path: str, n: int = 300) -> list[float]:
 def main() -> int:
     os.environ.update(_env())
     VAR.mkdir(parents=True, exist_ok=True)
+    # Formula images of an earlier run: drawing is measured from none.
+    shutil.rmtree(VAR / "media" / "math", ignore_errors=True)
     recreate_database(DB_NAME)
     server = None
     try:
@@ -279,7 +336,7 @@ def main() -> int:
 
         call_command("migrate", verbosity=0)
         call_command("collectstatic", "--noinput", verbosity=0)
-        _load_content()
+        math_times = _load_content()
         from django.db import connections
 
         connections.close_all()
@@ -389,6 +446,13 @@ def main() -> int:
           f"{revalidated_rate:.0f} req/s -> "
           f"{'OK' if revalidated_ok else 'SLOWER THAN NO CACHE'}")  # fmt: skip
     print(f"issue and paper views counted during the rounds (buffered): {views}")
+    math_ok = math_times["save"] < MATH_SAVE_TARGET
+    failed += not math_ok
+    print(f"issue with {MATH_FORMULAS} formulas: saved (rendered to MathML) in "
+          f"{math_times['save']:.2f} s (target < {MATH_SAVE_TARGET:g} s) -> "
+          f"{'OK' if math_ok else 'BELOW TARGET'}; its email images drawn in "
+          f"{math_times['draw']:.2f} s, {math_times['stored'] * 1000:.0f} ms once "
+          f"stored; its page: see 'math issue' above")  # fmt: skip
     print(f"pages below target: {failed}")
     return 0
 

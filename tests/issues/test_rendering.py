@@ -5,6 +5,7 @@ import pytest
 
 from issues.models import Issue, Paper
 from issues.rendering import (
+    ALLOWED_TAGS,
     find_references,
     markdownify,
     render_issue_body,
@@ -22,7 +23,7 @@ HOSTILE_CASES = [case.strip("\n") for case in HOSTILE.split("-----8<-----")]
 
 # What must never come out of the renderer, whatever went in.
 FORBIDDEN_TAGS = (
-    "script|iframe|style|object|embed|form|input|meta|base|link|svg|math|textarea"
+    "script|iframe|style|object|embed|form|input|meta|base|link|svg|textarea"
     "|template|video|audio|body|isindex|noscript"
 )
 URL_ATTRS = "href|src|srcset|action|background"
@@ -31,7 +32,16 @@ DANGEROUS = [
     re.compile(r"<[^>]*\son[a-z]+\s*=", re.I),  # event attributes
     re.compile(rf"""({URL_ATTRS})\s*=\s*["']?\s*(javascript|vbscript|data):""", re.I),
     re.compile(r"<[^>]*\sstyle\s*=\s*\"[^\"]*(url|position|expression)", re.I),
+    # MathML may stay, but never the parts that carry HTML, links or scripts.
+    re.compile(r"<\s*(annotation-xml|maction|mglyph|malignmark)\b", re.I),
+    re.compile(r"<m[a-z]*\b[^>]*\s(href|xlink:href|src|style|class)\s*=", re.I),
 ]
+_ANY_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)")
+
+
+def _only_allowed_tags(html):
+    names = {name.lower() for name in _ANY_TAG.findall(html)}
+    assert names <= ALLOWED_TAGS, names - ALLOWED_TAGS
 
 
 @pytest.mark.parametrize("source", HOSTILE_CASES, ids=range(len(HOSTILE_CASES)))
@@ -40,6 +50,7 @@ def test_hostile_markdown_never_renders_a_script(source):
         html = render(source)
         for pattern in DANGEROUS:
             assert not pattern.search(html), (pattern.pattern, html)
+        _only_allowed_tags(html)
 
 
 def test_hostile_corpus_is_not_trivially_empty():

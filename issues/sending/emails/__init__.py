@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from issues.models import Issue
 from issues.reading import readable_body
 from issues.rendering import pygments_css, without_heading_anchors
+from issues.rendering.mathimages import math_as_images
 from newsletter.links import absolute_url, absolutize
 from newsletter.models import Publication
 from subscribers.billing import stripe_api
@@ -64,7 +65,9 @@ def _email_body(body_html: str, *, web_url: str) -> str:
     """Return stored issue HTML ready for email: absolute links, no permalinks."""
     # Stored HTML links site-relative (/papers/…/); a mail program has no site to
     # resolve them against. Heading permalinks only make sense on the web page.
-    return absolutize(without_heading_anchors(body_html), base=web_url)
+    # Mail programs draw no MathML: each formula becomes a stored image.
+    body_html = math_as_images(without_heading_anchors(body_html))
+    return absolutize(body_html, base=web_url)
 
 
 def render_segment(

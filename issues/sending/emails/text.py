@@ -162,6 +162,14 @@ class _TextExtractor(HTMLParser):
             self._break()
             self._write("---")
             self._break()
+        elif tag == "img" and "math" in classes and attrs.get("alt"):
+            # A formula's image: its LaTeX, as the author wrote it.
+            marks = "$$" if "math-display" in classes else "$"
+            if marks == "$$":
+                self._break()
+            self._write(f"{marks}{attrs['alt']}{marks}")
+            if marks == "$$":
+                self._break()
         elif tag == "img" and attrs.get("alt"):
             self._write(f"[{attrs['alt']}]")
         if tag == "a" and action != "skip":
