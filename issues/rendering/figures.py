@@ -85,6 +85,10 @@ def continued_numbering(env: dict) -> dict:
 # --- the core rule -------------------------------------------------------------------
 
 
+def _attr(token: Token, name: str) -> str:
+    return str(token.attrGet(name) or "")
+
+
 def _alt(image: Token) -> str:
     return "".join(
         child.content
@@ -178,7 +182,7 @@ def _described(images: list[Token]) -> list[Image]:
     return [
         Image(
             image.meta["number"],
-            str(image.attrGet("src") or ""),
+            _attr(image, "src"),
             _alt(image),
             image.meta.get("figure"),
         )
@@ -205,7 +209,7 @@ def _mark_sidenotes(inline: Token) -> None:
 
 
 def _is_figure(child: Token) -> bool:
-    return child.type == "image" and bool((child.attrGet("title") or "").strip())
+    return child.type == "image" and bool(_attr(child, "title").strip())
 
 
 def _split_figures(
@@ -261,7 +265,7 @@ def _copy(token: Token) -> Token:
 
 
 def _image_html(self, image: Token, options, env) -> str:
-    src = escapeHtml(image.attrGet("src") or "")
+    src = escapeHtml(_attr(image, "src"))
     alt = escapeHtml(self.renderInlineAsText(image.children or [], options, env))
     return f'<img src="{src}" alt="{alt}">'
 
@@ -272,7 +276,7 @@ def _alt_warning(image: Token, env) -> str:
         return ""
     shown = Image(
         image.meta.get("number", 0),
-        image.attrGet("src") or "",
+        _attr(image, "src"),
         "",
         image.meta.get("figure"),
     )
@@ -285,7 +289,7 @@ def _alt_warning(image: Token, env) -> str:
 def render_figure(self, tokens, idx, options, env) -> str:
     image = tokens[idx].children[0]
     number = image.meta["figure"]
-    caption = escapeHtml(" ".join((image.attrGet("title") or "").split()))
+    caption = escapeHtml(" ".join(_attr(image, "title").split()))
     return (
         f'<figure id="figure-{number}">{_image_html(self, image, options, env)}'
         f"{_alt_warning(image, env)}"
@@ -324,7 +328,8 @@ def sidenotes_plugin(md: MarkdownIt) -> None:
     md.add_render_rule("figure", render_figure)
     md.add_render_rule("image", render_image)
     md.add_render_rule("sidenote", render_sidenote)
-    plain_ref = md.renderer.rules["footnote_ref"]
+    # The footnote plugin's renderers, wrapped (the protocol does not list rules).
+    plain_ref = md.renderer.rules["footnote_ref"]  # type: ignore[attr-defined]
 
     def footnote_ref(self, tokens, idx, options, env) -> str:
         # A note that cites another, shown as a sidenote: the number, no second id.
