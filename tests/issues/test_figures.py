@@ -2,8 +2,10 @@
 
 import re
 from collections import Counter
+from html import unescape
 
 import pytest
+from django.urls import reverse
 
 from issues.rendering import (
     find_images_without_alt,
@@ -225,3 +227,16 @@ def test_the_email_carries_the_figure_with_inlined_styles_and_endnotes(segment):
     assert 'class="sidenote"' not in html and "sidenote-number" not in html
     assert html.count("The note.") == 1 and 'id="fn1"' in html
     assert "Figure 1. Training loss" in email.text
+
+
+@pytest.mark.parametrize("feed", ["issues:feed_rss", "issues:feed_atom"])
+def test_feeds_carry_figures_and_endnotes_without_sidenotes(client, feed):
+    IssueFactory(
+        slug="noted",
+        published=True,
+        body='Text[^1].\n\n![A chart](/media/c.png "Results")\n\n[^1]: The note.\n',
+    )
+    text = unescape(client.get(reverse(feed)).content.decode())
+    assert '<figure id="figure-1">' in text and "Figure 1.</span> Results" in text
+    assert 'class="sidenote"' not in text and "sidenote-number" not in text
+    assert text.count("The note.") == 1
