@@ -17,7 +17,11 @@ from newsletter.images import ImageUploadField
 
 from . import services
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
-from .rendering import find_unknown_references
+from .rendering import (
+    find_images_without_alt,
+    find_unknown_references,
+    missing_alt_message,
+)
 
 if TYPE_CHECKING:
     from typing import TypedDict
@@ -107,6 +111,9 @@ class IssueAdminForm(forms.ModelForm):
             if unknown:
                 # The same words as every other way of publishing (the service's).
                 self.add_error("body", unknown_references_message(unknown))
+            undescribed = find_images_without_alt(body)
+            if undescribed:
+                self.add_error("body", missing_alt_message(undescribed))
         return cleaned
 
 

@@ -18,7 +18,7 @@ from subscribers.billing.services import opens_private_feed
 
 from .models import Issue, Tag
 from .reading import public_description, readable_body
-from .rendering import without_heading_anchors
+from .rendering import without_heading_anchors, without_sidenotes
 
 FEED_LENGTH = 20
 
@@ -73,9 +73,12 @@ class IssuesFeed(Feed):
     def item_html(self, item: Issue, html: str) -> str:
         """Return stored issue HTML as a feed reader needs it: links absolute."""
         # Stored HTML links site-relative, and a feed reader shows it away from the
-        # site; footnote links point into the issue's page.
+        # site; footnote links point into the issue's page. A feed reader has no
+        # margin for sidenotes: the endnotes carry the notes.
         return absolutize(
-            without_heading_anchors(html), base=self.item_link(item), fragments=True
+            without_sidenotes(without_heading_anchors(html)),
+            base=self.item_link(item),
+            fragments=True,
         )
 
     def item_description(self, item: Issue) -> str:

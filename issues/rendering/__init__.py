@@ -33,6 +33,13 @@ The public API:
     The references in Markdown that name no paper; publishing refuses an issue
     with any (``issues.sending.services.UnknownReferencesError``).
 
+``find_images_without_alt(text) -> list[Image]``
+    The body's images with no alt text, each named by its place and address
+    (``Image.problem``, ``missing_alt_message``); publishing refuses an issue with
+    any (``issues.sending.services.MissingAltTextError``). Captioned images become
+    numbered figures and footnotes get sidenotes (``figures``); emails and feeds
+    drop the sidenotes (``without_sidenotes``).
+
 ``markdownify(text) -> str``
     The admin's live preview (``MARKDOWNX_MARKDOWNIFY_FUNCTION``): like
     ``render_markdown`` with unknown references shown as errors and the paywall break
@@ -48,20 +55,22 @@ The public API:
 The parts: ``sanitizer`` (the allowlist), ``references`` (paper references and
 cards), ``highlighting`` (Pygments), ``markup`` (the Markdown parser and
 ``render_markdown``), ``bodies`` (the paywall split and the admin preview),
-``limits`` and ``htmltree`` (the limits, measured on the Markdown and on the HTML
-before the sanitizer), ``rawtext`` (an unclosed <script> or <style> shown as
-text, not hiding the rest), ``math`` (``$…$`` and ``$$…$$`` as MathML, and the
-MathML the sanitizer admits) and ``mathimages`` (each formula as a stored PNG, for
-email: ``math_as_images(html)``).
+``figures`` (figures, alt text and sidenotes), ``limits`` and ``htmltree`` (the
+limits, measured on the Markdown and on the HTML before the sanitizer), ``rawtext``
+(an unclosed <script> or <style> shown as text, not hiding the rest), ``math``
+(``$…$`` and ``$$…$$`` as MathML, and the MathML the sanitizer admits) and
+``mathimages`` (each formula as a stored PNG, for email: ``math_as_images(html)``).
 """
 
 from .bodies import (
     PAYWALL_RE,
     RenderedBody,
+    find_images_without_alt,
     markdownify,
     render_issue_body,
     split_paywall,
 )
+from .figures import Image, missing_alt_message, without_sidenotes
 from .highlighting import pygments_css
 from .limits import ContentTooLarge, check_markdown, validate_markdown_limits
 from .markup import (
@@ -93,15 +102,18 @@ __all__ = [
     "ALLOWED_URL_SCHEMES",
     "ARXIV_VERSION_RE",
     "ContentTooLarge",
+    "Image",
     "PAYWALL_RE",
     "REFERENCE_RE",
     "Reference",
     "RenderedBody",
     "check_markdown",
+    "find_images_without_alt",
     "find_references",
     "find_unknown_references",
     "readable_text",
     "markdownify",
+    "missing_alt_message",
     "paper_card_html",
     "paper_inline_html",
     "paper_keys",
@@ -113,4 +125,5 @@ __all__ = [
     "split_paywall",
     "validate_markdown_limits",
     "without_heading_anchors",
+    "without_sidenotes",
 ]

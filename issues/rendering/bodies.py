@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .figures import IMAGES, Image
 from .limits import ContentTooLarge, check_markdown
 from .markup import (
     Heading,
@@ -74,7 +75,7 @@ def _parse_body(
     free = parse_body(free_md)
     # The paid part's headings never repeat an id of the free part's.
     paid = (
-        parse_body(paid_md, taken_ids=free.env["heading_ids"])
+        parse_body(paid_md, taken_ids=free.env["heading_ids"], continues=free)
         if paid_md is not None
         else None
     )
@@ -115,6 +116,23 @@ def render_issue_body(text: str, *, papers: dict | None = None) -> RenderedBody:
         free_headings=free.headings,
         paid_headings=paid.headings if paid else [],
     )
+
+
+def find_images_without_alt(text: str) -> list[Image]:
+    """Return the body's images that have no alt text, numbered as the page does.
+
+    None for text over a limit: it renders as a notice that shows no image.
+    """
+    try:
+        check_markdown(text)
+    except ContentTooLarge:
+        return []
+    free_md, paid_md = split_paywall(text)
+    free = parse_body(free_md)
+    images = list(free.env[IMAGES])
+    if paid_md is not None:
+        images += parse_body(paid_md, continues=free).env[IMAGES]
+    return [image for image in images if image.missing_alt]
 
 
 def markdownify(text: str) -> str:

@@ -12,6 +12,7 @@ from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.anchors.index import slugify as anchor_slugify
 from mdit_py_plugins.footnote import footnote_plugin
 
+from .figures import continued_numbering, sidenotes_plugin
 from .highlighting import highlight_code
 from .limits import ContentTooLarge, check_html, check_markdown
 from .math import math_plugin
@@ -52,6 +53,7 @@ def _build(max_nesting: int) -> MarkdownIt:
         .use(math_plugin)
         .use(anchors_plugin, min_level=HEADING_LEVELS.start,
              max_level=HEADING_LEVELS.stop - 1, permalink=True, permalinkSymbol="#")
+        .use(sidenotes_plugin)
     )  # fmt: skip
     # Before the anchors plugin, which keeps the ids it finds and links to them.
     md.core.ruler.before("anchor", "heading_ids", heading_ids)
@@ -142,9 +144,20 @@ class ParsedBody:
         return self.env.get("headings", [])
 
 
-def parse_body(text: str, *, taken_ids: set[str] | None = None) -> ParsedBody:
-    """Parse Markdown; taken_ids are heading ids already used by the same page."""
+def parse_body(
+    text: str,
+    *,
+    taken_ids: set[str] | None = None,
+    continues: ParsedBody | None = None,
+) -> ParsedBody:
+    """Parse Markdown; taken_ids are heading ids already used by the same page.
+
+    continues: the part this one follows on the page (above the paywall break),
+    whose image, figure and footnote numbers it carries on.
+    """
     env: dict = {"heading_ids": set(taken_ids or ())}
+    if continues is not None:
+        env.update(continued_numbering(continues.env))
     tokens = _markdown().parse(text or "", env)
     return ParsedBody(tokens, env, _collect_references(tokens))
 
@@ -221,8 +234,9 @@ def without_heading_anchors(html_text: str) -> str:
 
 
 # Elements whose text is not part of what a reader reads: the heading permalinks
-# ("#") and footnote back-links ("↩︎") that the Markdown plugins add.
-_SKIPPED_CLASSES = {"header-anchor", "footnote-backref"}
+# ("#") and footnote back-links ("↩︎") that the Markdown plugins add, and the copies
+# of footnotes shown beside the text (the endnotes hold them once).
+_SKIPPED_CLASSES = {"header-anchor", "footnote-backref", "sidenote"}
 # A formula's LaTeX annotation repeats what its MathML already says.
 _SKIPPED_TAGS = {"script", "style", "template", "annotation"}
 # Parts of a paper card that follow its title: set off so that title, authors and

@@ -21,6 +21,7 @@ _CLASSED = {"code", "div", "hr", "li", "ol", "pre", "section", "span", "sup", "a
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "a": {"href", "title", "id"},
     "abbr": {"title"},
+    "figure": {"id"},
     "img": {"src", "alt", "title", "width", "height"},
     "li": {"id"},
     "ol": {"start"},
@@ -36,11 +37,11 @@ for _tag, _names in MATHML_ATTRIBUTES.items():
     ALLOWED_ATTRIBUTES.setdefault(_tag, set()).update(_names)
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
-# The ids rendered HTML may carry: headings' (prefixed "h-" by the renderer) and the
-# footnote plugin's (fn1, fnref1, fnref1:2). An element with id="cookie" or
-# id="location" would be a name on window (DOM clobbering), so any other id, one an
-# author wrote in raw HTML, gets the headings' prefix as well.
-_SAFE_ID = re.compile(r"h-[^\s]+|fn[0-9]+|fnref[0-9]+(?::[0-9]+)?")
+# The ids rendered HTML may carry: headings' (prefixed "h-" by the renderer), the
+# footnote plugin's (fn1, fnref1, fnref1:2) and figures' (figure-1). An element with
+# id="cookie" or id="location" would be a name on window (DOM clobbering), so any
+# other id, one an author wrote in raw HTML, gets the headings' prefix as well.
+_SAFE_ID = re.compile(r"h-[^\s]+|fn[0-9]+|fnref[0-9]+(?::[0-9]+)?|figure-[0-9]+")
 _ID_PREFIX = "h-"
 
 

@@ -16,7 +16,13 @@ from django.utils import timezone
 from issues.access import paid_subscribers_q
 from issues.content_version import content_changed
 from issues.models import Issue, unique_slug, unknown_references_message
-from issues.rendering import ContentTooLarge, check_markdown, find_unknown_references
+from issues.rendering import (
+    ContentTooLarge,
+    check_markdown,
+    find_images_without_alt,
+    find_unknown_references,
+    missing_alt_message,
+)
 from subscribers.models import Segment, Subscriber
 
 from . import delivery, tasks
@@ -44,6 +50,14 @@ class UnknownReferencesError(SendingError):
         super().__init__(unknown_references_message(self.references))
 
 
+class MissingAltTextError(SendingError):
+    """An image has no alt text; readers who cannot see it would get nothing."""
+
+    def __init__(self, images: Iterable) -> None:
+        self.images = list(images)
+        super().__init__(missing_alt_message(self.images))
+
+
 class ContentTooLargeError(SendingError):
     """The body is over a content limit; subscribers would get only a notice."""
 
@@ -53,9 +67,9 @@ def check_publishable(*, issue: Issue) -> None:
 
     Its body must be within the content limits (a body saved past the form, by a
     command or an old version, would reach subscribers as the renderer's notice),
-    and name no paper that is missing: read from the body as it is now (one parse,
-    one query), not from the stored list, so a paper added or deleted a moment ago
-    counts.
+    name no paper that is missing and describe every image (alt text): read from
+    the body as it is now (one parse, one query), not from the stored list, so a
+    paper added or deleted a moment ago counts.
     """
     if issue.kind == Issue.Kind.WELCOME:
         raise SendingError(
@@ -69,6 +83,9 @@ def check_publishable(*, issue: Issue) -> None:
     unknown = find_unknown_references(issue.body)
     if unknown:
         raise UnknownReferencesError(unknown)
+    undescribed = find_images_without_alt(issue.body)
+    if undescribed:
+        raise MissingAltTextError(undescribed)
 
 
 def audience_size(*, issue: Issue) -> int:
@@ -112,7 +129,8 @@ def choose_audience(
 def publish_issue(*, issue: Issue, now: datetime | None = None) -> Send | None:
     """Publish the issue and start its send, at most once however often it is called.
 
-    Refused (UnknownReferencesError) while the body names a paper that is missing.
+    Refused (UnknownReferencesError) while the body names a paper that is missing,
+    and (MissingAltTextError) while an image in it has no alt text.
     An issue that was unpublished goes back on the site only: nobody is emailed a
     second time, and a web-only issue is never emailed (it gets no Send). Returns
     the issue's Send (None for one that was never emailed, such as demo content).

@@ -96,3 +96,43 @@ def test_the_tracked_email_adds_no_accessibility_problem_and_still_fits(
     hidden = phone.locator('div[aria-hidden="true"] a')
     assert hidden.count() == 1 and not hidden.is_visible()
     assert hidden.get_attribute("tabindex") == "-1"
+
+
+def test_a_figure_and_its_caption_fit_a_phone_and_notes_stay_endnotes(
+    phone, settings, live_server
+):
+    from tests.browser.test_accessibility import axe_violations
+
+    # The image is served, so the phone lays it out at its real size.
+    settings.SITE_URL = live_server.url
+    issue = IssueFactory(
+        title="A figure",
+        body="A claim[^1].\n\n"
+        '![A bar chart of accuracy](/static/favicon.svg "Accuracy by model size, '
+        'measured on the held-out set for each of the six models")\n\n'
+        "[^1]: The note, once.\n",
+    )
+    email = render_segment(issue=issue, segment="free")
+    phone.set_content(email.html)
+    phone.wait_for_load_state("load")
+
+    image = phone.locator("figure#figure-1 img").bounding_box()
+    caption = phone.locator("figure#figure-1 figcaption")
+    box = caption.bounding_box()
+    assert image is not None and box is not None
+    assert image["width"] > 100  # it loaded, and is shown
+    assert image["x"] + image["width"] <= PHONE["width"]
+    assert box["y"] >= image["y"] + image["height"]
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert caption.inner_text().startswith("Figure 1. Accuracy by model size")
+    assert "Helvetica" in caption.evaluate("el => getComputedStyle(el).fontFamily")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # No margin for sidenotes in a mail program: the endnote is there, once.
+    assert phone.locator(".sidenote").count() == 0
+    assert phone.locator("li#fn1").is_visible()
+    assert phone.get_by_text("The note, once.").count() == 1
+    # The figure and the notes add no accessibility problem to the email's own.
+    found = {v.split(" ")[0] for v in axe_violations(phone)}
+    plain = IssueFactory(title="A figure", body="A claim.")
+    phone.set_content(render_segment(issue=plain, segment="free").html)
+    assert found == {v.split(" ")[0] for v in axe_violations(phone)}

@@ -97,6 +97,15 @@ def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
         published_at=timezone.now(), access=Issue.Access.PAID,
         body="A free opening.\n\n<!-- paywall -->\n\nFor supporters.",
     )  # fmt: skip
+    # Figures (one cut out of a sentence) and footnotes with their sidenotes, on
+    # both sides of a paywall break.
+    IssueFactory(
+        slug="figures-and-notes", title="Figures and notes", published=True,
+        body='A claim[^1] with ![A chart](/static/favicon.svg "A caption") inline.\n\n'
+        "- a list item with a note[^2]\n\n<!-- paywall -->\n\n"
+        '![A second chart](/static/favicon.svg "Another")\n\nPaid[^3].\n\n'
+        "[^1]: One, [linked](https://example.org/).\n[^2]: Two.\n[^3]: Three.\n",
+    )  # fmt: skip
     # Enough issues on one tag for a second page of it.
     vision = Tag.objects.get(slug="vision")
     for n in range(ISSUES_PER_PAGE):
@@ -110,6 +119,7 @@ def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
         "issue-with-paywall": (anonymous, "/issues/scaling-laws-revisited/", 200),
         "issue-paid": (anonymous, "/issues/published-now/", 200),
         "issue-signed-in": (reader, "/issues/published-now/", 200),
+        "issue-figures": (anonymous, "/issues/figures-and-notes/", 200),
         "share-mastodon": (
             anonymous,
             "/issues/diffusion-goes-latent/share/mastodon/?instance=mastodon.social",

@@ -29,7 +29,9 @@ FORBIDDEN_TAGS = (
 URL_ATTRS = "href|src|srcset|action|background"
 DANGEROUS = [
     re.compile(rf"<\s*({FORBIDDEN_TAGS})\b", re.I),
-    re.compile(r"<[^>]*\son[a-z]+\s*=", re.I),  # event attributes
+    # Event attributes: quoted values are skipped whole, since an alt text or a
+    # title may say "onerror=" as text (the quotes in it escaped).
+    re.compile(r'<(?:[^>"]|"[^"]*")*?\son[a-z]+\s*=', re.I),
     re.compile(rf"""({URL_ATTRS})\s*=\s*["']?\s*(javascript|vbscript|data):""", re.I),
     re.compile(r"<[^>]*\sstyle\s*=\s*\"[^\"]*(url|position|expression)", re.I),
     # MathML may stay, but never the parts that carry HTML, links or scripts.

@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 
 from issues.models import Issue
 from issues.reading import readable_body
-from issues.rendering import pygments_css, without_heading_anchors
+from issues.rendering import pygments_css, without_heading_anchors, without_sidenotes
 from issues.rendering.mathimages import math_as_images
 from newsletter.links import absolute_url, absolutize
 from newsletter.models import Publication
@@ -64,10 +64,11 @@ def _issue_html(issue: Issue, segment: str) -> tuple[str, bool]:
 def _email_body(body_html: str, *, web_url: str) -> str:
     """Return stored issue HTML ready for email: absolute links, no permalinks."""
     # Stored HTML links site-relative (/papers/…/); a mail program has no site to
-    # resolve them against. Heading permalinks only make sense on the web page.
-    # Mail programs draw no MathML: each formula becomes a stored image.
-    body_html = math_as_images(without_heading_anchors(body_html))
-    return absolutize(body_html, base=web_url)
+    # resolve them against. Heading permalinks only make sense on the web page, and
+    # sidenotes need its stylesheet: an email keeps the endnotes. Mail programs
+    # draw no MathML: each formula becomes a stored image.
+    body_html = without_sidenotes(without_heading_anchors(body_html))
+    return absolutize(math_as_images(body_html), base=web_url)
 
 
 def render_segment(

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         "Publish an issue and email it to its audience, once (running it again, "
         "or while the admin publishes it, sends nothing more; an unpublished issue "
         "goes back on the site without being emailed again). Refused while the "
-        "issue cites a paper that does not exist yet."
+        "issue cites a paper that does not exist yet or has an image without alt text."
     )
 
     def add_arguments(self, parser):
