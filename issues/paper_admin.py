@@ -7,7 +7,10 @@ Both need a staff member with the add permission on papers; PaperAdmin mixes thi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
+from django.contrib import admin
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -40,7 +43,14 @@ class IdentifierForm(forms.Form):
             raise forms.ValidationError(str(exc)) from exc
 
 
-class AddFromIdentifierMixin:
+if TYPE_CHECKING:
+    # Mixed into a ModelAdmin, whose methods and attributes it uses.
+    _ModelAdmin = admin.ModelAdmin
+else:
+    _ModelAdmin = object
+
+
+class AddFromIdentifierMixin(_ModelAdmin):
     """Add the "Add paper from id" page and the one-click endpoint to PaperAdmin."""
 
     def get_urls(self):
