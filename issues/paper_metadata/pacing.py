@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 from .errors import ApiBusy, seconds
@@ -104,14 +104,11 @@ class Pace:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        if isinstance(cache, RedisCache) or _is_redis(cache):
+        # The backend itself: `cache` is a proxy, never an instance of one.
+        if isinstance(caches[DEFAULT_CACHE_ALIAS], RedisCache):
             yield from _redis_lock(f"{self.key}:lock")
         else:
             yield from _file_lock(self.name)
-
-
-def _is_redis(backend) -> bool:
-    return "redis" in type(backend).__module__.lower()
 
 
 def _redis_lock(key: str) -> Iterator[None]:
