@@ -17,6 +17,7 @@ from newsletter.images import ImageUploadField
 
 from . import services
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
+from .paper_admin import AddFromIdentifierMixin
 from .rendering import (
     find_images_without_alt,
     find_unknown_references,
@@ -161,6 +162,11 @@ class IssueAdmin(admin.ModelAdmin):
     form = IssueAdminForm
     change_form_template = "admin/issues/issue/change_form.html"
     view_on_site = False  # the change form has its own "View on site"/"Preview"
+
+    class Media:
+        # "add this paper" on an unknown reference in the live preview.
+        js = ["js/paper-add.js"]
+
     list_display = [
         "title",
         "status",
@@ -299,8 +305,12 @@ class CitingIssueInline(admin.TabularInline):
 
 
 @admin.register(Paper)
-class PaperAdmin(admin.ModelAdmin):
+class PaperAdmin(AddFromIdentifierMixin, admin.ModelAdmin):
     form = PaperAdminForm
+
+    class Media:
+        js = ["js/paper-add.js"]
+
     list_display = ["title", "first_author", "year", "venue", "arxiv_id", "issue_count"]
     list_filter = ["year", "tags"]
     search_fields = ["title", "authors", "arxiv_id", "doi"]

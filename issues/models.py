@@ -1,3 +1,4 @@
+import re
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -73,6 +74,10 @@ class Tag(models.Model):
         return reverse("issues:tag", kwargs={"slug": self.slug})
 
 
+# The version an arXiv id names: 2201.03545v2, hep-th/9901001v1 (never the "v" of an
+# old-style archive, which comes before the slash).
+ARXIV_VERSION_RE = re.compile(r"(?<=\d)v(\d+)$")
+
 # A description as search engines show it: about 160 characters.
 DESCRIPTION_WORDS = 30
 DESCRIPTION_CHARS = 160
@@ -129,6 +134,14 @@ class Paper(models.Model):
     )
     summary_html = models.TextField(blank=True, editable=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="papers")
+    # Kept by beat's arXiv check (issues/paper_versions.py).
+    arxiv_latest_version = models.PositiveSmallIntegerField(
+        "latest arXiv version", null=True, blank=True, editable=False,
+        help_text="arXiv's latest version of the paper when last checked.",
+    )  # fmt: skip
+    arxiv_checked_at = models.DateTimeField(
+        "arXiv checked", null=True, blank=True, editable=False
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -167,6 +180,25 @@ class Paper(models.Model):
         year = f" ({self.year})" if self.year else ""
         authors = ", ".join(map(str, self.authors or []))
         return Truncator(authors + year).chars(DESCRIPTION_CHARS)
+
+    @property
+    def arxiv_discussed_version(self) -> int | None:
+        """Return the arXiv version the arXiv id names (2201.03545v1: 1), or None."""
+        match = ARXIV_VERSION_RE.search(self.arxiv_id or "")
+        return int(match.group(1)) if match else None
+
+    @property
+    def arxiv_latest_url(self) -> str:
+        """Return arXiv's page of the paper's latest version (the id unversioned)."""
+        return f"https://arxiv.org/abs/{ARXIV_VERSION_RE.sub('', self.arxiv_id)}"
+
+    @property
+    def arxiv_newer_version(self) -> int | None:
+        """Return arXiv's latest version when newer than the one discussed, or None."""
+        discussed, latest = self.arxiv_discussed_version, self.arxiv_latest_version
+        if discussed is None or latest is None or latest <= discussed:
+            return None
+        return latest
 
     @property
     def link(self) -> str:

@@ -486,7 +486,42 @@ CELERY_BEAT_SCHEDULE = {
         "task": "issues.dashboard.tasks.refresh_daily_figures",
         "schedule": 300,
     },
+    # Papers whose arXiv version was last checked ARXIV_RECHECK_DAYS ago or more:
+    # their latest version, asked of arXiv in batches (a paper page notes a newer
+    # version than the one discussed).
+    "check-arxiv-versions": {
+        "task": "issues.tasks.check_arxiv_versions",
+        "schedule": env.int("ARXIV_CHECK_SECONDS", default=3600),
+    },
 }
+
+# --- Paper details from arXiv and Crossref (issues/paper_metadata) -----------------
+# Where "Add paper from id" asks for a paper's details. Tests point them at a local
+# server; leave them as they are in production.
+# https://info.arxiv.org/help/api/user-manual.html
+ARXIV_API_URL = env.str("ARXIV_API_URL", default="https://export.arxiv.org/api/query")
+# https://api.crossref.org/swagger-ui/index.html (works/<doi>)
+CROSSREF_API_URL = env.str("CROSSREF_API_URL", default="https://api.crossref.org")
+# The address Crossref may write to about our requests, sent in the User-Agent (its
+# "polite pool"); DEFAULT_FROM_EMAIL when unset.
+CROSSREF_MAILTO = env.str("CROSSREF_MAILTO", default="")
+# arXiv asks for one request every 3 seconds; Crossref's polite pool allows a few a
+# second. Shared by every process through the cache.
+ARXIV_MIN_INTERVAL = env.float("ARXIV_MIN_INTERVAL", default=3.0)
+CROSSREF_MIN_INTERVAL = env.float("CROSSREF_MIN_INTERVAL", default=0.2)
+# Seconds to wait for an answer; and the longest an author is kept waiting for a
+# turn (longer, and the page says when to try again).
+PAPER_LOOKUP_TIMEOUT = env.float("PAPER_LOOKUP_TIMEOUT", default=10.0)
+PAPER_LOOKUP_MAX_WAIT = env.float("PAPER_LOOKUP_MAX_WAIT", default=10.0)
+# How long an answer is kept, so that asking again never reaches the API (and how
+# long "no such paper" is).
+PAPER_LOOKUP_CACHE_SECONDS = env.int("PAPER_LOOKUP_CACHE_SECONDS", default=86400)
+PAPER_LOOKUP_MISS_SECONDS = env.int("PAPER_LOOKUP_MISS_SECONDS", default=600)
+# The version check: ids per arXiv request, requests per beat run, and how often
+# one paper is checked.
+ARXIV_BATCH_SIZE = env.int("ARXIV_BATCH_SIZE", default=100)
+ARXIV_CHECK_BATCHES = env.int("ARXIV_CHECK_BATCHES", default=5)
+ARXIV_RECHECK_DAYS = env.int("ARXIV_RECHECK_DAYS", default=7)
 
 # --- Analytics (issues/analytics) ---------------------------------------------------
 # Where the pixel and the click redirect append their hits: a Redis URL (one RPUSH

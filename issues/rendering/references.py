@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Left, Length, Lower, Reverse, StrIndex
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import urlencode
 from markdown_it.rules_inline import StateInline
 
 if TYPE_CHECKING:
@@ -256,7 +257,23 @@ def render_reference(self, tokens, idx, options, env) -> str:
     if env.get("preview"):
         return (
             '<span class="paper-ref-error">Unknown paper reference '
-            f"<code>{html.escape(str(ref))}</code>: add this paper under Papers "
-            "first, or fix the reference.</span>"
+            f"<code>{html.escape(str(ref))}</code>: {_add_paper_link(ref)}"
+            "or fix the reference.</span>"
         )
     return html.escape(ref.label)
+
+
+def _add_paper_link(ref: Reference) -> str:
+    """Return the preview's "add this paper" link: the admin's "Add paper from id"
+    page, which static/js/paper-add.js turns into one click."""
+    if ref.kind == "paper":
+        return "add this paper under Papers first, "
+    try:
+        url = reverse("admin:issues_paper_add_from_id")
+    except NoReverseMatch:
+        return "add this paper under Papers first, "
+    query = urlencode({"identifier": f"{ref.kind}:{ref.value}"})
+    return (
+        f'<a class="paper-ref-add" href="{html.escape(url)}?{html.escape(query)}">'
+        "add this paper</a> from arXiv or Crossref, "
+    )

@@ -1,6 +1,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+# arXiv and Crossref answered by a local server, for the papers' tests.
+from tests.support.paper_apis import paper_apis  # noqa: F401
+
 
 @pytest.fixture
 def staff_user(editor):

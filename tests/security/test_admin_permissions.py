@@ -50,6 +50,9 @@ CUSTOM_VIEWS = {
     # The issue report and the most read papers only show figures.
     "analytics_report": 405,
     "analytics_papers": 405,
+    # Adding a paper from its id (the page and the editor's one click) adds.
+    "issues_paper_add_from_id": 403,
+    "issues_paper_create_from_id": 403,
     "subscribers_subscriber_import": 403,
     "subscribers_subscriber_invite": 403,
     "subscribers_subscriber_export": 405,
