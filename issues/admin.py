@@ -15,7 +15,7 @@ from markdownx.widgets import AdminMarkdownxWidget
 
 from newsletter.images import ImageUploadField
 
-from . import services
+from . import paper_admin, services
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .rendering import find_unknown_references
 
@@ -308,6 +308,11 @@ class PaperAdmin(admin.ModelAdmin):
         "title", "slug", "authors", "year", "venue", "arxiv_id", "doi", "url",
         "code_url", "tags", "summary",
     ]  # fmt: skip
+    # Import and export (BibTeX, RIS, CSL-JSON) are in paper_admin.py.
+    actions = [paper_admin.export_bibtex, paper_admin.export_csl]
+
+    def get_urls(self):
+        return paper_admin.urls(self) + super().get_urls()
 
     def get_queryset(self, request):
         # Django leaves Meta.ordering out of a GROUP BY query; the changelist sorts
