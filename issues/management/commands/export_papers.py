@@ -1,5 +1,3 @@
-import sys
-
 from django.core.management.base import BaseCommand
 
 from issues.models import Paper
@@ -30,6 +28,5 @@ class Command(BaseCommand):
             with open(output, "w", encoding="utf-8") as stream:
                 stream.writelines(chunks)
             return
-        out = self.stdout if self.stdout else sys.stdout
         for chunk in chunks:
-            out.write(chunk, ending="")
+            self.stdout.write(chunk, ending="")
