@@ -126,11 +126,17 @@ def urls(modeladmin: admin.ModelAdmin) -> list:
 # Shows what the viewer may already see, so the view permission is enough.
 @admin.action(description="Export the selected papers as BibTeX", permissions=["view"])
 def export_bibtex(modeladmin, request: HttpRequest, queryset):
-    return _export_response(Paper.objects.filter(pk__in=queryset.order_by().values("pk")), "bibtex", "papers")
+    return _export_response(
+        Paper.objects.filter(pk__in=queryset.order_by().values("pk")),
+        "bibtex",
+        "papers",
+    )
 
 
 @admin.action(
     description="Export the selected papers as CSL-JSON", permissions=["view"]
 )
 def export_csl(modeladmin, request: HttpRequest, queryset):
-    return _export_response(Paper.objects.filter(pk__in=queryset.order_by().values("pk")), "csl", "papers")
+    return _export_response(
+        Paper.objects.filter(pk__in=queryset.order_by().values("pk")), "csl", "papers"
+    )

@@ -113,7 +113,9 @@ def csl_item(paper: Paper, *, key: str) -> dict:
     """Return the paper as a CSL-JSON item, as Zotero writes one."""
     item: dict = {"id": key, "title": paper.title}
     if paper.venue:
-        kind = "article-journal" if is_journal_venue(paper.venue) else "paper-conference"
+        kind = (
+            "article-journal" if is_journal_venue(paper.venue) else "paper-conference"
+        )
         item["container-title"] = paper.venue
     else:
         kind = "article"

@@ -125,8 +125,7 @@ class _Latex:
                 value = self._decoder.latex_to_text(_BARE_PERCENT.sub(r"\\%", value))
             except (RecursionError, ValueError, IndexError):
                 raise EntryError(
-                    f"its {name} is not LaTeX that can be read; write it as plain "
-                    "text."
+                    f"its {name} is not LaTeX that can be read; write it as plain text."
                 ) from None
         else:
             value = value.replace("{", "").replace("}", "")
@@ -212,7 +211,7 @@ def _bibtex_failure(block: bib.ParsingFailedBlock) -> str:
         or "Unexpected end" in error
     ):
         return (
-            "the entry is not closed (a { or \" is left open, so the entry runs "
+            'the entry is not closed (a { or " is left open, so the entry runs '
             "into the next one); close it, then import again."
         )
     first = error.strip().splitlines()[0][:200] if error.strip() else "unreadable"

@@ -170,9 +170,7 @@ def _check(entry: Entry) -> _Checked:
                 f"its url {url[:60]!r} is not an http(s) address of at most 500 "
                 "characters; fix the url field or remove it."
             ) from None
-    return _Checked(
-        entry.line, title, entry.authors, year, venue, arxiv_id, doi, url
-    )
+    return _Checked(entry.line, title, entry.authors, year, venue, arxiv_id, doi, url)
 
 
 def _known_papers() -> dict[tuple[str, str], int]:
@@ -301,8 +299,13 @@ def import_papers(
         slugs = _Slugs()
         papers = [
             Paper(
-                title=c.title, slug=slugs.make(c.title), authors=c.authors,
-                year=c.year, venue=c.venue, arxiv_id=c.arxiv_id, doi=c.doi,
+                title=c.title,
+                slug=slugs.make(c.title),
+                authors=c.authors,
+                year=c.year,
+                venue=c.venue,
+                arxiv_id=c.arxiv_id,
+                doi=c.doi,
                 url=c.url,
             )  # fmt: skip
             for c in new

@@ -43,8 +43,7 @@ HARD = [
 
 def _values() -> list[tuple]:
     return sorted(
-        tuple(json.dumps(v) for v in row)
-        for row in Paper.objects.values_list(*FIELDS)
+        tuple(json.dumps(v) for v in row) for row in Paper.objects.values_list(*FIELDS)
     )
 
 
@@ -63,9 +62,11 @@ def test_an_export_imported_into_an_empty_quire_gives_the_same_papers(fmt):
     _fixture_and_hard_papers()
     before = _values()
     assert len(before) == 51
-    text = "".join(iter_bibtex(Paper.objects.all()) if fmt == "bibtex" else (
-        iter_csl(Paper.objects.all())
-    ))
+    text = "".join(
+        iter_bibtex(Paper.objects.all())
+        if fmt == "bibtex"
+        else (iter_csl(Paper.objects.all()))
+    )
     Paper.objects.all().delete()
 
     report = import_papers(data=text.encode(), filename=f"export.{fmt}", format=fmt)
@@ -78,9 +79,11 @@ def test_an_export_imported_into_an_empty_quire_gives_the_same_papers(fmt):
 @pytest.mark.parametrize("fmt", ["bibtex", "csl"])
 def test_an_export_imported_again_matches_every_paper(fmt):
     _fixture_and_hard_papers()
-    text = "".join(iter_bibtex(Paper.objects.all()) if fmt == "bibtex" else (
-        iter_csl(Paper.objects.all())
-    ))
+    text = "".join(
+        iter_bibtex(Paper.objects.all())
+        if fmt == "bibtex"
+        else (iter_csl(Paper.objects.all()))
+    )
 
     report = import_papers(data=text.encode(), filename="again", format=fmt)
 
@@ -114,8 +117,9 @@ def test_the_bibtex_export_is_what_reference_managers_read():
         r"title = {50\% of \{Braces\} \& \$dollars\$ \#1 under\_score "
         r"\textasciitilde{}tilde ^caret \textbackslash{}back}"
     ) in text
-    assert "author = {Zoë Müller-Lüdenscheidt and {Martin Luther King, Jr.} and Ng}" in (
-        text
+    assert (
+        "author = {Zoë Müller-Lüdenscheidt and {Martin Luther King, Jr.} and Ng}"
+        in (text)
     )
     assert "@article{mullerludenscheidt202450," in text
     assert "doi = {10.1002/(SICI)1097-4571(199806)49:8<693::AID-ASI4>3.0.CO;2-0}" in (

@@ -244,8 +244,8 @@ def test_hostile_entries_are_refused_with_their_lines_and_the_rest_imports():
     reasons = dict(report.refused)
     assert list(reasons) == [2, 3, 4, 5, 6]
     assert "100,000 characters long; a field may have at most 10,000" in reasons[2]
-    assert "title is 600 characters long; Quire keeps titles of up to 500" in (
-        reasons[3]
+    assert (
+        "title is 600 characters long; Quire keeps titles of up to 500" in (reasons[3])
     )
     assert "nested more than 10 deep" in reasons[4]
     assert "is not an http(s) address" in reasons[5]
