@@ -170,7 +170,7 @@ def _bibtex_entry(latex: _Latex, block: bib.Entry) -> Entry:
     for item in block.fields:
         value = item.value if isinstance(item.value, str) else str(item.value)
         fields[item.key.lower()] = value
-    entry = Entry(line=block.start_line + 1)
+    entry = Entry(line=_line(block))
     entry.title = latex.text("title", fields.get("title", ""))
     authors = fields.get("author", "")
     _check_size("author", authors)
@@ -198,6 +198,11 @@ def _bibtex_entry(latex: _Latex, block: bib.Entry) -> Entry:
     url = _bare("url", fields.get("url", ""))
     entry.urls = [url] if url else []
     return entry
+
+
+def _line(block: bib.Block) -> int:
+    # The parser counts lines from 0; people (and editors) from 1.
+    return (block.start_line or 0) + 1
 
 
 def _bibtex_failure(block: bib.ParsingFailedBlock) -> str:
@@ -230,9 +235,9 @@ def read_bibtex(text: str) -> Iterator[Entry | Refused]:
             try:
                 yield _bibtex_entry(latex, block)
             except EntryError as why:
-                yield Refused(block.start_line + 1, str(why))
+                yield Refused(_line(block), str(why))
         elif isinstance(block, bib.ParsingFailedBlock):
-            yield Refused(block.start_line + 1, _bibtex_failure(block))
+            yield Refused(_line(block), _bibtex_failure(block))
 
 
 # ---- RIS ------------------------------------------------------------------------
