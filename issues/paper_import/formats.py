@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -99,18 +100,74 @@ def _brace_depth(value: str) -> int:
     return deepest
 
 
-# Values without these are plain text once their braces go: no decoder needed,
-# which keeps a 10,000-entry file to a second or two.
-_LATEX_HINTS = re.compile(r"[\\$~%`]|--|''")
+# LaTeX as reference managers write it: accents, a few letters, escaped specials,
+# dashes and quotes. Read by one regular expression; anything else (a macro such as
+# \emph, math) goes to pylatexenc, which is thorough but some 100 times slower.
+_ACCENTS = {
+    '"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303",
+    "=": "\u0304", ".": "\u0307", "c": "\u0327", "v": "\u030c", "u": "\u0306",
+    "H": "\u030b", "k": "\u0328", "r": "\u030a", "d": "\u0323",
+}  # fmt: skip
+_LETTERS = {
+    "ss": "ß", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "aa": "å", "AA": "Å",
+    "o": "ø", "O": "Ø", "l": "ł", "L": "Ł", "i": "ı", "j": "ȷ",
+}  # fmt: skip
+_WORDS = {"textbackslash": "\\", "textasciitilde": "~", "textasciicircum": "^"}
+_LIGATURES = {"---": "—", "--": "–", "``": "“", "''": "”", "~": " "}
+_BASE = r"\\[ij]|[A-Za-z]"
+_TOKEN = re.compile(
+    rf"""\\(?P<acc>["'`^~=.])\s*(?:\{{\s*(?P<b1>{_BASE})\s*\}}|(?P<b2>{_BASE}))
+    |\\(?P<lacc>[cvuHkrd])(?:\s*\{{\s*(?P<b3>{_BASE})\s*\}}|\s+(?P<b4>[A-Za-z]))
+    |\\(?P<letter>ss|ae|AE|oe|OE|aa|AA|o|O|l|L|i|j)(?![A-Za-z])\s*
+    |\\(?P<esc>[&%_\#$])
+    |\\(?P<brace>[{{}}])
+    |\\(?P<word>textbackslash|textasciitilde|textasciicircum)(?![A-Za-z])\s*(?:\{{\}})?
+    |(?P<lig>---|--|``|''|~)
+    |(?P<other>\\|\$)""",
+    re.VERBOSE,
+)
+# Escaped braces, kept apart while the grouping braces are taken out.
+_OPEN, _CLOSE = "\x00", "\x01"
 # An unescaped % starts a LaTeX comment, which would swallow the rest of a value.
 _BARE_PERCENT = re.compile(r"(?<!\\)%")
 
 
+class _NeedsDecoder(Exception):  # noqa: N818 - a signal, not an error
+    pass
+
+
+def _token(match: re.Match) -> str:
+    kind = match.lastgroup
+    if kind in ("acc", "lacc", "b1", "b2", "b3", "b4"):
+        accent = match.group("acc") or match.group("lacc")
+        base = next(b for b in match.group("b1", "b2", "b3", "b4") if b)
+        base = {"\\i": "i", "\\j": "j"}.get(base, base)
+        return unicodedata.normalize("NFC", base + _ACCENTS[accent])
+    if kind == "letter":
+        return _LETTERS[match.group("letter")]
+    if kind == "esc":
+        return match.group("esc")
+    if kind == "brace":
+        return _OPEN if match.group("brace") == "{" else _CLOSE
+    if kind == "word":
+        return _WORDS[match.group("word")]
+    if kind == "lig":
+        return _LIGATURES[match.group("lig")]
+    raise _NeedsDecoder
+
+
+def _quick_latex(value: str) -> str:
+    """Return value decoded, or raise _NeedsDecoder for LaTeX beyond the table."""
+    value = _TOKEN.sub(_token, value.replace(_OPEN, "").replace(_CLOSE, ""))
+    value = value.replace("{", "").replace("}", "")
+    return value.replace(_OPEN, "{").replace(_CLOSE, "}")
+
+
 class _Latex:
-    """LaTeX to Unicode, made once per file (the decoder is costly to set up)."""
+    """LaTeX to Unicode, for one file (pylatexenc's decoder made once, if needed)."""
 
     def __init__(self) -> None:
-        self._decoder = LatexNodes2Text(math_mode="verbatim")
+        self._decoder: LatexNodes2Text | None = None
 
     def text(self, name: str, value: str) -> str:
         """Return value decoded to plain Unicode text, whitespace collapsed."""
@@ -120,16 +177,21 @@ class _Latex:
                 f"its {name} has braces nested more than {MAX_BRACE_DEPTH} deep; "
                 "remove the extra braces."
             )
-        if _LATEX_HINTS.search(value):
-            try:
-                value = self._decoder.latex_to_text(_BARE_PERCENT.sub(r"\\%", value))
-            except (RecursionError, ValueError, IndexError):
-                raise EntryError(
-                    f"its {name} is not LaTeX that can be read; write it as plain text."
-                ) from None
-        else:
-            value = value.replace("{", "").replace("}", "")
+        try:
+            value = _quick_latex(value)
+        except _NeedsDecoder:
+            value = self._decode(name, value)
         return " ".join(value.replace("\xa0", " ").split())
+
+    def _decode(self, name: str, value: str) -> str:
+        if self._decoder is None:
+            self._decoder = LatexNodes2Text(math_mode="verbatim")
+        try:
+            return self._decoder.latex_to_text(_BARE_PERCENT.sub(r"\\%", value))
+        except (RecursionError, ValueError, IndexError):
+            raise EntryError(
+                f"its {name} is not LaTeX that can be read; write it as plain text."
+            ) from None
 
 
 # What BibTeX writes escaped in a DOI or an address: \_ for _, and so on.
