@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from .bibtex import citation_key, is_journal_venue
 from .models import Paper
@@ -94,7 +94,9 @@ def _keys(papers: Iterable[Paper]) -> Iterator[tuple[Paper, str]]:
 
 
 def _sorted(papers: QuerySet[Paper]) -> Iterator[Paper]:
-    return papers.order_by("year", "pk").iterator(chunk_size=_CHUNK)
+    # Papers without a year last, on every database (PostgreSQL and SQLite differ).
+    ordered = papers.order_by(F("year").asc(nulls_last=True), "pk")
+    return ordered.iterator(chunk_size=_CHUNK)
 
 
 def iter_bibtex(papers: QuerySet[Paper]) -> Iterator[str]:
