@@ -15,7 +15,7 @@ from markdownx.widgets import AdminMarkdownxWidget
 
 from newsletter.images import ImageUploadField
 
-from . import services
+from . import paper_import_admin, services
 from .models import Citation, Issue, Paper, Tag, unknown_references_message
 from .paper_admin import AddFromIdentifierMixin
 from .rendering import (
@@ -325,6 +325,11 @@ class PaperAdmin(AddFromIdentifierMixin, admin.ModelAdmin):
         "title", "slug", "authors", "year", "venue", "arxiv_id", "doi", "url",
         "code_url", "tags", "summary",
     ]  # fmt: skip
+    # Import and export (BibTeX, RIS, CSL-JSON) are in paper_import_admin.py.
+    actions = [paper_import_admin.export_bibtex, paper_import_admin.export_csl]
+
+    def get_urls(self):
+        return paper_import_admin.urls(self) + super().get_urls()
 
     def get_queryset(self, request):
         # Django leaves Meta.ordering out of a GROUP BY query; the changelist sorts

@@ -48,7 +48,8 @@ _JOURNAL_WORDS = re.compile(
 )
 
 
-def _is_journal(venue: str) -> bool:
+def is_journal_venue(venue: str) -> bool:
+    """Return whether the venue publishes articles (an @article's journal)."""
     return bool(_JOURNAL_WORDS.search(venue))
 
 
@@ -64,7 +65,7 @@ def paper_bibtex(paper: Paper, *, key: str | None = None) -> str:
         ("author", " and ".join(paper.authors)),
         ("year", str(paper.year or "")),
     ]
-    if paper.venue and _is_journal(paper.venue):
+    if paper.venue and is_journal_venue(paper.venue):
         kind = "article"
         fields.append(("journal", paper.venue))
     elif paper.venue:

@@ -56,6 +56,9 @@ CUSTOM_VIEWS = {
     "subscribers_subscriber_import": 403,
     "subscribers_subscriber_invite": 403,
     "subscribers_subscriber_export": 405,
+    # Importing papers adds and changes them; their export only shows.
+    "issues_paper_import": 403,
+    "issues_paper_export": 405,
     # Django's own: another user's password.
     "auth_user_password_change": 403,
     # django-otp's pages that show a device's secret: off in Quire
@@ -86,7 +89,11 @@ SITE_VIEWS = {
     "app_list",
 }
 # The only actions open to the view permission: they show what a viewer may see.
-READ_ONLY_ACTIONS = {("subscribers.Subscriber", "export_csv")}
+READ_ONLY_ACTIONS = {
+    ("subscribers.Subscriber", "export_csv"),
+    ("issues.Paper", "export_bibtex"),
+    ("issues.Paper", "export_csl"),
+}
 MODEL_VIEWS = ("changelist", "add", "history", "delete", "change")
 SEND_CONTROL_ACTIONS = ("pause", "resume", "retry")
 
