@@ -20,7 +20,7 @@ class IssuesConfig(AppConfig):
         # subscribers sits below issues and cannot call it, so it asks by signal.
         from subscribers.signals import subscriber_data_exporting, subscriber_erasing
 
-        from . import library
+        from . import library  # models loaded by now, as for receivers above
 
         subscriber_data_exporting.connect(
             library.export_saved_papers, dispatch_uid="issues-library-export"
