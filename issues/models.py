@@ -3,6 +3,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator
 from django.db import models, transaction
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator, slugify
@@ -372,8 +373,12 @@ class Issue(models.Model):
     class Meta:
         ordering = ["-published_at", "-created"]
         constraints = [
+            # DOIs are case-insensitive: 10.1234/ABC and 10.1234/abc are one.
             models.UniqueConstraint(
-                fields=["doi"], condition=~models.Q(doi=""), name="unique_issue_doi"
+                Lower("doi"),
+                condition=~models.Q(doi=""),
+                name="unique_issue_doi",
+                violation_error_message="Another issue already has this DOI.",
             )
         ]
 

@@ -213,6 +213,8 @@ def test_two_issues_cannot_share_a_doi_but_many_have_none(publication):
     IssueFactory(doi="")
     with pytest.raises(IntegrityError), transaction.atomic():
         IssueFactory(doi="10.1234/one")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        IssueFactory(doi="10.1234/ONE")
 
 
 def test_hostile_metadata_stays_text_in_every_format(publication):
@@ -253,3 +255,14 @@ def test_unknown_issue_and_draft_citations_are_404(publication):
     assert Client().get("/issues/nope/cite.bib").status_code == 404
     assert Client().get(f"/issues/{draft.slug}/cite.ris").status_code == 404
     assert Client().get(f"/issues/{draft.slug}/cite.json").status_code == 404
+
+
+def test_the_admin_form_refuses_a_doi_another_issue_has(publication):
+    from issues.admin import IssueAdminForm
+    from tests.factories.issues import issue_admin_form
+
+    IssueFactory(doi="10.1234/taken")
+    form = IssueAdminForm(data=issue_admin_form(doi="https://doi.org/10.1234/TAKEN"))
+
+    assert not form.is_valid()
+    assert "Another issue already has this DOI." in str(form.errors)
