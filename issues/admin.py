@@ -59,7 +59,7 @@ class IssueAdminForm(forms.ModelForm):
         fields = [
             "title", "slug", "subtitle", "body", "status", "publish_at",
             "published_at", "access", "newsletter", "audience", "segment", "tags",
-            "cover_image", "cover_alt",
+            "cover_image", "cover_alt", "doi",
         ]  # fmt: skip
         # A cover too large to decode is refused from its header, saying so.
         field_classes = {"cover_image": ImageUploadField}
@@ -197,7 +197,14 @@ class IssueAdmin(admin.ModelAdmin):
         (
             "Publishing",
             {
-                "fields": ["status", "publish_at", "published_at", "access", "tags"],
+                "fields": [
+                    "status",
+                    "publish_at",
+                    "published_at",
+                    "access",
+                    "tags",
+                    "doi",
+                ],
                 "description": "Drafts and scheduled issues are visible to staff "
                 "only; use “Preview as readers will see it” above to check one.",
             },

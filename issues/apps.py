@@ -16,3 +16,15 @@ class IssuesConfig(AppConfig):
         from . import receivers
 
         receivers.connect()
+        # A reader's saved papers go with the rest of what is stored about them:
+        # subscribers sits below issues and cannot call it, so it asks by signal.
+        from subscribers.signals import subscriber_data_exporting, subscriber_erasing
+
+        from . import library  # models loaded by now, as for receivers above
+
+        subscriber_data_exporting.connect(
+            library.export_saved_papers, dispatch_uid="issues-library-export"
+        )
+        subscriber_erasing.connect(
+            library.erase_saved_papers, dispatch_uid="issues-library-erase"
+        )

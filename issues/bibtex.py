@@ -96,7 +96,9 @@ def papers_bibtex(papers: Iterable[Paper]) -> str:
     return "\n".join(entries)
 
 
-def issue_bibtex(issue: Issue, papers: Iterable[Paper], *, publication: str) -> str:
+def issue_bibtex(
+    issue: Issue, papers: Iterable[Paper], *, publication: str, author: str = ""
+) -> str:
     """Return an entry for the issue itself followed by the papers it cites."""
     date = issue.published_at or issue.created
     key = f"{_ascii_word(publication) or 'quire'}{date:%Y%m}"
@@ -107,10 +109,12 @@ def issue_bibtex(issue: Issue, papers: Iterable[Paper], *, publication: str) -> 
         key + "".join([word for word in words if word][:3]),
         [
             ("title", issue.title),
+            ("author", author),
             ("howpublished", publication),
             ("year", f"{date:%Y}"),
             ("month", f"{date:%b}".lower()),
             ("url", absolute_url(issue.get_absolute_url())),
+            ("doi", issue.doi),
         ],
     )
     rest = papers_bibtex(papers)

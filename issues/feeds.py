@@ -106,9 +106,13 @@ class IssuesFeed(Feed):
         return [tag.name for tag in item.tags.all()]
 
     def item_guid(self, item: Issue) -> str:
-        return self.item_link(item)
+        # An issue with a DOI is known by it: Rogue Scholar reads the DOI of a
+        # post from its guid (RSS) or id (Atom), as https://doi.org/10.…
+        return item.doi_url or self.item_link(item)
 
-    item_guid_is_permalink = True
+    def item_guid_is_permalink(self, item: Issue) -> bool:
+        # The DOI identifies the issue; the item's link stays the page's address.
+        return not item.doi
 
 
 class IssuesAtomFeed(IssuesFeed):

@@ -35,6 +35,12 @@ DOI_LINK_RE = re.compile(
     r"^(?:https?://)?(?:dx\.)?doi\.org/(?P<doi>.+)$", re.IGNORECASE
 )
 DOI_PREFIX_RE = re.compile(r"^doi:\s*", re.IGNORECASE)
+# Crossref's recommended pattern, which matches nearly every DOI it has
+# registered: "10.", a registrant code of four to nine digits, "/", a suffix.
+DOI_RE = re.compile(r"^10\.\d{4,9}/[-._;()/:A-Za-z0-9]+$")
+DOI_MESSAGE = (
+    "Enter a DOI such as 10.59350/abcde-12345, or paste its https://doi.org/ link."
+)
 
 
 def normalize_arxiv_id(value: str) -> str:
@@ -54,6 +60,12 @@ def normalize_doi(value: str) -> str:
         # Links escape characters that DOIs keep as they are (10.1002/(SICI)…).
         return unquote(match.group("doi"))
     return DOI_PREFIX_RE.sub("", value)
+
+
+def validate_doi(value: str) -> None:
+    """Raise ValidationError unless value is a well-formed bare DOI."""
+    if not DOI_RE.match(value or ""):
+        raise ValidationError(DOI_MESSAGE, code="invalid_doi")
 
 
 def validate_arxiv_id(value: str) -> None:

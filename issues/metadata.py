@@ -103,6 +103,14 @@ def article_data(
         data["datePublished"] = issue.published_at.isoformat()
     if image is not None:
         data["image"] = image.url
+    if issue.doi:
+        data["identifier"] = {
+            "@type": "PropertyValue",
+            "propertyID": "DOI",
+            "value": issue.doi,
+            "url": issue.doi_url,
+        }
+        data["sameAs"] = issue.doi_url
     return data
 
 

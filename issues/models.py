@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator
 from django.db import models, transaction
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator, slugify
@@ -12,13 +13,14 @@ from markdownx.models import MarkdownxField
 # validate_arxiv_id is named here by the migrations.
 from newsletter.images import image_size
 from newsletter.models import Newsletter, default_newsletter_id
-from subscribers.models import Segment
+from subscribers.models import Segment, Subscriber
 
 from .identifiers import (
     NormalizedCharField,
     normalize_arxiv_id,
     normalize_doi,
     validate_arxiv_id,
+    validate_doi,
 )
 from .rendering import readable_text, render_issue_body, render_markdown
 from .rendering.limits import validate_markdown_limits
@@ -384,6 +386,13 @@ class Issue(models.Model):
     kind = models.CharField(
         max_length=10, choices=Kind.choices, default=Kind.ISSUE, editable=False
     )
+    doi = NormalizedCharField(
+        "DOI", max_length=200, blank=True, normalize=normalize_doi,
+        validators=[validate_doi],
+        help_text="Optional: the DOI registered for this issue (e.g. by Rogue "
+        "Scholar), such as 10.59350/abcde-12345; a https://doi.org/… link is trimmed "
+        "to the DOI. The page, its citations and the feed then name it.",
+    )  # fmt: skip
     tags = models.ManyToManyField(Tag, blank=True, related_name="issues")
     papers = models.ManyToManyField(
         Paper, through="Citation", blank=True, related_name="issues"
@@ -395,6 +404,15 @@ class Issue(models.Model):
 
     class Meta:
         ordering = ["-published_at", "-created"]
+        constraints = [
+            # DOIs are case-insensitive: 10.1234/ABC and 10.1234/abc are one.
+            models.UniqueConstraint(
+                Lower("doi"),
+                condition=~models.Q(doi=""),
+                name="unique_issue_doi",
+                violation_error_message="Another issue already has this DOI.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -415,6 +433,7 @@ class Issue(models.Model):
             )  # fmt: skip
         if self.status == self.Status.PUBLISHED and self.published_at is None:
             self.published_at = self.publish_at or timezone.now()
+        self.doi = normalize_doi(self.doi)
         self.cover_width, self.cover_height = image_size(
             self.cover_image, known=(self.cover_width, self.cover_height)
         )
@@ -503,6 +522,10 @@ class Issue(models.Model):
         )
 
     @property
+    def doi_url(self) -> str:
+        return f"https://doi.org/{self.doi}" if self.doi else ""
+
+    @property
     def reading_minutes(self) -> int:
         return max(1, round(self.word_count / 230))
 
@@ -552,3 +575,24 @@ class Citation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issue} cites {self.paper}"
+
+
+class SavedPaper(models.Model):
+    """A paper a signed-in reader keeps in their library (their account page)."""
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="saved_papers"
+    )
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="saves")
+    saved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-saved_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "paper"], name="unique_saved_paper"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} saved {self.paper}"

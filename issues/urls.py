@@ -1,7 +1,7 @@
 from django.contrib.sitemaps.views import sitemap
 from django.urls import path
 
-from . import editor, feeds, views
+from . import citing_views, editor, feeds, library_views, views
 from .shared_pages import shared_page
 from .sitemaps import SITEMAPS
 
@@ -11,6 +11,15 @@ urlpatterns = [
     path("archive/", views.archive, name="archive"),
     path("issues/<slug:slug>/", views.issue_detail, name="issue"),
     path("issues/<slug:slug>/bibtex", views.issue_bibtex, name="issue_bibtex"),
+    *[
+        path(
+            f"issues/<slug:slug>/cite.{fmt}",
+            citing_views.issue_citation,
+            {"fmt": fmt},
+            name=f"issue_cite_{fmt}",
+        )
+        for fmt in citing_views.FORMATS
+    ],
     path(
         "issues/<slug:slug>/share/mastodon/",
         views.share_mastodon,
@@ -20,6 +29,10 @@ urlpatterns = [
     path("papers/top/<int:year>/", views.top_papers, name="top_papers"),
     path("papers/<slug:slug>/", views.paper_detail, name="paper"),
     path("papers/<slug:slug>/bibtex", views.paper_bibtex, name="paper_bibtex"),
+    path("account/papers/", library_views.papers, name="library"),
+    path("account/papers/save/", library_views.save, name="library_save"),
+    path("account/papers/remove/", library_views.remove, name="library_remove"),
+    path("account/papers/papers.bib", library_views.export, name="library_bibtex"),
     path("tags/<slug:slug>/", views.tag_detail, name="tag"),
     path(
         "tags/<slug:slug>/feed/",

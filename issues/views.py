@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_safe
 from newsletter.models import Publication
 from subscribers.sessions import current_subscriber
 
-from . import bibtex, metadata, pagecache
+from . import bibtex, citing, library, metadata, pagecache
 from .models import Citation, Issue, IssueSlug, Paper, Tag
 from .reading import (
     citations_q,
@@ -67,7 +67,9 @@ def _issue_etag(issue: Issue, *, paid: bool, request: HttpRequest) -> str:
     subscriber = current_subscriber(request)
     state = f"{issue.pk}:{issue.updated.isoformat()}:{int(paid)}:"
     state += f"{user.pk if user.is_authenticated else 0}:"
-    state += f"{subscriber.pk if subscriber is not None else 0}"
+    state += f"{subscriber.pk if subscriber is not None else 0}:"
+    # Its Save buttons show the subscriber's library.
+    state += library.library_version(subscriber)
     # Weak: the same page may go out gzip-compressed or not.
     return 'W/"' + hashlib.blake2b(state.encode(), digest_size=12).hexdigest() + '"'
 
@@ -186,6 +188,8 @@ def _render_issue_page(request: HttpRequest, pk: int, *, paid: bool):
         ),
         "contents": contents if len(contents) >= CONTENTS_MIN_HEADINGS else [],
         "share_links": metadata.share_links(issue, publication=publication),
+        "reference": citing.formatted_reference(issue, publication=publication),
+        "reference_style": citing.STYLE_NAME,
         "previous_issue": previous_issue,
         "next_issue": next_issue,
     }
@@ -222,9 +226,11 @@ def issue_bibtex(request: HttpRequest, slug: str) -> HttpResponse:
     citations = issue.citations.filter(
         citations_q(paid_access=paid_access(request))
     ).select_related("paper")
+    publication = Publication.load()
     text = bibtex.issue_bibtex(
-        issue, [c.paper for c in citations], publication=Publication.load().name
-    )
+        issue, [c.paper for c in citations], publication=publication.name,
+        author=publication.author_name,
+    )  # fmt: skip
     return _bibtex_response(text, issue.slug)
 
 

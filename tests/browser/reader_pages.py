@@ -22,5 +22,9 @@ READER_PAGES: dict[str, tuple[str, bool]] = {
     "subscribe": ("/subscribe/", False),
     "login": ("/account/login/", False),
     "account": ("/account/", True),
+    # A signed-in subscriber's own pages: Save and Remove buttons, their papers.
+    "issue-signed-in": ("/issues/top-10-papers-of-2022/", True),
+    "paper-signed-in": ("/papers/convnext/", True),
+    "library": ("/account/papers/", True),
     "pricing": ("/pricing/", False),
 }

@@ -14,6 +14,7 @@ import pytest
 from issues.demo import load_demo
 from issues.models import Tag
 from issues.views import ISSUES_PER_PAGE
+from subscribers.models import Subscriber
 from subscribers.sessions import SESSION_KEY
 from tests.browser.reader_pages import READER_PAGES
 from tests.factories.issues import IssueFactory
@@ -82,7 +83,9 @@ def signed_in_cookie(live_server) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
 
     session = SessionStore()
-    session[SESSION_KEY] = SubscriberFactory(email="reader@example.org").pk
+    # The same reader on each signed-in page (an address is one subscriber).
+    reader = Subscriber.objects.filter(email="reader@example.org").first()
+    session[SESSION_KEY] = (reader or SubscriberFactory(email="reader@example.org")).pk
     session.save()
     return {
         "name": settings.SESSION_COOKIE_NAME,

@@ -20,9 +20,11 @@ from django.utils import timezone
 from PIL import Image
 
 from issues.demo import load_demo
-from issues.models import Issue, Tag
+from issues.library import save_paper
+from issues.models import Issue, Paper, Tag
 from issues.views import ISSUES_PER_PAGE
 from newsletter.models import Publication
+from subscribers.models import Subscriber
 from subscribers.sessions import SESSION_KEY
 from tests.factories.issues import IssueFactory
 from tests.factories.subscribers import SubscriberFactory
@@ -111,6 +113,11 @@ def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
     for n in range(ISSUES_PER_PAGE):
         IssueFactory(slug=f"vision-{n}", published=True, tags=[vision])
     anonymous, reader = Client(), signed_in_client()
+    # The reader saved one paper: Save and Remove forms, and a library to list.
+    save_paper(
+        subscriber=Subscriber.objects.get(email="reader@example.org"),
+        paper=Paper.objects.get(slug="convnext"),
+    )
     return {
         "home": (anonymous, "/", 200),
         "archive": (anonymous, "/archive/", 200),
@@ -141,6 +148,9 @@ def reader_pages(settings, tmp_path) -> dict[str, tuple[Client, str, int]]:
         "subscribe": (anonymous, "/subscribe/", 200),
         "login": (anonymous, "/account/login/", 200),
         "account": (reader, "/account/", 200),
+        "issue-top-10-signed-in": (reader, "/issues/top-10-papers-of-2022/", 200),
+        "paper-signed-in": (reader, "/papers/convnext/", 200),
+        "library": (reader, "/account/papers/", 200),
         "pricing": (anonymous, "/pricing/", 200),
         "checkout-success": (anonymous, "/billing/success/?session_id=cs_1", 200),
         "checkout-success-gave-up": (
