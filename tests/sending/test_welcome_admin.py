@@ -280,3 +280,10 @@ def test_staff_without_the_permission_change_nothing(django_user_model, settings
     assert step.issue.title == "Welcome" and not step.active
     assert WelcomeStep.objects.count() == 1
     assert not list(settings.EMAIL_OUTBOX_DIR.glob("*.eml"))
+
+
+def test_the_add_form_offers_a_newsletter_on_a_site_that_has_none_yet(admin_client):
+    Newsletter.objects.all().delete()
+    page = text(admin_client.get(reverse(ADD)))
+    newsletter = Newsletter.objects.get()
+    assert re.search(rf'<option value="{newsletter.pk}" selected>', page)

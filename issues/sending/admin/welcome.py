@@ -75,10 +75,9 @@ class WelcomeStepForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         step = self.instance
         if not step.pk and "newsletter" in self.fields:
-            # The first newsletter, as for a new issue (most have only one).
-            self.fields["newsletter"].initial = Newsletter.objects.order_by(
-                "position", "pk"
-            ).first()
+            # The first newsletter, as for a new issue (most have only one); made
+            # if the site has none yet, as a new issue would.
+            self.fields["newsletter"].initial = Newsletter.default()
         if step.pk and step.issue_id:
             self.fields["subject"].initial = step.issue.title
             self.fields["body"].initial = step.issue.body
