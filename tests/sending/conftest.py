@@ -73,3 +73,14 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.fixture
+def author_client(client, django_user_model):
+    """The admin's client, signed in as a superuser who writes and sends issues."""
+    client.force_login(
+        django_user_model.objects.create_superuser(
+            "author", "author@example.org", "pw-for-tests-only"
+        )
+    )
+    return client

@@ -21,7 +21,11 @@ from issues.sending import services
 from issues.sending.models import Send
 from tests.factories.issues import IssueFactory
 from tests.sending.conftest import make_subscribers
-from tests.sending.test_publish_checks import issue_form
+from tests.sending.test_publish_checks import (
+    assert_not_published,
+    issue_form,
+    page_text,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,28 +38,8 @@ MESSAGE = missing_alt_message(find_images_without_alt(BODY))
 
 
 @pytest.fixture
-def author_client(client, django_user_model):
-    client.force_login(
-        django_user_model.objects.create_superuser(
-            "author", "author@example.org", "pw-for-tests-only"
-        )
-    )
-    return client
-
-
-@pytest.fixture
 def undescribed(db) -> Issue:
     return IssueFactory(title="Scaling", slug="scaling", body=BODY)
-
-
-def page_text(response) -> str:
-    return unescape(response.content.decode())
-
-
-def assert_not_published(issue: Issue, status=Issue.Status.DRAFT) -> None:
-    issue.refresh_from_db()
-    assert issue.status == status
-    assert not Send.objects.filter(issue=issue).exists()
 
 
 def test_the_message_names_the_image_by_place_address_and_figure():

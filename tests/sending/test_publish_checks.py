@@ -34,16 +34,6 @@ MESSAGE = unknown_references_message(UNKNOWN)
 
 
 @pytest.fixture
-def author_client(client, django_user_model):
-    client.force_login(
-        django_user_model.objects.create_superuser(
-            "author", "author@example.org", "pw-for-tests-only"
-        )
-    )
-    return client
-
-
-@pytest.fixture
 def broken(db) -> Issue:
     return IssueFactory(title="GPT-4 notes", slug="gpt-4-notes", body=BODY)
 

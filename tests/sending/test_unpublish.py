@@ -23,16 +23,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def author_client(client, django_user_model):
-    client.force_login(
-        django_user_model.objects.create_superuser(
-            "author", "author@example.org", "pw-for-tests-only"
-        )
-    )
-    return client
-
-
-@pytest.fixture
 def viewer_client(django_user_model):
     """A staff member who may look at issues but not change them."""
     viewer = django_user_model.objects.create_user(
