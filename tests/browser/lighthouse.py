@@ -151,15 +151,20 @@ def score_page(url: str, report: Path, cookie: str | None) -> dict:
     for _attempt in range(RUNS):
         report.unlink(missing_ok=True)
         result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode or not report.exists():
-            raise SystemExit(f"lighthouse failed on {url}:\n{result.stderr[-3000:]}")
-        data = json.loads(report.read_text())
         # A run that lost the page's navigation (NO_NAVSTART, NO_FCP: Chromium's
         # trace missed the load) scores nothing; it says nothing of the page.
-        if data.get("runtimeError", {}).get("code") not in RETRIED_ERRORS:
-            return data
-        print(f"  {url}: {data['runtimeError']['code']}, scoring again", flush=True)
-    return data
+        # Lighthouse reports it in the JSON, or exits with it on stderr.
+        lost = [code for code in RETRIED_ERRORS if code in result.stderr]
+        if (result.returncode or not report.exists()) and not lost:
+            raise SystemExit(f"lighthouse failed on {url}:\n{result.stderr[-3000:]}")
+        if not lost:
+            data = json.loads(report.read_text())
+            code = data.get("runtimeError", {}).get("code")
+            if code not in RETRIED_ERRORS:
+                return data
+            lost = [code]
+        print(f"  {url}: {lost[0]}, scoring again", flush=True)
+    raise SystemExit(f"lighthouse lost the navigation of {url} {RUNS} times")
 
 
 def shortfalls(report: dict) -> list[str]:
