@@ -25,6 +25,8 @@ from bibtexparser.middlewares.names import (
 )
 from pylatexenc.latex2text import LatexNodes2Text
 
+from ..rendering.limits import brace_depth
+
 FORMATS = {
     "auto": "Guess from the file name and contents",
     "bibtex": "BibTeX (.bib)",
@@ -87,17 +89,6 @@ def _check_size(name: str, value: str) -> None:
             f"its {name} is {len(value):,} characters long; a field may have at "
             f"most {MAX_FIELD_CHARS:,} (is a brace or quote left open?). Shorten it."
         )
-
-
-def _brace_depth(value: str) -> int:
-    depth = deepest = 0
-    for char in value:
-        if char == "{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == "}":
-            depth -= 1
-    return deepest
 
 
 # LaTeX as reference managers write it: accents, a few letters, escaped specials,
@@ -172,7 +163,7 @@ class _Latex:
     def text(self, name: str, value: str) -> str:
         """Return value decoded to plain Unicode text, whitespace collapsed."""
         _check_size(name, value)
-        if _brace_depth(value) > MAX_BRACE_DEPTH:
+        if brace_depth(value) > MAX_BRACE_DEPTH:
             raise EntryError(
                 f"its {name} has braces nested more than {MAX_BRACE_DEPTH} deep; "
                 "remove the extra braces."

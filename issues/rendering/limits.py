@@ -72,6 +72,19 @@ class ContentTooLarge(ValueError):
         self.line = line
 
 
+def brace_depth(text: str) -> int:
+    """How deeply braces nest in text (LaTeX, BibTeX): measured before a parser
+    that recurses on them sees it."""
+    depth = deepest = 0
+    for char in text:
+        if char == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == "}":
+            depth -= 1
+    return deepest
+
+
 def check_markdown(text: str, *, limits: ContentLimits | None = None) -> None:
     """Raise ContentTooLarge if Markdown is over a limit; read it once, linearly."""
     limits = limits or ContentLimits.from_settings()

@@ -22,6 +22,8 @@ from latex2mathml.converter import convert_to_element
 from mdit_py_plugins.amsmath import amsmath_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+from .limits import brace_depth
+
 TEX_ENCODING = "application/x-tex"
 
 # --- What the sanitizer admits -------------------------------------------------------
@@ -117,13 +119,7 @@ def check_formula(latex: str) -> None:
             f"This formula is {len(latex):,} characters long; at most "
             f"{max_chars:,} are allowed. Split it into several formulas."
         )
-    depth = deepest = 0
-    for char in latex:
-        if char == "{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == "}":
-            depth -= 1
+    deepest = brace_depth(latex)
     if deepest > settings.QUIRE_MATH_MAX_DEPTH:
         raise FormulaError(
             f"This formula nests braces {deepest} deep; at most "
