@@ -168,23 +168,43 @@ def count(
     assignments = ", ".join(
         f"{quote(column)} = {quote(column)} + %s" for column in added
     )
-    returned = ", ".join(quote(column) for column in _READ)
     # One statement adds and reads back (the row stays locked until commit, so a
     # concurrent count waits and then sees this one's figures).
     sql = (
         f"UPDATE {quote(Send._meta.db_table)} SET {assignments} "  # noqa: S608
-        f"WHERE {quote('id')} = %s RETURNING {returned}"
+        f"WHERE {quote('id')} = %s RETURNING {_returned()}"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, [*added.values(), send_id])
-        row = cursor.fetchone()
-        if row is None or row[0] != Send.Status.SENDING:
-            return None
-        figures = Figures(*row[1:])
-        reason = verdict(figures, Limits.from_settings())
-        if reason is None:
-            return None
-        return _pause(send_id=send_id, reason=reason)
+        return judge(send_id=send_id, row=cursor.fetchone())
+
+
+def _returned() -> str:
+    return ", ".join(connection.ops.quote_name(column) for column in _READ)
+
+
+def accepted_sql(amount: str, *, when: str = "TRUE") -> str:
+    """count(accepted=…) as SQL for a data-modifying WITH (PostgreSQL): add
+    `amount` (SQL) if `when` (SQL) holds, and return the figures judge() reads;
+    the one parameter is the send's id. The caller writes its rows and the count
+    in one statement: one round trip, no transaction."""
+    quote = connection.ops.quote_name
+    column = quote(COUNTERS["accepted"])
+    return (
+        f"UPDATE {quote(Send._meta.db_table)} SET {column} = {column} + {amount} "  # noqa: S608
+        f"WHERE {quote('id')} = %s AND ({when}) RETURNING {_returned()}"
+    )
+
+
+def judge(*, send_id: int, row: tuple | None) -> str | None:
+    """Pause the send if the figures just counted (the columns of _READ, in order)
+    crossed a limit; return the reason when this paused it."""
+    if row is None or row[0] != Send.Status.SENDING:
+        return None
+    reason = verdict(Figures(*row[1:]), Limits.from_settings())
+    if reason is None:
+        return None
+    return _pause(send_id=send_id, reason=reason)
 
 
 def _pause(*, send_id: int, reason: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -120,11 +121,16 @@ def _claim_in_one_statement(*, send_id: int, claimant: str, size: int) -> list[t
     five statements cost the recording thread a fifth of its time."""
     sql, params = claim_batch_sql(send_id=send_id, claimant=claimant, size=size)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, list(params))
         return cursor.fetchall()
 
 
-def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, list]:
+# A worker claims batch after batch of the same send with the same arguments;
+# compiling the ORM's queries again for each took a sixth of its time at 2,000
+# messages a second. Nothing in the statement depends on the time it is made
+# (the database's clock is SQL).
+@functools.lru_cache(maxsize=16)
+def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, tuple]:
     """PostgreSQL's claim: the pieces are the ORM's own queries, compiled, so the
     rules (which rows are ready, who is receiving) live in one place."""
     ready_sql, ready_params = _compiled(
@@ -163,10 +169,10 @@ def claim_batch_sql(*, send_id: int, claimant: str, size: int) -> tuple[str, lis
             ON receiving.pk = claimed.subscriber_id
         ORDER BY claimed.id
     """  # noqa: S608
-    params = [
+    params = (
         send_id, Send.Status.SENDING.value, *ready_params, size, claimant,
         *receiving_params,
-    ]  # fmt: skip
+    )  # fmt: skip
     return sql, params
 
 

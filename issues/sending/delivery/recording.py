@@ -1,11 +1,13 @@
 """Recording outcomes as soon as they are known, many messages per statement.
 
 The sessions (delivery/sessions.py) hand every mark and outcome to a thread that
-owns a database connection (on PostgreSQL the marks go to a second one), which
-writes whatever has arrived since its last write in one UPDATE: a row is marked
-"sending" (committed) before its session lets the server accept it, and "sent" in
-the next write after the server's answer. With twenty sessions that is a few
-statements for twenty messages, not two per message.
+owns a database connection, which writes whatever has arrived since its last write
+in one UPDATE: a row is marked "sending" (committed) before its session lets the
+server accept it, and "sent" in the next write after the server's answer. On
+PostgreSQL the marks and the accepted messages go to a second thread and
+connection, which writes both, and the guard's count, in one statement with no
+transaction around it (``Recorder.advance``); refusals, retries and claims stay on
+the first. With twenty sessions that is one statement for about twenty messages.
 
 Times written here are the database's (``Now()``), never a worker's: the reconciler
 compares leases with the same clock whichever host wrote them.
@@ -19,10 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
+from django.db.utils import DatabaseErrorWrapper
 
 from subscribers.services import suppress_address
 
@@ -56,6 +60,11 @@ def fast_commits(on: bool) -> None:
         cursor.execute(
             "SET synchronous_commit TO OFF" if on else "RESET synchronous_commit"
         )
+
+
+def errors_wrapped() -> DatabaseErrorWrapper:
+    """Raise psycopg's errors as Django's, as a Django cursor would."""
+    return DatabaseErrorWrapper(connection)
 
 
 @contextmanager
@@ -106,6 +115,7 @@ class Recorder:
         self.send_id = send_id
         self.table = connection.ops.quote_name(Delivery._meta.db_table)
         self.now = now_sql()
+        self._advance_statement: str | None = None
 
     def write(self, ops: list[Start | Done]) -> dict[str, int]:
         """Record ops (in order of arrival); return how many rows ended how.
@@ -132,13 +142,88 @@ class Recorder:
             op.recorded.set_result(None)
         return counts
 
-    def mark(self, starts: list[Start]) -> None:
-        """Mark the started rows sending (one UPDATE) and resolve their marks.
+    def advance(self, starts: list[Start], sent: list[Done]) -> int:
+        """Mark the started rows sending and the accepted ones sent, and count
+        those for the deliverability guard: one statement, one round trip, no
+        transaction (PostgreSQL; the marks' own thread, see ``separate_marks``).
+        Then resolve every mark and outcome; return how many rows were sent.
 
-        For the marks' own thread and connection (see ``separate_marks``): it writes
-        nothing else, so a mark never waits behind a claim or an outcome.
+        A session waits for both (its next message's mark, its previous
+        message's outcome) before the server may accept its next message, and
+        both are in the same write. The statement's text is the same every time
+        (the rows travel as two arrays), so nothing is parsed again per group.
         """
-        self._advance_and_resolve(starts, [])
+        ops: list[Start | Done] = [*starts, *sent]
+        if not ops:
+            return 0
+        ids = [op.row.id for op in ops]
+        message_ids = [None] * len(starts) + [
+            op.outcome.message_id or op.message_id for op in sent
+        ]
+        params = [ids, message_ids, self.claimant, Delivery.Status.QUEUED.value,
+                  self.send_id]  # fmt: skip
+        try:
+            connection.ensure_connection()
+            # Bound and prepared on the server (psycopg's own cursor): parsed and
+            # planned once per connection, not once per group.
+            with errors_wrapped(), psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(self._advance_sql(), params, prepare=True)
+                rows = cursor.fetchall()
+        except BaseException as exc:
+            for op in starts:
+                op.done.set_exception(exc)
+            for op in sent:
+                op.recorded.set_exception(exc)
+            raise
+        marked = {row[0] for row in rows if not row[1]}
+        for op in starts:
+            op.done.set_result(op.row.id in marked)
+        for op in sent:
+            op.recorded.set_result(None)
+        figures = next((row[2:] for row in rows if row[2] is not None), None)
+        if figures is not None:
+            guard.judge(send_id=self.send_id, row=figures)
+        return sum(1 for row in rows if row[1])
+
+    def _advance_sql(self) -> str:
+        if self._advance_statement is None:
+            # The table's quoted name, the database's clock and the guard's own
+            # SQL; every value is a parameter.
+            sending = Delivery.Status.SENDING.value
+            sent = Delivery.Status.SENT.value
+            counted = guard.accepted_sql(
+                "(SELECT count(*) FROM advanced WHERE sent)",
+                when="EXISTS (SELECT 1 FROM advanced WHERE sent)",
+            )
+            self._advance_statement = f"""
+                WITH given AS (
+                    SELECT * FROM unnest(%s::bigint[], %s::text[])
+                        AS given(id, message_id)
+                ), advanced AS (
+                    UPDATE {self.table} AS d SET
+                        status = CASE WHEN given.message_id IS NULL
+                            THEN '{sending}' ELSE '{sent}' END,
+                        sent_at = CASE WHEN given.message_id IS NULL
+                            THEN d.sent_at ELSE {self.now} END,
+                        message_id = COALESCE(given.message_id, d.message_id),
+                        last_error = CASE WHEN given.message_id IS NULL
+                            THEN d.last_error ELSE '' END,
+                        attempts = CASE WHEN given.message_id IS NULL
+                            THEN d.attempts + 1 ELSE d.attempts END,
+                        claimed_at = {self.now}
+                    FROM given
+                    WHERE d.id = given.id AND (
+                        given.message_id IS NOT NULL
+                        OR (d.claimed_by = %s AND d.status = %s)
+                    )
+                    RETURNING d.id, given.message_id IS NOT NULL AS sent
+                ), counted AS (
+                    {counted}
+                )
+                SELECT advanced.id, advanced.sent, counted.*
+                FROM advanced LEFT JOIN counted ON true
+            """  # noqa: S608
+        return self._advance_statement
 
     def _advance_and_resolve(self, starts: list[Start], sent: list[Done]) -> None:
         """_advance(), then tell each started row's session whether it may send.

@@ -9,9 +9,10 @@ before it reconnects.
 
 The database stays with the task's own thread (Django's connection belongs to it):
 it claims batches and feeds their rows to the sessions, and writes the sessions'
-marks and outcomes in groups (recording.py). On PostgreSQL the marks have a thread
-and connection of their own, so a session's mark never waits behind a claim or an
-outcome being written. A session asks for its row's "sending"
+marks and outcomes in groups (recording.py). On PostgreSQL the marks, and the
+outcomes of the messages the server accepted, have a thread and connection of their
+own, written together in one statement, so a session's mark never waits behind a
+claim. A session asks for its row's "sending"
 mark before MAIL and waits for the commit only before the final dot, so the mark's
 round trip overlaps the SMTP ones. Before that dot it also waits until its previous
 message's outcome is written, so a crash leaves at most one ambiguous row per open
@@ -123,8 +124,11 @@ class SessionPool:
         self.per_connection = settings.SENDING_MESSAGES_PER_CONNECTION
         self.rows: queue.Queue[Claimed] = queue.Queue()
         self.ops: queue.SimpleQueue[Start | Done] = queue.SimpleQueue()
-        # On PostgreSQL the marks have their own thread and connection (run()).
-        self.marks: queue.SimpleQueue[Start] | None = None
+        # On PostgreSQL the marks, and the outcomes of messages the server
+        # accepted, have their own thread and connection (run()).
+        self.marks: queue.SimpleQueue[Start | Done] | None = None
+        # Messages that thread recorded sent.
+        self._marked_sent = 0
         self._marks_end: BaseException | None = None
         self._marks_stop = threading.Event()
         self.feeding = True
@@ -184,6 +188,7 @@ class SessionPool:
             self._marks_stop.set()
             if marker is not None:
                 marker.join(30)
+        run.sent += self._marked_sent
         run.stopped = self.unreachable
         self.recorder.release(wait=retry_delay(1) if self.unreachable else 0)
         if self.error is not None:
@@ -234,35 +239,39 @@ class SessionPool:
                     op = waiting.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(op, Start) and not op.done.done():
-                    op.done.set_exception(exc)
-                elif isinstance(op, Done) and not op.recorded.done():
-                    op.recorded.set_exception(exc)
+                _fail(op, exc)
 
     # --- the marks' thread (PostgreSQL) -------------------------------------------
 
     def _write_marks(self) -> None:
-        """Write the sessions' "sending" marks on this thread's own connection."""
+        """Write the sessions' "sending" marks, and the outcomes of the messages
+        the server accepted, on this thread's own connection: whatever arrived
+        since the last write, in one statement (Recorder.advance)."""
         assert self.marks is not None
         try:
             fast_commits(True)
             while True:
                 try:
-                    starts = [self.marks.get(timeout=_TICK)]
+                    ops = [self.marks.get(timeout=_TICK)]
                 except queue.Empty:
                     if self._marks_stop.is_set():
                         return
                     continue
                 while True:
                     try:
-                        starts.append(self.marks.get_nowait())
+                        ops.append(self.marks.get_nowait())
                     except queue.Empty:
                         break
                 if self._marks_end is not None:
-                    for op in starts:
-                        op.done.set_exception(self._marks_end)
+                    for op in ops:
+                        _fail(op, self._marks_end)
                     continue
-                self.recorder.mark(starts)
+                sent = self.recorder.advance(
+                    [op for op in ops if isinstance(op, Start)],
+                    [op for op in ops if isinstance(op, Done)],
+                )
+                with self._lock:
+                    self._marked_sent += sent
         except BaseException as exc:  # noqa: BLE001 - handed to the recording thread
             with self._lock:
                 self.error = self.error or exc
@@ -423,7 +432,11 @@ class SessionPool:
         self, row: Claimed, outcome: Outcome, message_id: str, *, started: bool = True
     ) -> Done:
         done = Done(row, outcome, message_id, started=started)
-        self.ops.put(done)
+        if self.marks is not None and outcome.kind == SENT:
+            # With the next message's mark, in one statement (_write_marks).
+            self.marks.put(done)
+        else:
+            self.ops.put(done)
         with self._lock:
             self._out -= 1
         if outcome.slow_down:
@@ -515,6 +528,13 @@ class SessionPool:
             transport.close()
         with self._lock:
             self._connected.discard(index)
+
+
+def _fail(op: Start | Done, exc: BaseException) -> None:
+    """Tell the session waiting for op that it was not written."""
+    waiting = op.done if isinstance(op, Start) else op.recorded
+    if not waiting.done():
+        waiting.set_exception(exc)
 
 
 def _await_recorded(last: Done | None) -> None:
