@@ -62,11 +62,6 @@ def fast_commits(on: bool) -> None:
         )
 
 
-def errors_wrapped() -> DatabaseErrorWrapper:
-    """Raise psycopg's errors as Django's, as a Django cursor would."""
-    return DatabaseErrorWrapper(connection)
-
-
 @contextmanager
 def recording_session() -> Iterator[None]:
     """Commits skip the WAL flush wait while a worker records outcomes."""
@@ -75,6 +70,11 @@ def recording_session() -> Iterator[None]:
         yield
     finally:
         fast_commits(False)
+
+
+def _quoted(value: str) -> str:
+    """value as an element of a PostgreSQL array literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class Latch:
@@ -163,6 +163,8 @@ class Recorder:
         self.now = now_sql()
         self._advance_statement: str | None = None
         self._cursor: psycopg.Cursor | None = None
+        # psycopg's errors raised as Django's, as a Django cursor would.
+        self._errors = DatabaseErrorWrapper(connection)
 
     def write(self, ops: list[Start | Done]) -> dict[str, int]:
         """Record ops (in order of arrival); return how many rows ended how.
@@ -197,48 +199,52 @@ class Recorder:
 
         A session waits for both (its next message's mark, its previous
         message's outcome) before the server may accept its next message, and
-        both are in the same write. The statement's text is the same every time
-        (the rows travel as two arrays), so nothing is parsed again per group.
+        both are in the same write. It is the thread every session waits for, so
+        it does little per row in Python: the statement's text is the same every
+        time (prepared once per connection), the rows travel as two array
+        literals (the sent rows' ids first, then the started ones; only the sent
+        have a Message-ID), and the answer is one row.
         """
-        ops: list[Start | Done] = [*starts, *sent]
-        if not ops:
+        if not starts and not sent:
             return 0
-        ids = [op.row.id for op in ops]
-        message_ids = [None] * len(starts) + [
-            op.outcome.message_id or op.message_id for op in sent
-        ]
+        rows = [*sent, *starts]
+        ids = "{" + ",".join([str(int(op.row.id)) for op in rows]) + "}"
+        message_ids = (
+            "{"
+            + ",".join([_quoted(op.outcome.message_id or op.message_id) for op in sent])
+            + "}"
+        )
         params = [ids, message_ids, self.claimant, Delivery.Status.QUEUED.value,
                   self.send_id]  # fmt: skip
         try:
-            with errors_wrapped():
+            with self._errors:
                 cursor = self._advance_cursor()
                 cursor.execute(self._advance_sql(), params, prepare=True)
-                rows = cursor.fetchall()
+                row = cursor.fetchone()
         except BaseException as exc:
             for op in starts:
                 op.done.set_exception(exc)
             for op in sent:
                 op.recorded.set_exception(exc)
             raise
-        marked = {row[0] for row in rows if not row[1]}
+        assert row is not None  # (the statement always answers one row)
+        marked = set(row[0] or ())
         for op in starts:
             op.done.set_result(op.row.id in marked)
         for op in sent:
             op.recorded.set_result(None)
-        figures = next((row[2:] for row in rows if row[2] is not None), None)
-        if figures is not None:
-            guard.judge(send_id=self.send_id, row=figures)
-        return sum(1 for row in rows if row[1])
+        if row[2] is not None:
+            guard.judge(send_id=self.send_id, row=row[2:])
+        return row[1]
 
     def _advance_cursor(self) -> psycopg.Cursor:
         """psycopg's own cursor on this thread's connection, kept from group to
         group: bound and prepared on the server, the statement is parsed and
         planned once per connection, not once per group."""
-        connection.ensure_connection()
-        raw = connection.connection
         cursor = self._cursor
-        if cursor is None or cursor.closed or cursor.connection is not raw:
-            cursor = self._cursor = psycopg.Cursor(raw)
+        if cursor is None or cursor.closed:
+            connection.ensure_connection()
+            cursor = self._cursor = psycopg.Cursor(connection.connection)
         return cursor
 
     def _advance_sql(self) -> str:
@@ -253,6 +259,7 @@ class Recorder:
             )
             self._advance_statement = f"""
                 WITH given AS (
+                    -- The shorter array (message ids) is padded with NULLs.
                     SELECT * FROM unnest(%s::bigint[], %s::text[])
                         AS given(id, message_id)
                 ), advanced AS (
@@ -276,8 +283,11 @@ class Recorder:
                 ), counted AS (
                     {counted}
                 )
-                SELECT advanced.id, advanced.sent, counted.*
-                FROM advanced LEFT JOIN counted ON true
+                SELECT
+                    (SELECT array_agg(id) FROM advanced WHERE NOT sent),
+                    (SELECT count(*) FROM advanced WHERE sent),
+                    counted.*
+                FROM (SELECT 1) AS one LEFT JOIN counted ON true
             """  # noqa: S608
         return self._advance_statement
 
