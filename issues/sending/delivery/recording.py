@@ -207,7 +207,7 @@ class Recorder:
         """
         if not starts and not sent:
             return 0
-        rows = [*sent, *starts]
+        rows: list[Start | Done] = [*sent, *starts]
         ids = "{" + ",".join([str(int(op.row.id)) for op in rows]) + "}"
         message_ids = (
             "{"
