@@ -9,6 +9,7 @@ import email.utils
 import html
 import quopri
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -91,6 +92,21 @@ def _runs(chunks: list[bytes | str]) -> list[tuple[bytes, ...] | str]:
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+# The Date header's value and the second it is for.
+_date: tuple[int, bytes] = (0, b"")
+
+
+def _date_header() -> bytes:
+    """Date's value, formatted once a second: every message built in that second
+    carries the same one."""
+    global _date  # noqa: PLW0603 - a one-entry cache, replaced whole
+    now = int(time.time())
+    second, value = _date
+    if second != now:
+        value = email.utils.formatdate(now, usegmt=True).encode("ascii")
+        _date = (now, value)
+    return value
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -229,14 +245,21 @@ class PreparedEmail:
         doubled), using the chunks stuffed once per segment.
         """
         url = self.unsubscribe_url(recipient.token)
-        mailto = f"{self.mailto}?subject={quote('unsubscribe ' + recipient.token)}"
+        token = recipient.token
+        # Tokens are URL-safe already (secrets.token_urlsafe): quote() only for others.
+        subject = (
+            "unsubscribe%20" + token
+            if _URL_SAFE.fullmatch(token)
+            else quote("unsubscribe " + token)
+        )
+        mailto = f"{self.mailto}?subject={subject}"
         to = format_address(recipient.name, recipient.email)
         head = [
             b"To: ",
             clean_header_text(to).encode("utf-8"),
             CRLF,
             b"Date: ",
-            email.utils.formatdate(usegmt=True).encode("ascii"),
+            _date_header(),
             CRLF,
             b"Message-ID: <",
             recipient.message_id.encode("ascii"),
