@@ -177,7 +177,12 @@ class Recorder:
         sent = [op for op in dones if op.outcome.kind == SENT]
         counts = {"sent": len(sent), "failed": 0, "retried": 0}
         try:
-            self._advance_and_resolve(starts, sent)
+            if connection.vendor == "postgresql":
+                # The marks' thread's own statement, here inside the caller's
+                # transaction if there is one: one way to write them per database.
+                self.advance(starts, sent)
+            else:
+                self._advance_and_resolve(starts, sent)
             for op in dones:
                 if op.outcome.kind != SENT:
                     kind = self._unsent(op.row, op.outcome, counted=op.started)
@@ -292,7 +297,8 @@ class Recorder:
         return self._advance_statement
 
     def _advance_and_resolve(self, starts: list[Start], sent: list[Done]) -> None:
-        """_advance(), then tell each started row's session whether it may send.
+        """_advance(), then tell each started row's session whether it may send
+        (SQLite; PostgreSQL writes the same with advance()).
 
         The accepted emails are counted for the deliverability guard in the same
         transaction (which may pause the send: the next claim then stops).
